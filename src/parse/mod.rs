@@ -1,0 +1,87 @@
+//! Decoding of scraped exposition bodies into samples.
+//!
+//! Two formats come back from a Prometheus `/federate`: the text format 0.0.4 ([`text`]) and
+//! length-delimited `io.prometheus.client.MetricFamily` protobuf ([`protobuf`]). Both push what
+//! they decode into a [`Sink`] so that the caller decides what to keep and nothing is allocated
+//! per sample by the parser itself.
+//!
+//! The text parser is our own: `prometheus-parse` drops every series whose name contains `:`
+//! (recording rules, the bulk of typical `/federate` content), mangles label values containing
+//! `,` `=` `}` and replaces absent timestamps with "now" (see `../shared/CRATES.md` and the
+//! `parse` benchmark, which keeps both side by side).
+
+pub mod protobuf;
+pub mod text;
+
+pub use protobuf::{ProtobufError, parse_protobuf_delimited};
+pub use text::{TextError, parse_text};
+
+/// The type a `# TYPE` line (or a protobuf `MetricFamily`) declares for a family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+    GaugeHistogram,
+    Info,
+    StateSet,
+    #[default]
+    Untyped,
+}
+
+impl MetricType {
+    /// The word used for this type in a text `# TYPE` line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::Summary => "summary",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            MetricType::Untyped => "untyped",
+        }
+    }
+
+    /// Parses the word of a `# TYPE` line; `None` for an unknown word.
+    pub fn from_word(word: &str) -> Option<MetricType> {
+        Some(match word {
+            "counter" => MetricType::Counter,
+            "gauge" => MetricType::Gauge,
+            "histogram" => MetricType::Histogram,
+            "summary" => MetricType::Summary,
+            "gaugehistogram" => MetricType::GaugeHistogram,
+            "info" => MetricType::Info,
+            "stateset" => MetricType::StateSet,
+            "untyped" | "unknown" => MetricType::Untyped,
+            _ => return None,
+        })
+    }
+}
+
+/// One label of a sample as it was found in the body.
+///
+/// `escaped` is true when `value` is the raw text between the quotes of a text-format label,
+/// which may still contain the escapes `\\`, `\"` and `\n`; false when `value` is the plain
+/// string (protobuf).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawLabel<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    pub escaped: bool,
+}
+
+/// Receives what a parser decodes, in body order.
+pub trait Sink {
+    /// A `# TYPE` line or a protobuf family: the samples that follow whose name is `family` or
+    /// `family` plus a histogram/summary suffix belong to it.
+    fn family(&mut self, family: &str, metric_type: MetricType);
+
+    /// One sample. `name` is the full sample name (`foo_bucket` for a histogram bucket),
+    /// `labels` are in body order (not sorted, possibly repeating a name: the sink decides),
+    /// `timestamp_ms` is absent when the body gave none.
+    fn sample(&mut self, name: &str, labels: &[RawLabel<'_>], value: f64, timestamp_ms: Option<i64>);
+}

@@ -1,0 +1,601 @@
+//! One HA group's merge state: its replicas, its leader, and per series what each replica last
+//! reported and what was last emitted.
+//!
+//! [`Group::apply`] takes one scrape outcome and a clock reading and is otherwise pure, so every
+//! rule below is tested without a network or a real clock.
+//!
+//! Rules (see the README, "Merge semantics"):
+//! - identity: labels minus replica labels (done by [`crate::series`]);
+//! - the leader is the preferred replica (pinned, else the primary, else the first listed); a
+//!   replica whose last scrape failed is unhealthy and loses leadership at once to the healthiest
+//!   follower in preference order (a failover); the preferred replica takes it back after
+//!   `hold_down` consecutive good scrapes;
+//! - per series the leader's sample is emitted while the leader has it present in its latest
+//!   scrape and fresh; when the leader lacks it, or its timestamp lags the newest follower's by more
+//!   than twice the series' learned interval plus one promfed scrape interval, the newest
+//!   follower sample fills in;
+//! - per series a sample is emitted only if its timestamp is newer than the last emitted one;
+//! - counters carry an offset across a change of source so that the emitted value never drops
+//!   because of the switch; a drop inside one source is a real reset and clears the offset;
+//! - a series no replica has reported for longer than the lookback is dropped.
+
+use crate::parse::MetricType;
+use crate::series::{Batch, Kind};
+use hashbrown::HashTable;
+use serde::Serialize;
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// The role a replica plays in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    #[default]
+    Secondary,
+}
+
+/// Per-group settings the merge needs.
+#[derive(Clone, Debug)]
+pub struct GroupSettings {
+    pub name: String,
+    /// Consecutive good scrapes before the preferred replica becomes leader again.
+    pub hold_down: u32,
+    /// Series not reported for this long disappear (Prometheus' lookback delta).
+    pub lookback_ms: i64,
+    /// promfed's own scrape interval for the group: slack when judging freshness.
+    pub scrape_interval_ms: i64,
+}
+
+/// A replica as discovery describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaSpec {
+    pub name: String,
+    pub role: Role,
+    pub address: String,
+}
+
+/// What one scrape of one replica produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub replica: String,
+    /// Wall-clock time the scrape started, in ms since the epoch.
+    pub started_ms: i64,
+    pub duration_secs: f64,
+    pub result: Result<Batch, String>,
+}
+
+/// Why the last emitted sample of a series came from where it did; counted in metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Samples emitted by this apply.
+    pub emitted: u64,
+    /// Of those, samples taken from a follower while the leader was healthy (per-series fill).
+    pub filled: u64,
+    /// Counter samples whose source changed and whose value needed an offset.
+    pub offsets_applied: u64,
+    /// Samples repeated inside one scrape once replica labels were removed (newest kept).
+    pub duplicates: u64,
+    /// Series dropped because nothing reported them within the lookback.
+    pub expired: u64,
+    /// Stale markers received and ignored.
+    pub stale_markers: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Latest {
+    ts: i64,
+    value: f64,
+    /// The replica's scrape generation that reported it; equal to the replica's current
+    /// generation means "present in its latest scrape".
+    generation: u32,
+}
+
+struct Series {
+    key: Arc<str>,
+    hash: u64,
+    emitted_ts: i64,
+    emitted_value: f64,
+    offset: f64,
+    interval_ms: u32,
+    source: u8,
+    kind: Kind,
+    render_type: MetricType,
+    latest: SmallVec<[Latest; 2]>,
+}
+
+const NEVER: i64 = i64::MIN;
+const NO_SOURCE: u8 = u8::MAX;
+
+impl Series {
+    fn latest(&self, slot: usize) -> Option<&Latest> {
+        self.latest.get(slot).filter(|l| l.ts != NEVER)
+    }
+
+    fn newest_known(&self) -> i64 {
+        self.latest.iter().map(|l| l.ts).fold(self.emitted_ts, i64::max)
+    }
+}
+
+/// Health and history of one replica, as shown in status.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplicaStatus {
+    pub name: String,
+    pub role: Role,
+    pub address: String,
+    /// `None` until the first scrape completes.
+    pub healthy: Option<bool>,
+    pub consecutive_good_scrapes: u32,
+    pub last_scrape_ms: Option<i64>,
+    pub last_duration_seconds: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_samples: usize,
+    /// False once discovery no longer lists it (its slot is kept until reused).
+    #[serde(skip)]
+    pub active: bool,
+    #[serde(skip)]
+    generation: u32,
+}
+
+/// A group's state as shown by the status API.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub leader: Option<String>,
+    pub preferred: Option<String>,
+    pub pinned: Option<String>,
+    /// True when no replica's last scrape succeeded (and at least one was tried).
+    pub down: bool,
+    pub failovers: u64,
+    pub series: usize,
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One series as published in a snapshot.
+#[derive(Clone, Debug)]
+pub struct SnapEntry {
+    pub key: Arc<str>,
+    pub ts: i64,
+    pub value: f64,
+    pub render_type: MetricType,
+}
+
+/// Errors of operator commands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("group {0:?} does not exist")]
+    NoSuchGroup(String),
+    #[error("replica {replica:?} is not a member of group {group:?}")]
+    NoSuchReplica { group: String, replica: String },
+}
+
+/// The merge state of one group.
+pub struct Group {
+    settings: GroupSettings,
+    replicas: Vec<ReplicaStatus>,
+    leader: Option<usize>,
+    pin: Option<usize>,
+    failovers: u64,
+    series: Vec<Series>,
+    free: Vec<u32>,
+    index: HashTable<u32>,
+    /// Live slab indices sorted by key, so snapshots come out sorted without a sort per merge.
+    order: Vec<u32>,
+    order_dirty: bool,
+    tried: bool,
+}
+
+impl Group {
+    /// A group with no replicas yet.
+    pub fn new(settings: GroupSettings) -> Self {
+        Group {
+            settings,
+            replicas: Vec::new(),
+            leader: None,
+            pin: None,
+            failovers: 0,
+            series: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            order: Vec::new(),
+            order_dirty: false,
+            tried: false,
+        }
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// Replaces the settings (on reload); state is kept.
+    pub fn set_settings(&mut self, settings: GroupSettings) {
+        self.settings = settings;
+    }
+
+    /// Makes the replica set equal to `specs`: new replicas get a slot, vanished ones are
+    /// deactivated (their samples no longer count), changed roles or addresses are updated.
+    pub fn set_replicas(&mut self, specs: &[ReplicaSpec]) {
+        for r in &mut self.replicas {
+            if !specs.iter().any(|s| s.name == r.name) {
+                r.active = false;
+                r.healthy = None;
+                r.consecutive_good_scrapes = 0;
+                // A new generation makes every sample it reported "absent".
+                r.generation = r.generation.wrapping_add(1);
+            }
+        }
+        for spec in specs {
+            if let Some(r) = self.replicas.iter_mut().find(|r| r.name == spec.name) {
+                r.role = spec.role;
+                r.address.clone_from(&spec.address);
+                r.active = true;
+                continue;
+            }
+            let status = ReplicaStatus {
+                name: spec.name.clone(),
+                role: spec.role,
+                address: spec.address.clone(),
+                healthy: None,
+                consecutive_good_scrapes: 0,
+                last_scrape_ms: None,
+                last_duration_seconds: None,
+                last_error: None,
+                last_samples: 0,
+                active: true,
+                generation: 0,
+            };
+            // Reuse the slot of a replica that is gone, keeping its generation counter so the
+            // samples it left behind never look present for the newcomer.
+            if let Some(slot) = self.replicas.iter().position(|r| !r.active) {
+                let generation = self.replicas[slot].generation.wrapping_add(1);
+                if self.pin == Some(slot) {
+                    self.pin = None;
+                }
+                self.replicas[slot] = ReplicaStatus { generation, ..status };
+            } else if self.replicas.len() < usize::from(NO_SOURCE) {
+                self.replicas.push(status);
+            }
+        }
+        if self.leader.is_some_and(|l| !self.replicas[l].active) {
+            self.leader = None;
+        }
+        self.elect();
+    }
+
+    fn slot(&self, name: &str) -> Option<usize> {
+        self.replicas.iter().position(|r| r.active && r.name == name)
+    }
+
+    /// The replica that should lead when healthy: the pinned one, else the primary, else the
+    /// first listed.
+    fn preferred(&self) -> Option<usize> {
+        if let Some(p) = self.pin {
+            return Some(p);
+        }
+        let active = || self.replicas.iter().enumerate().filter(|(_, r)| r.active);
+        active()
+            .find(|(_, r)| r.role == Role::Primary)
+            .or_else(|| active().next())
+            .map(|(i, _)| i)
+    }
+
+    /// Replicas in preference order: preferred first, then primaries, then the rest as listed.
+    fn preference_order(&self) -> Vec<usize> {
+        let preferred = self.preferred();
+        let mut order: Vec<usize> = (0..self.replicas.len()).filter(|&i| self.replicas[i].active).collect();
+        order.sort_by_key(|&i| (Some(i) != preferred, self.replicas[i].role != Role::Primary, i));
+        order
+    }
+
+    fn elect(&mut self) {
+        let healthy = |i: usize| self.replicas[i].active && self.replicas[i].healthy == Some(true);
+        let preferred = self.preferred();
+        match self.leader {
+            // A leader not yet scraped keeps its place: only a failed scrape causes a failover.
+            Some(l) if self.replicas[l].active && self.replicas[l].healthy != Some(false) => {
+                if let Some(p) = preferred
+                    && p != l
+                    && healthy(p)
+                    && self.replicas[p].consecutive_good_scrapes >= self.settings.hold_down
+                {
+                    tracing::info!(group = %self.settings.name, from = %self.replicas[l].name,
+                        to = %self.replicas[p].name, "preferred replica is leader again");
+                    self.leader = Some(p);
+                }
+            }
+            current => {
+                let next = self
+                    .preference_order()
+                    .into_iter()
+                    .find(|&i| healthy(i))
+                    .or_else(|| if current.is_none() { preferred } else { None });
+                if let Some(n) = next
+                    && Some(n) != current
+                {
+                    if let Some(c) = current {
+                        self.failovers += 1;
+                        tracing::warn!(group = %self.settings.name, from = %self.replicas[c].name,
+                            to = %self.replicas[n].name, "leader failed, failing over");
+                    }
+                    self.leader = Some(n);
+                }
+            }
+        }
+    }
+
+    /// Pins `replica` as the preferred leader; it takes over as soon as it is healthy.
+    pub fn pin(&mut self, replica: &str) -> Result<(), CommandError> {
+        let slot = self.slot(replica).ok_or_else(|| CommandError::NoSuchReplica {
+            group: self.settings.name.clone(),
+            replica: replica.to_owned(),
+        })?;
+        self.pin = Some(slot);
+        // An operator's pin takes effect at once when the replica is healthy; otherwise the
+        // usual failover and hold-down bring it back.
+        if self.replicas[slot].healthy == Some(true) && self.leader != Some(slot) {
+            tracing::info!(group = %self.settings.name, replica = %replica, "leader pinned");
+            self.leader = Some(slot);
+        }
+        self.elect();
+        Ok(())
+    }
+
+    /// Removes the pin; the configured preference applies again (with the usual hold-down).
+    pub fn unpin(&mut self) {
+        self.pin = None;
+        self.elect();
+    }
+
+    /// Applies one scrape outcome at wall-clock time `now_ms` and re-evaluates every series.
+    pub fn apply(&mut self, outcome: Outcome, now_ms: i64) -> ApplyStats {
+        let mut stats = ApplyStats::default();
+        self.tried = true;
+        let Some(slot) = self.slot(&outcome.replica) else {
+            tracing::debug!(group = %self.settings.name, replica = %outcome.replica, "outcome of a replica no longer discovered");
+            return stats;
+        };
+        {
+            let r = &mut self.replicas[slot];
+            r.last_scrape_ms = Some(outcome.started_ms);
+            r.last_duration_seconds = Some(outcome.duration_secs);
+            r.generation = r.generation.wrapping_add(1);
+        }
+        match outcome.result {
+            Ok(batch) => {
+                let r = &mut self.replicas[slot];
+                r.healthy = Some(true);
+                r.consecutive_good_scrapes = r.consecutive_good_scrapes.saturating_add(1);
+                r.last_error = None;
+                r.last_samples = batch.len();
+                self.ingest(slot, &batch, outcome.started_ms, &mut stats);
+            }
+            Err(e) => {
+                let r = &mut self.replicas[slot];
+                r.healthy = Some(false);
+                r.consecutive_good_scrapes = 0;
+                r.last_error = Some(e);
+                r.last_samples = 0;
+            }
+        }
+        self.elect();
+        self.select(now_ms, &mut stats);
+        stats
+    }
+
+    fn ingest(&mut self, slot: usize, batch: &Batch, scrape_ms: i64, stats: &mut ApplyStats) {
+        let generation = self.replicas[slot].generation;
+        for entry in batch.entries() {
+            if is_stale_marker(entry.value) {
+                stats.stale_markers += 1;
+                continue;
+            }
+            let key = batch.key(entry);
+            let ts = entry.timestamp_ms.unwrap_or(scrape_ms);
+            let series = &self.series;
+            let idx = match self.index.find(entry.hash, |&i| &*series[i as usize].key == key) {
+                Some(&i) => i as usize,
+                None => {
+                    let s = Series {
+                        key: Arc::from(key),
+                        hash: entry.hash,
+                        emitted_ts: NEVER,
+                        emitted_value: 0.0,
+                        offset: 0.0,
+                        interval_ms: 0,
+                        source: NO_SOURCE,
+                        kind: entry.kind,
+                        render_type: entry.render_type,
+                        latest: SmallVec::new(),
+                    };
+                    let i = match self.free.pop() {
+                        Some(i) => {
+                            self.series[i as usize] = s;
+                            i
+                        }
+                        None => {
+                            self.series.push(s);
+                            (self.series.len() - 1) as u32
+                        }
+                    };
+                    let series = &self.series;
+                    self.index.insert_unique(entry.hash, i, |&j| series[j as usize].hash);
+                    self.order.push(i);
+                    self.order_dirty = true;
+                    i as usize
+                }
+            };
+            let s = &mut self.series[idx];
+            if s.latest.len() <= slot {
+                s.latest.resize(slot + 1, Latest { ts: NEVER, value: 0.0, generation: 0 });
+            }
+            let l = &mut s.latest[slot];
+            if l.generation == generation && l.ts != NEVER {
+                stats.duplicates += 1;
+                if ts <= l.ts {
+                    continue;
+                }
+            } else if l.ts != NEVER && ts > l.ts {
+                let delta = (ts - l.ts).min(i64::from(u32::MAX)) as u32;
+                s.interval_ms = if s.interval_ms == 0 {
+                    delta
+                } else {
+                    // Smoothed, leaning to the smaller value: a missed upstream scrape doubles
+                    // one delta but should not double the expected interval.
+                    ((u64::from(s.interval_ms) * 3 + u64::from(delta)) / 4).min(u64::from(delta.max(s.interval_ms))) as u32
+                };
+            }
+            *l = Latest { ts, value: entry.value, generation };
+        }
+    }
+
+    fn present(&self, s: &Series, slot: usize) -> Option<Latest> {
+        let r = &self.replicas[slot];
+        if !r.active || r.healthy != Some(true) {
+            return None;
+        }
+        s.latest(slot).filter(|l| l.generation == r.generation).copied()
+    }
+
+    fn select(&mut self, now_ms: i64, stats: &mut ApplyStats) {
+        let leader = self.leader;
+        let order = self.preference_order();
+        let followers: Vec<usize> = order.iter().copied().filter(|&i| Some(i) != leader).collect();
+        let lookback = self.settings.lookback_ms;
+        let slack = self.settings.scrape_interval_ms;
+        let mut expired = Vec::new();
+        for idx in 0..self.series.len() {
+            if self.series[idx].latest.is_empty() && self.series[idx].emitted_ts == NEVER {
+                continue; // a free slab slot
+            }
+            let s = &self.series[idx];
+            let from_leader = leader.and_then(|l| self.present(s, l).map(|x| (l, x)));
+            let mut best: Option<(usize, Latest)> = None;
+            for &f in &followers {
+                if let Some(x) = self.present(s, f)
+                    && best.is_none_or(|(_, b)| x.ts > b.ts)
+                {
+                    best = Some((f, x));
+                }
+            }
+            let interval = if s.interval_ms == 0 { slack } else { i64::from(s.interval_ms) };
+            let candidate = match (from_leader, best) {
+                (Some(l), Some(f)) if f.1.ts - l.1.ts > 2 * interval + slack => Some((f, true)),
+                (Some(l), _) => Some((l, false)),
+                (None, Some(f)) => Some((f, leader.is_some_and(|l| self.replicas[l].healthy == Some(true)))),
+                (None, None) => None,
+            };
+            let s = &mut self.series[idx];
+            if let Some(((src, sample), fill)) = candidate
+                && sample.ts > s.emitted_ts
+            {
+                emit(s, src as u8, sample, stats);
+                stats.emitted += 1;
+                if fill {
+                    stats.filled += 1;
+                }
+            }
+            if now_ms - s.newest_known() > lookback {
+                expired.push(idx);
+            }
+        }
+        for idx in expired {
+            let s = &mut self.series[idx];
+            let hash = s.hash;
+            s.latest = SmallVec::new();
+            s.emitted_ts = NEVER;
+            s.key = Arc::from("");
+            if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == idx) {
+                e.remove();
+            }
+            self.free.push(idx as u32);
+            stats.expired += 1;
+            self.order_dirty = true;
+        }
+    }
+
+    /// Live series count.
+    pub fn series_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The series to serve at `now_ms`, sorted by key: every series with an emitted sample no
+    /// older than the lookback.
+    pub fn snapshot_entries(&mut self, now_ms: i64) -> Vec<SnapEntry> {
+        if self.order_dirty {
+            let series = &self.series;
+            let index_len = self.index.len();
+            self.order.retain(|&i| series[i as usize].emitted_ts != NEVER || !series[i as usize].latest.is_empty());
+            self.order.dedup();
+            // Mostly sorted with new keys appended: the stable sort merges the runs cheaply.
+            self.order.sort_by(|&a, &b| series[a as usize].key.cmp(&series[b as usize].key));
+            self.order.dedup_by(|a, b| series[*a as usize].key == series[*b as usize].key);
+            debug_assert_eq!(self.order.len(), index_len);
+            self.order_dirty = false;
+        }
+        let lookback = self.settings.lookback_ms;
+        self.order
+            .iter()
+            .map(|&i| &self.series[i as usize])
+            .filter(|s| s.emitted_ts != NEVER && now_ms - s.emitted_ts <= lookback)
+            .map(|s| SnapEntry {
+                key: s.key.clone(),
+                ts: s.emitted_ts,
+                value: s.emitted_value,
+                render_type: s.render_type,
+            })
+            .collect()
+    }
+
+    /// The group's state for the status API and metrics.
+    pub fn status(&self) -> GroupStatus {
+        let name = |i: Option<usize>| i.map(|i| self.replicas[i].name.clone());
+        let active: Vec<&ReplicaStatus> = self.replicas.iter().filter(|r| r.active).collect();
+        GroupStatus {
+            name: self.settings.name.clone(),
+            leader: name(self.leader),
+            preferred: name(self.preferred()),
+            pinned: name(self.pin),
+            down: self.tried && !active.is_empty() && active.iter().all(|r| r.healthy != Some(true)),
+            failovers: self.failovers,
+            series: self.series_count(),
+            replicas: active.into_iter().cloned().collect(),
+        }
+    }
+}
+
+fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
+    let v = sample.value;
+    if s.kind == Kind::Counter && s.emitted_ts != NEVER && v.is_finite() && s.emitted_value.is_finite() {
+        if src == s.source {
+            let raw_prev = s.emitted_value - s.offset;
+            if v < raw_prev {
+                // A real reset inside one source: pass it through.
+                s.offset = 0.0;
+            }
+        } else if v < s.emitted_value {
+            // The new source is behind the last emitted value: carry the difference so the
+            // switch does not look like a reset.
+            s.offset = s.emitted_value - v;
+            stats.offsets_applied += 1;
+        } else {
+            s.offset = 0.0;
+        }
+        s.emitted_value = v + s.offset;
+    } else {
+        s.offset = 0.0;
+        s.emitted_value = v;
+    }
+    s.emitted_ts = sample.ts;
+    s.source = src;
+}
+
+/// Prometheus' staleness marker: a NaN with this exact bit pattern.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+fn is_stale_marker(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+#[cfg(test)]
+mod tests;

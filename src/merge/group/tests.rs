@@ -1,0 +1,362 @@
+//! The merge rules, one test per case of the README's "Merge semantics", plus property tests.
+//! Timestamps are in seconds in the test names and tables, milliseconds in the code.
+
+use super::*;
+use crate::parse::{RawLabel, Sink};
+use crate::series::{BatchBuilder, Identity};
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const S: i64 = 1000;
+
+fn identity() -> Identity {
+    Identity::new(vec!["replica".into()], vec![], true)
+}
+
+fn settings() -> GroupSettings {
+    GroupSettings { name: "g".into(), hold_down: 2, lookback_ms: 300 * S, scrape_interval_ms: 5 * S }
+}
+
+fn group() -> Group {
+    let mut g = Group::new(settings());
+    g.set_replicas(&[
+        ReplicaSpec { name: "a".into(), role: Role::Primary, address: "a:9090".into() },
+        ReplicaSpec { name: "b".into(), role: Role::Secondary, address: "b:9090".into() },
+    ]);
+    g
+}
+
+/// A batch of `(name, value, ts_seconds)` with the replica label set to `replica`.
+fn batch(replica: &str, samples: &[(&str, f64, i64)]) -> Batch {
+    let id = identity();
+    let mut b = BatchBuilder::new(&id, 0);
+    for (name, value, ts) in samples {
+        b.sample(name, &[RawLabel { name: "replica", value: replica, escaped: true }], *value, Some(ts * S));
+    }
+    b.finish()
+}
+
+fn ok(g: &mut Group, replica: &str, now_s: i64, samples: &[(&str, f64, i64)]) -> ApplyStats {
+    let outcome = Outcome {
+        replica: replica.into(),
+        started_ms: now_s * S,
+        duration_secs: 0.01,
+        result: Ok(batch(replica, samples)),
+    };
+    g.apply(outcome, now_s * S)
+}
+
+fn fail(g: &mut Group, replica: &str, now_s: i64) -> ApplyStats {
+    let outcome = Outcome {
+        replica: replica.into(),
+        started_ms: now_s * S,
+        duration_secs: 0.01,
+        result: Err("connection refused".into()),
+    };
+    g.apply(outcome, now_s * S)
+}
+
+/// What a downstream scrape at `now_s` would see: key → (ts seconds, value).
+fn view(g: &mut Group, now_s: i64) -> HashMap<String, (i64, f64)> {
+    g.snapshot_entries(now_s * S).into_iter().map(|e| (e.key.to_string(), (e.ts / S, e.value))).collect()
+}
+
+fn ts_of(g: &mut Group, now_s: i64, key: &str) -> Option<i64> {
+    view(g, now_s).get(key).map(|x| x.0)
+}
+
+#[test]
+fn healthy_pair_emits_only_the_primary() {
+    let mut g = group();
+    let mut seen = Vec::new();
+    for k in 0..10 {
+        let t = k * 5;
+        ok(&mut g, "a", t + 1, &[("x", t as f64, t)]);
+        seen.push(ts_of(&mut g, t + 1, "x").unwrap());
+        ok(&mut g, "b", t + 3, &[("x", (t + 2) as f64, t + 2)]);
+        seen.push(ts_of(&mut g, t + 3, "x").unwrap());
+    }
+    // Only A's timestamps (multiples of 5) are ever emitted, even though B's are newer.
+    assert!(seen.iter().all(|t| t % 5 == 0), "{seen:?}");
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+    assert_eq!(g.status().failovers, 0);
+}
+
+#[test]
+fn leader_failure_fails_over_at_once_and_hold_down_delays_the_return() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    ok(&mut g, "b", 3, &[("x", 2.0, 2)]);
+    ok(&mut g, "a", 6, &[("x", 5.0, 5)]);
+    ok(&mut g, "b", 8, &[("x", 7.0, 7)]);
+    ok(&mut g, "a", 11, &[("x", 10.0, 10)]);
+    ok(&mut g, "b", 13, &[("x", 12.0, 12)]);
+    assert_eq!(ts_of(&mut g, 13, "x"), Some(10));
+    // A dies: the very next merge takes B's newest sample.
+    fail(&mut g, "a", 16);
+    assert_eq!(ts_of(&mut g, 16, "x"), Some(12));
+    assert_eq!(g.status().leader.as_deref(), Some("b"));
+    assert_eq!(g.status().failovers, 1);
+    ok(&mut g, "b", 18, &[("x", 17.0, 17)]);
+    assert_eq!(ts_of(&mut g, 18, "x"), Some(17));
+    // A returns: one good scrape is not enough (hold-down 2)...
+    ok(&mut g, "a", 21, &[("x", 20.0, 20)]);
+    assert_eq!(g.status().leader.as_deref(), Some("b"));
+    assert_eq!(ts_of(&mut g, 21, "x"), Some(17));
+    ok(&mut g, "b", 23, &[("x", 22.0, 22)]);
+    assert_eq!(ts_of(&mut g, 23, "x"), Some(22));
+    // ...the second makes it leader again, from its first sample newer than the last emitted.
+    ok(&mut g, "a", 26, &[("x", 25.0, 25)]);
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+    assert_eq!(ts_of(&mut g, 26, "x"), Some(25));
+    ok(&mut g, "b", 28, &[("x", 27.0, 27)]);
+    assert_eq!(ts_of(&mut g, 28, "x"), Some(25), "B must not interleave once A leads again");
+}
+
+#[test]
+fn return_never_goes_back_in_time() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    fail(&mut g, "a", 6);
+    ok(&mut g, "b", 8, &[("x", 7.0, 7)]);
+    ok(&mut g, "b", 13, &[("x", 12.0, 12)]);
+    ok(&mut g, "a", 11, &[("x", 10.0, 10)]);
+    // A's second good scrape carries a sample older than B's last emitted one: ignored.
+    ok(&mut g, "a", 14, &[("x", 11.0, 11)]);
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+    assert_eq!(ts_of(&mut g, 14, "x"), Some(12));
+    ok(&mut g, "a", 16, &[("x", 15.0, 15)]);
+    assert_eq!(ts_of(&mut g, 16, "x"), Some(15));
+}
+
+#[test]
+fn series_missing_from_the_leader_is_filled_from_the_follower() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0), ("y", 0.0, 0)]);
+    ok(&mut g, "b", 3, &[("x", 2.0, 2), ("y", 2.0, 2)]);
+    // A lost target y only.
+    ok(&mut g, "a", 6, &[("x", 5.0, 5)]);
+    let stats = ok(&mut g, "b", 8, &[("x", 7.0, 7), ("y", 7.0, 7)]);
+    let v = view(&mut g, 8);
+    assert_eq!(v["x"].0, 5, "x stays on A");
+    assert_eq!(v["y"].0, 7, "y is filled from B");
+    assert_eq!(stats.filled, 1);
+    assert_eq!(g.status().failovers, 0, "a fill is not a failover");
+}
+
+#[test]
+fn leader_sample_that_stopped_advancing_is_filled() {
+    let mut g = group();
+    for k in 0..4 {
+        let t = k * 5;
+        ok(&mut g, "a", t + 1, &[("x", t as f64, t)]);
+        ok(&mut g, "b", t + 3, &[("x", (t + 2) as f64, t + 2)]);
+    }
+    // A keeps reporting x at 15 (its target scrape is stuck) while B advances.
+    for k in 4..8 {
+        let t = k * 5;
+        ok(&mut g, "a", t + 1, &[("x", 15.0, 15)]);
+        ok(&mut g, "b", t + 3, &[("x", (t + 2) as f64, t + 2)]);
+    }
+    // Learned interval 5 s: B takes over once it is > 2*5 + 5 s ahead (at B's 32 vs A's 15).
+    assert_eq!(ts_of(&mut g, 38, "x"), Some(37));
+}
+
+#[test]
+fn counter_switch_carries_an_offset_and_a_real_reset_clears_it() {
+    let mut g = group();
+    ok(&mut g, "a", 11, &[("x_total", 100.0, 10)]);
+    ok(&mut g, "b", 13, &[("x_total", 99.5, 12)]);
+    fail(&mut g, "a", 16);
+    assert_eq!(view(&mut g, 16)["x_total"], (12, 100.0));
+    ok(&mut g, "b", 18, &[("x_total", 101.5, 17)]);
+    assert_eq!(view(&mut g, 18)["x_total"], (17, 102.0));
+    // B's own reset is passed through and clears the offset.
+    ok(&mut g, "b", 23, &[("x_total", 3.0, 22)]);
+    assert_eq!(view(&mut g, 23)["x_total"], (22, 3.0));
+    ok(&mut g, "b", 28, &[("x_total", 4.0, 27)]);
+    assert_eq!(view(&mut g, 28)["x_total"], (27, 4.0));
+}
+
+#[test]
+fn gauges_switch_without_offset() {
+    let mut g = group();
+    ok(&mut g, "a", 11, &[("temp", 100.0, 10)]);
+    ok(&mut g, "b", 13, &[("temp", 99.5, 12)]);
+    fail(&mut g, "a", 16);
+    assert_eq!(view(&mut g, 16)["temp"], (12, 99.5));
+}
+
+#[test]
+fn both_down_keeps_last_samples_until_the_lookback_then_drops_them() {
+    let mut g = group();
+    ok(&mut g, "a", 20, &[("x", 1.0, 20)]);
+    ok(&mut g, "b", 21, &[("x", 1.0, 21)]);
+    fail(&mut g, "a", 25);
+    fail(&mut g, "b", 26);
+    assert!(g.status().down);
+    assert_eq!(view(&mut g, 26)["x"], (21, 1.0));
+    fail(&mut g, "a", 300);
+    assert_eq!(view(&mut g, 300)["x"], (21, 1.0), "unchanged timestamp while within lookback");
+    fail(&mut g, "a", 330);
+    assert!(view(&mut g, 330).is_empty());
+    assert_eq!(g.series_count(), 0, "memory returns");
+}
+
+#[test]
+fn pin_prefers_the_secondary_and_unpin_restores_the_primary_after_hold_down() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    ok(&mut g, "b", 3, &[("x", 2.0, 2)]);
+    g.pin("b").unwrap();
+    assert_eq!(g.status().leader.as_deref(), Some("b"));
+    assert_eq!(g.status().pinned.as_deref(), Some("b"));
+    ok(&mut g, "a", 6, &[("x", 5.0, 5)]);
+    ok(&mut g, "b", 8, &[("x", 7.0, 7)]);
+    assert_eq!(ts_of(&mut g, 8, "x"), Some(7));
+    ok(&mut g, "a", 11, &[("x", 10.0, 10)]);
+    assert_eq!(ts_of(&mut g, 11, "x"), Some(7), "while pinned to b, a's samples are not used");
+    assert!(matches!(g.pin("zz"), Err(CommandError::NoSuchReplica { .. })));
+    g.unpin();
+    // a has 3 consecutive good scrapes already: it leads again at once.
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+    ok(&mut g, "a", 16, &[("x", 15.0, 15)]);
+    assert_eq!(ts_of(&mut g, 16, "x"), Some(15));
+}
+
+#[test]
+fn pinned_replica_failing_fails_over_and_returns_after_hold_down() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    ok(&mut g, "b", 3, &[("x", 2.0, 2)]);
+    g.pin("b").unwrap();
+    fail(&mut g, "b", 8);
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+    ok(&mut g, "b", 13, &[("x", 12.0, 12)]);
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+    ok(&mut g, "b", 18, &[("x", 17.0, 17)]);
+    assert_eq!(g.status().leader.as_deref(), Some("b"));
+}
+
+#[test]
+fn duplicates_inside_one_replica_keep_the_newest() {
+    let mut g = group();
+    // Two series of A collide once `replica` is removed.
+    let id = identity();
+    let mut b = BatchBuilder::new(&id, 0);
+    b.sample("x", &[RawLabel { name: "replica", value: "a", escaped: true }], 1.0, Some(5 * S));
+    b.sample("x", &[RawLabel { name: "replica", value: "a2", escaped: true }], 2.0, Some(6 * S));
+    b.sample("x", &[RawLabel { name: "replica", value: "a3", escaped: true }], 3.0, Some(4 * S));
+    let stats = g.apply(Outcome { replica: "a".into(), started_ms: 7 * S, duration_secs: 0.0, result: Ok(b.finish()) }, 7 * S);
+    assert_eq!(stats.duplicates, 2);
+    assert_eq!(view(&mut g, 7)["x"], (6, 2.0));
+}
+
+#[test]
+fn follower_only_series_appear_at_once_and_vanish_after_the_lookback() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    ok(&mut g, "b", 3, &[("x", 2.0, 2), ("new", 1.0, 2)]);
+    assert_eq!(view(&mut g, 3)["new"], (2, 1.0));
+    for t in (8..400).step_by(5) {
+        ok(&mut g, "a", t, &[("x", t as f64, t)]);
+        ok(&mut g, "b", t + 1, &[("x", t as f64, t)]);
+    }
+    assert!(!view(&mut g, 401).contains_key("new"));
+    assert_eq!(g.series_count(), 1);
+}
+
+#[test]
+fn stale_markers_are_not_samples() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 1.0, 0)]);
+    let stats = ok(&mut g, "a", 6, &[("x", f64::from_bits(STALE_NAN_BITS), 5)]);
+    assert_eq!(stats.stale_markers, 1);
+    assert_eq!(view(&mut g, 6)["x"], (0, 1.0));
+}
+
+#[test]
+fn replica_removed_by_discovery_stops_counting() {
+    let mut g = group();
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    ok(&mut g, "b", 3, &[("x", 2.0, 2)]);
+    g.set_replicas(&[
+        ReplicaSpec { name: "b".into(), role: Role::Secondary, address: "b:9090".into() },
+        ReplicaSpec { name: "c".into(), role: Role::Primary, address: "c:9090".into() },
+    ]);
+    // a is gone; b is healthy and leads until the new primary c has scraped.
+    ok(&mut g, "b", 8, &[("x", 7.0, 7)]);
+    assert_eq!(ts_of(&mut g, 8, "x"), Some(7));
+    assert_eq!(g.status().replicas.len(), 2);
+    ok(&mut g, "a", 9, &[("x", 8.0, 8)]);
+    assert_eq!(ts_of(&mut g, 9, "x"), Some(7), "outcomes of a removed replica are ignored");
+}
+
+// ---- properties -------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Replica scrapes fine; `lose` drops series by index from its body.
+    Good { replica: usize, lose: Vec<usize> },
+    Fail { replica: usize },
+    Pin { replica: usize },
+    Unpin,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (0..2usize, proptest::collection::vec(0..4usize, 0..2)).prop_map(|(replica, lose)| Step::Good { replica, lose }),
+        2 => (0..2usize).prop_map(|replica| Step::Fail { replica }),
+        1 => (0..2usize).prop_map(|replica| Step::Pin { replica }),
+        1 => Just(Step::Unpin),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Whatever the sequence of scrapes, failures and pins: one copy per series, emitted
+    /// timestamps strictly increase, counter values never drop unless a source reset, and the
+    /// emitted sample always is one a replica really reported (plus offset for counters).
+    #[test]
+    fn merge_invariants(steps in proptest::collection::vec(step(), 1..120), skew in 0i64..5) {
+        let names = ["c0_total", "c1_total", "g0", "g1"];
+        let mut g = group();
+        let mut last: HashMap<String, (i64, f64)> = HashMap::new();
+        let mut now = 0i64;
+        for st in steps {
+            now += 2;
+            match st {
+                Step::Good { replica, lose } => {
+                    let rname = ["a", "b"][replica];
+                    // Both replicas see the same monotonic counter (value = 10*ts), at a phase.
+                    let ts = now - 1 - if replica == 1 { skew.min(1) } else { 0 };
+                    let samples: Vec<(&str, f64, i64)> = names.iter().enumerate()
+                        .filter(|(i, _)| !lose.contains(i))
+                        .map(|(_, n)| (*n, ts as f64 * 10.0, ts)).collect();
+                    ok(&mut g, rname, now, &samples);
+                }
+                Step::Fail { replica } => { fail(&mut g, ["a", "b"][replica], now); }
+                Step::Pin { replica } => { g.pin(["a", "b"][replica]).unwrap(); }
+                Step::Unpin => g.unpin(),
+            }
+            let entries = g.snapshot_entries(now * S);
+            let mut keys: Vec<&str> = entries.iter().map(|e| &*e.key).collect();
+            let n = keys.len();
+            keys.dedup();
+            prop_assert_eq!(keys.len(), n, "one copy per series, sorted");
+            for e in &entries {
+                if let Some(&(pts, pv)) = last.get(&*e.key) {
+                    prop_assert!(e.ts >= pts, "time went back for {}", e.key);
+                    if e.ts == pts {
+                        prop_assert_eq!(e.value, pv, "same timestamp, different value");
+                    }
+                    if e.key.ends_with("_total") {
+                        prop_assert!(e.value >= pv, "counter {} dropped {} -> {}", e.key, pv, e.value);
+                    }
+                }
+                last.insert(e.key.to_string(), (e.ts, e.value));
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The HA merge: per group, which replica's sample each series shows, published as immutable
+//! snapshots that readers load without ever waiting for the scraper.
+//!
+//! - [`group`]: the merge rules of one group (pure, clock passed in);
+//! - [`store`]: the task that owns every group, applies scrape outcomes and operator commands,
+//!   and publishes a [`Snapshot`].
+
+pub mod group;
+pub mod snapshot;
+pub mod store;
+
+pub use group::{CommandError, Group, GroupSettings, GroupStatus, Outcome, ReplicaSpec, Role, SnapEntry};
+pub use snapshot::{GroupSnapshot, Snapshot};
+pub use store::{Command, Store, StoreHandle};

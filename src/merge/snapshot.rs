@@ -1,0 +1,154 @@
+//! Immutable views of the merged store, published after every merge.
+//!
+//! Readers (`/federate`, the status API, `/metrics`) load the current [`Snapshot`] through an
+//! `ArcSwap` and never wait for the scraper or the merge. The rendered bodies of a snapshot are
+//! cached inside it, so a thousand scrapes of the same snapshot render it once.
+
+use super::group::{GroupStatus, SnapEntry};
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
+
+/// One group's part of a snapshot.
+#[derive(Debug)]
+pub struct GroupSnapshot {
+    pub status: GroupStatus,
+    /// Served series, sorted by key.
+    pub entries: Vec<SnapEntry>,
+}
+
+/// What a body in the cache was rendered for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BodyKey {
+    /// The `match[]` values, sorted.
+    pub selectors: Vec<String>,
+    pub protobuf: bool,
+    pub gzip: bool,
+}
+
+/// A rendered body and how many series it holds.
+#[derive(Clone, Debug)]
+pub struct Body {
+    pub bytes: Bytes,
+    pub series: u64,
+}
+
+/// How many distinct bodies a snapshot keeps; Prometheus servers scraping with the same few
+/// `match[]` sets is the normal case, anything else renders on demand.
+const BODY_CACHE_SIZE: usize = 8;
+
+/// The whole merged view at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub groups: Vec<Arc<GroupSnapshot>>,
+    /// True once every group has applied at least one scrape outcome.
+    pub ready: bool,
+    /// Increases with every publication.
+    pub generation: u64,
+    bodies: Mutex<Vec<(BodyKey, Body)>>,
+}
+
+impl Snapshot {
+    /// A snapshot of these groups.
+    pub fn new(groups: Vec<Arc<GroupSnapshot>>, ready: bool, generation: u64) -> Self {
+        Snapshot { groups, ready, generation, bodies: Mutex::new(Vec::new()) }
+    }
+
+    /// Every served series of every group, sorted by key (a k-way merge of the sorted groups),
+    /// so that a metric family is contiguous in the output whatever group its series come from.
+    pub fn entries(&self) -> impl Iterator<Item = &SnapEntry> {
+        let mut heap: BinaryHeap<Reverse<(&str, usize, usize)>> = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter_map(|(g, gs)| gs.entries.first().map(|e| Reverse((&*e.key, g, 0))))
+            .collect();
+        std::iter::from_fn(move || {
+            let Reverse((_, g, i)) = heap.pop()?;
+            let entries = &self.groups[g].entries;
+            if let Some(next) = entries.get(i + 1) {
+                heap.push(Reverse((&*next.key, g, i + 1)));
+            }
+            Some(&entries[i])
+        })
+    }
+
+    /// Number of served series.
+    pub fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.entries.len()).sum()
+    }
+
+    /// True when nothing is served.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cached body for `key`, or renders it with `render` and caches it.
+    pub fn body(&self, key: BodyKey, render: impl FnOnce(&Snapshot) -> Body) -> Body {
+        if let Some((_, b)) = self.bodies.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
+            return b.clone();
+        }
+        // Rendered outside the lock: two first requests may both render, which is cheaper
+        // than making every reader wait.
+        let body = render(self);
+        let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= BODY_CACHE_SIZE {
+            cache.remove(0);
+        }
+        cache.push((key, body.clone()));
+        body
+    }
+
+    /// The status of the group named `name`.
+    pub fn group(&self, name: &str) -> Option<&GroupSnapshot> {
+        self.groups.iter().map(|g| &**g).find(|g| g.status.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::MetricType;
+
+    fn group(keys: &[&str]) -> Arc<GroupSnapshot> {
+        Arc::new(GroupSnapshot {
+            status: GroupStatus {
+                name: "g".into(),
+                leader: None,
+                preferred: None,
+                pinned: None,
+                down: false,
+                failovers: 0,
+                series: keys.len(),
+                replicas: vec![],
+            },
+            entries: keys
+                .iter()
+                .map(|k| SnapEntry { key: Arc::from(*k), ts: 0, value: 0.0, render_type: MetricType::Untyped })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn entries_of_groups_are_merged_in_key_order() {
+        let s = Snapshot::new(vec![group(&["a", "c{g=\"1\"}", "d"]), group(&[]), group(&["b", "c{g=\"2\"}"])], true, 1);
+        let keys: Vec<&str> = s.entries().map(|e| &*e.key).collect();
+        assert_eq!(keys, vec!["a", "b", "c{g=\"1\"}", "c{g=\"2\"}", "d"]);
+        assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn bodies_are_rendered_once_per_key() {
+        let s = Snapshot::new(vec![group(&["a"])], true, 1);
+        let key = BodyKey { selectors: vec![], protobuf: false, gzip: false };
+        let mut renders = 0;
+        for _ in 0..3 {
+            s.body(key.clone(), |_| {
+                renders += 1;
+                Body { bytes: Bytes::from_static(b"x"), series: 1 }
+            });
+        }
+        assert_eq!(renders, 1);
+    }
+}

@@ -1,0 +1,301 @@
+//! The store task: owns every [`Group`], applies scrape outcomes and operator commands in the
+//! order they arrive, updates the merge metrics, and publishes a new [`Snapshot`] after each.
+//!
+//! One task owns the state, so there are no locks on the write side; readers load the published
+//! snapshot through `ArcSwap`. Inputs come through a bounded channel: a slow merge slows the
+//! scrapers down (they wait to hand over their batch) instead of growing memory.
+
+use super::group::{CommandError, Group, GroupSettings, Outcome, ReplicaSpec};
+use super::snapshot::{GroupSnapshot, Snapshot};
+use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// An operator or discovery request to the store.
+#[derive(Debug)]
+pub enum Command {
+    /// Pin `replica` as the leader of `group`.
+    Pin { group: String, replica: String },
+    /// Restore the configured preference of `group`.
+    Unpin { group: String },
+    /// Set the replicas of `group` (from discovery).
+    SetReplicas { group: String, replicas: Vec<ReplicaSpec> },
+    /// Replace the set of groups (config reload): groups that remain keep their state.
+    Reconfigure { groups: Vec<GroupSettings> },
+}
+
+enum Input {
+    Outcome { group: String, outcome: Outcome },
+    Command { command: Command, reply: oneshot::Sender<Result<(), CommandError>> },
+}
+
+/// The store's inputs are closed: promfed is shutting down.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the merge store has stopped")]
+pub struct StoreClosed;
+
+/// A cheap, cloneable handle to the store: submit outcomes and commands, read snapshots.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::Sender<Input>,
+    published: Arc<ArcSwap<Snapshot>>,
+}
+
+impl StoreHandle {
+    /// The current snapshot; never waits.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.published.load_full()
+    }
+
+    /// Hands a scrape outcome of `group` to the store (waits while the store is busy).
+    pub async fn submit(&self, group: &str, outcome: Outcome) -> Result<(), StoreClosed> {
+        self.tx.send(Input::Outcome { group: group.to_owned(), outcome }).await.map_err(|_| StoreClosed)
+    }
+
+    /// Runs a command and waits for its result.
+    pub async fn command(&self, command: Command) -> Result<Result<(), CommandError>, StoreClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Input::Command { command, reply }).await.map_err(|_| StoreClosed)?;
+        rx.await.map_err(|_| StoreClosed)
+    }
+}
+
+/// The state owner; run it with [`Store::run`].
+pub struct Store {
+    groups: Vec<Group>,
+    snapshots: Vec<Arc<GroupSnapshot>>,
+    applied: Vec<bool>,
+    generation: u64,
+    rx: mpsc::Receiver<Input>,
+    published: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Store {
+    /// A store for these groups, and its handle.
+    pub fn new(groups: Vec<GroupSettings>, metrics: Arc<Metrics>) -> (Store, StoreHandle) {
+        let (tx, rx) = mpsc::channel(64);
+        let published = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let mut store = Store {
+            groups: Vec::new(),
+            snapshots: Vec::new(),
+            applied: Vec::new(),
+            generation: 0,
+            rx,
+            published: published.clone(),
+            metrics,
+        };
+        store.reconfigure(groups);
+        store.publish_all();
+        (store, StoreHandle { tx, published })
+    }
+
+    fn reconfigure(&mut self, settings: Vec<GroupSettings>) {
+        let mut old: Vec<(Group, bool)> = std::mem::take(&mut self.groups).into_iter().zip(self.applied.drain(..)).collect();
+        for s in settings {
+            match old.iter().position(|(g, _)| g.name() == s.name) {
+                Some(i) => {
+                    let (mut g, applied) = old.swap_remove(i);
+                    g.set_settings(s);
+                    self.groups.push(g);
+                    self.applied.push(applied);
+                }
+                None => {
+                    self.groups.push(Group::new(s));
+                    self.applied.push(false);
+                }
+            }
+        }
+        for (g, _) in old {
+            tracing::info!(group = %g.name(), "group removed by reload");
+            let labels = GroupLabels { group: g.name().to_owned() };
+            self.metrics.group_up.remove(&labels);
+            self.metrics.group_series.remove(&labels);
+            for r in g.status().replicas {
+                self.metrics.forget_replica(g.name(), &r.name);
+            }
+        }
+    }
+
+    fn publish_all(&mut self) {
+        let now = now_ms();
+        self.snapshots = self
+            .groups
+            .iter_mut()
+            .map(|g| Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) }))
+            .collect();
+        self.publish();
+    }
+
+    fn publish_group(&mut self, i: usize) {
+        let now = now_ms();
+        let g = &mut self.groups[i];
+        self.snapshots[i] = Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) });
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        self.generation += 1;
+        let ready = !self.applied.is_empty() && self.applied.iter().all(|a| *a);
+        self.published.store(Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation)));
+    }
+
+    fn update_group_metrics(&self, i: usize) {
+        let status = &self.snapshots[i].status;
+        let m = &self.metrics;
+        let gl = GroupLabels { group: status.name.clone() };
+        m.group_up.get_or_create(&gl).set(i64::from(!status.down));
+        m.group_series.get_or_create(&gl).set(status.series as i64);
+        let failovers = m.group_failovers.get_or_create(&gl);
+        let seen = failovers.get();
+        if status.failovers > seen {
+            failovers.inc_by(status.failovers - seen);
+        }
+        for r in &status.replicas {
+            let rl = ReplicaLabels { group: status.name.clone(), replica: r.name.clone() };
+            m.replica_up.get_or_create(&rl).set(i64::from(r.healthy == Some(true)));
+            m.group_leader.get_or_create(&rl).set(i64::from(status.leader.as_deref() == Some(r.name.as_str())));
+            m.group_pinned.get_or_create(&rl).set(i64::from(status.pinned.as_deref() == Some(r.name.as_str())));
+            if r.healthy == Some(true) {
+                m.scrape_samples.get_or_create(&rl).set(r.last_samples as i64);
+            }
+            if let Some(d) = r.last_duration_seconds {
+                m.scrape_duration_seconds.get_or_create(&rl).set(d);
+            }
+        }
+    }
+
+    fn index(&self, group: &str) -> Result<usize, CommandError> {
+        self.groups.iter().position(|g| g.name() == group).ok_or_else(|| CommandError::NoSuchGroup(group.to_owned()))
+    }
+
+    fn command(&mut self, command: Command) -> Result<(), CommandError> {
+        match command {
+            Command::Pin { group, replica } => {
+                let i = self.index(&group)?;
+                self.groups[i].pin(&replica)?;
+                tracing::info!(%group, %replica, "leader pinned by operator");
+                self.publish_group(i);
+                self.update_group_metrics(i);
+            }
+            Command::Unpin { group } => {
+                let i = self.index(&group)?;
+                self.groups[i].unpin();
+                tracing::info!(%group, "leader unpinned by operator");
+                self.publish_group(i);
+                self.update_group_metrics(i);
+            }
+            Command::SetReplicas { group, replicas } => {
+                let i = self.index(&group)?;
+                let before: Vec<String> = self.groups[i].status().replicas.into_iter().map(|r| r.name).collect();
+                self.groups[i].set_replicas(&replicas);
+                for gone in before.iter().filter(|n| !replicas.iter().any(|r| &r.name == *n)) {
+                    self.metrics.forget_replica(&group, gone);
+                }
+                self.publish_group(i);
+                self.update_group_metrics(i);
+            }
+            Command::Reconfigure { groups } => {
+                self.reconfigure(groups);
+                self.publish_all();
+            }
+        }
+        Ok(())
+    }
+
+    fn outcome(&mut self, group: &str, outcome: Outcome) {
+        let Ok(i) = self.index(group) else {
+            tracing::debug!(%group, "outcome for a group removed by reload");
+            return;
+        };
+        let started = Instant::now();
+        let stats = self.groups[i].apply(outcome, now_ms());
+        self.applied[i] = true;
+        self.publish_group(i);
+        self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
+        let gl = GroupLabels { group: group.to_owned() };
+        let m = &self.metrics;
+        m.merge_emitted_samples.get_or_create(&gl).inc_by(stats.emitted);
+        m.merge_filled_samples.get_or_create(&gl).inc_by(stats.filled);
+        m.merge_duplicate_samples.get_or_create(&gl).inc_by(stats.duplicates);
+        m.merge_counter_offsets.get_or_create(&gl).inc_by(stats.offsets_applied);
+        m.merge_expired_series.get_or_create(&gl).inc_by(stats.expired);
+        self.update_group_metrics(i);
+    }
+
+    /// Applies inputs until `shutdown` is cancelled or every handle is dropped.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        loop {
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                input = self.rx.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+            };
+            match input {
+                Input::Outcome { group, outcome } => self.outcome(&group, outcome),
+                Input::Command { command, reply } => {
+                    let _ = reply.send(self.command(command));
+                }
+            }
+        }
+        tracing::debug!("merge store stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::Role;
+    use crate::series::Batch;
+
+    fn settings(name: &str) -> GroupSettings {
+        GroupSettings { name: name.into(), hold_down: 2, lookback_ms: 300_000, scrape_interval_ms: 5_000 }
+    }
+
+    #[tokio::test]
+    async fn publishes_after_each_input_and_reports_readiness() {
+        let metrics = Arc::new(Metrics::new());
+        let (store, handle) = Store::new(vec![settings("g")], metrics.clone());
+        let token = CancellationToken::new();
+        let task = tokio::spawn(store.run(token.clone()));
+        assert!(!handle.snapshot().ready);
+        let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
+        handle.command(Command::SetReplicas { group: "g".into(), replicas }).await.unwrap().unwrap();
+        let outcome = Outcome { replica: "a".into(), started_ms: now_ms(), duration_secs: 0.1, result: Ok(Batch::default()) };
+        handle.submit("g", outcome).await.unwrap();
+        // A command is answered after the outcome before it was applied.
+        let err = handle.command(Command::Unpin { group: "nope".into() }).await.unwrap();
+        assert_eq!(err, Err(CommandError::NoSuchGroup("nope".into())));
+        let snap = handle.snapshot();
+        assert!(snap.ready);
+        assert_eq!(snap.group("g").unwrap().status.leader.as_deref(), Some("a"));
+        assert!(metrics.encode().contains("promfed_replica_up{group=\"g\",replica=\"a\"} 1"));
+        token.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reconfigure_keeps_surviving_groups() {
+        let (store, handle) = Store::new(vec![settings("g"), settings("h")], Arc::new(Metrics::new()));
+        let token = CancellationToken::new();
+        let task = tokio::spawn(store.run(token.clone()));
+        let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
+        handle.command(Command::SetReplicas { group: "g".into(), replicas }).await.unwrap().unwrap();
+        handle.command(Command::Reconfigure { groups: vec![settings("g"), settings("k")] }).await.unwrap().unwrap();
+        let snap = handle.snapshot();
+        let names: Vec<&str> = snap.groups.iter().map(|g| g.status.name.as_str()).collect();
+        assert_eq!(names, ["g", "k"]);
+        assert_eq!(snap.group("g").unwrap().status.replicas.len(), 1, "g kept its replicas");
+        token.cancel();
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,474 @@
+//! Series identity: the canonical key of a series and the batch of samples one scrape yields.
+//!
+//! A series' identity is its label set *without* the replica labels, plus the group's added
+//! labels. We represent it as one canonical string, exactly as it is written in the text
+//! exposition format: `name{a="1",b="2"}` with labels sorted by name and values escaped as
+//! Prometheus escapes them (`\\`, `\"`, `\n`). That one string is at once the identity (hashed
+//! with xxh3 for the store's table), the bytes rendered into `/federate`, and, parsed back by
+//! [`labels_of`], the labels a `match[]` selector is matched against — so a series' labels are
+//! stored once, compactly, whatever the number of replicas.
+
+use crate::parse::{MetricType, RawLabel, Sink};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// How a series behaves when its source replica changes (see `merge`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Kind {
+    /// Monotonic: a switch of source must not look like a reset.
+    Counter,
+    /// Anything else: values are passed through.
+    #[default]
+    Gauge,
+}
+
+/// Decides whether the sample `name` behaves like a counter, given the family it was declared in.
+///
+/// Prometheus' `/federate` declares every family `untyped`, so the name suffix decides there:
+/// `_total`, `_count`, `_sum` and `_bucket` are counters (as `rate()` users assume).
+pub fn kind_of(name: &str, family: Option<(&str, MetricType)>) -> Kind {
+    let suffix_rule = || {
+        if ["_total", "_count", "_sum", "_bucket"].iter().any(|s| name.ends_with(s)) {
+            Kind::Counter
+        } else {
+            Kind::Gauge
+        }
+    };
+    let Some((fam, t)) = family else {
+        return suffix_rule();
+    };
+    let rest = match name.strip_prefix(fam) {
+        Some(rest) => rest,
+        None => return suffix_rule(),
+    };
+    match (t, rest) {
+        (MetricType::Counter, "" | "_total") => Kind::Counter,
+        (MetricType::Gauge, "") => Kind::Gauge,
+        (MetricType::Histogram, "_bucket" | "_count" | "_sum") => Kind::Counter,
+        (MetricType::Summary, "_count" | "_sum") => Kind::Counter,
+        (MetricType::Summary, "") => Kind::Gauge,
+        (MetricType::GaugeHistogram | MetricType::Info | MetricType::StateSet, _) => Kind::Gauge,
+        _ => suffix_rule(),
+    }
+}
+
+/// The type written on the `# TYPE` line of a rendered series: the declared type when the sample
+/// name is the family name and the type is a simple one, otherwise `untyped` (as Prometheus'
+/// own `/federate` does for everything).
+pub fn render_type_of(name: &str, family: Option<(&str, MetricType)>) -> MetricType {
+    match family {
+        Some((fam, t @ (MetricType::Counter | MetricType::Gauge))) if fam == name => t,
+        _ => MetricType::Untyped,
+    }
+}
+
+/// Appends `value` to `out`, escaped for a text-format label value.
+///
+/// `escaped` says `value` is already the raw text between quotes (from our text parser); then
+/// only its escapes are normalised: `\\`, `\"` and `\n` stay, any other `\x` is a literal
+/// backslash followed by `x` (that is how Prometheus' own lexer reads it) and is written `\\x`.
+pub fn escape_label_value(out: &mut String, value: &str, escaped: bool) {
+    let bytes = value.as_bytes();
+    if !bytes.iter().any(|&b| b == b'\\' || b == b'"' || b == b'\n') {
+        out.push_str(value);
+        return;
+    }
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if escaped => match chars.peek() {
+                Some(&n @ ('\\' | '"' | 'n')) => {
+                    chars.next();
+                    out.push('\\');
+                    out.push(n);
+                }
+                _ => out.push_str("\\\\"),
+            },
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Reverses [`escape_label_value`] for a canonical value.
+pub fn unescape_label_value(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains('\\') {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some(n) => out.push(n),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Iterates the `(name, escaped value)` pairs of a canonical key, after the metric name.
+///
+/// Only ever called on keys this module built, so the format is known to be well formed; a
+/// malformed key simply ends the iteration early.
+pub fn labels_of(key: &str) -> LabelIter<'_> {
+    let rest = match key.find('{') {
+        Some(i) => &key[i + 1..],
+        None => "",
+    };
+    LabelIter { rest }
+}
+
+/// The metric name of a canonical key.
+pub fn name_of(key: &str) -> &str {
+    match key.find('{') {
+        Some(i) => &key[..i],
+        None => key,
+    }
+}
+
+/// See [`labels_of`].
+pub struct LabelIter<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for LabelIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let eq = self.rest.find("=\"")?;
+        let name = &self.rest[..eq];
+        let body = &self.rest[eq + 2..];
+        let bytes = body.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        if i >= bytes.len() {
+            self.rest = "";
+            return None;
+        }
+        let value = &body[..i];
+        // Skip the closing quote and the following `,` or `}`.
+        self.rest = body.get(i + 2..).unwrap_or("");
+        Some((name, value))
+    }
+}
+
+/// How a group turns an upstream label set into a series identity.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    /// Label names removed from every series (the replica labels).
+    pub drop: Vec<String>,
+    /// Labels added to every series, sorted by name.
+    pub add: Vec<(String, String)>,
+    /// When true (the default) a label the upstream already has wins over an added one; when
+    /// false the added one wins and the upstream's is kept as `exported_<name>` (Prometheus'
+    /// `honor_labels` semantics).
+    pub honor_labels: bool,
+}
+
+impl Identity {
+    /// Builds an identity rule; `add` is sorted here.
+    pub fn new(drop: Vec<String>, mut add: Vec<(String, String)>, honor_labels: bool) -> Self {
+        add.sort();
+        Identity { drop, add, honor_labels }
+    }
+}
+
+/// One sample of a [`Batch`]; its key lives in the batch's arena.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    pub hash: u64,
+    key_start: u32,
+    key_len: u32,
+    pub timestamp_ms: Option<i64>,
+    pub value: f64,
+    pub kind: Kind,
+    pub render_type: MetricType,
+}
+
+/// The samples of one successful scrape, keyed canonically.
+///
+/// Keys are packed in one arena string so that a scrape of a million series costs a handful of
+/// allocations, not a million.
+#[derive(Debug, Default)]
+pub struct Batch {
+    arena: String,
+    entries: Vec<Entry>,
+}
+
+impl Batch {
+    /// The entries, in body order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The canonical key of `entry`.
+    pub fn key(&self, entry: &Entry) -> &str {
+        &self.arena[entry.key_start as usize..(entry.key_start + entry.key_len) as usize]
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when the scrape returned no sample.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A [`Sink`] that builds a [`Batch`] under an [`Identity`].
+pub struct BatchBuilder<'i> {
+    identity: &'i Identity,
+    batch: Batch,
+    family: Option<(String, MetricType)>,
+    scratch: Vec<(usize, bool)>,
+    /// Samples whose label set was rejected (e.g. a label repeated), counted, not stored.
+    pub rejected: u64,
+}
+
+impl<'i> BatchBuilder<'i> {
+    /// A builder for bodies of roughly `size_hint` bytes.
+    pub fn new(identity: &'i Identity, size_hint: usize) -> Self {
+        BatchBuilder {
+            identity,
+            batch: Batch {
+                arena: String::with_capacity(size_hint / 2),
+                entries: Vec::with_capacity(size_hint / 128),
+            },
+            family: None,
+            scratch: Vec::new(),
+            rejected: 0,
+        }
+    }
+
+    /// The finished batch.
+    pub fn finish(self) -> Batch {
+        self.batch
+    }
+}
+
+impl Sink for BatchBuilder<'_> {
+    fn family(&mut self, family: &str, metric_type: MetricType) {
+        match &mut self.family {
+            Some((name, t)) => {
+                name.clear();
+                name.push_str(family);
+                *t = metric_type;
+            }
+            None => self.family = Some((family.to_owned(), metric_type)),
+        }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[RawLabel<'_>], value: f64, timestamp_ms: Option<i64>) {
+        let identity = self.identity;
+        // Sort label positions by name; label sets are small and mostly sorted already
+        // (Prometheus appends external labels), so this is an insertion sort in practice.
+        self.scratch.clear();
+        self.scratch.extend(
+            labels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.name != "__name__" && !identity.drop.iter().any(|d| d == l.name))
+                .map(|(i, l)| (i, l.escaped)),
+        );
+        self.scratch.sort_by(|a, b| labels[a.0].name.cmp(labels[b.0].name));
+        if self.scratch.windows(2).any(|w| labels[w[0].0].name == labels[w[1].0].name) {
+            self.rejected += 1;
+            return;
+        }
+
+        let start = self.batch.arena.len();
+        let out = &mut self.batch.arena;
+        out.push_str(name);
+        let mut first = true;
+        let mut push = |out: &mut String, n: &str, v: &str, escaped: bool| {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            out.push_str(n);
+            out.push_str("=\"");
+            escape_label_value(out, v, escaped);
+            out.push('"');
+        };
+        // Merge the sorted upstream labels with the sorted added labels.
+        let mut add = identity.add.iter().peekable();
+        let mut exported: Vec<(usize, &str)> = Vec::new();
+        for &(i, escaped) in &self.scratch {
+            let l = &labels[i];
+            while let Some((an, av)) = add.peek() {
+                if an.as_str() < l.name {
+                    push(out, an, av, false);
+                    add.next();
+                } else {
+                    break;
+                }
+            }
+            if let Some((an, av)) = add.peek()
+                && an.as_str() == l.name
+            {
+                add.next();
+                if identity.honor_labels {
+                    push(out, l.name, l.value, escaped);
+                } else {
+                    push(out, an, av, false);
+                    exported.push((i, an.as_str()));
+                }
+                continue;
+            }
+            push(out, l.name, l.value, escaped);
+        }
+        for (an, av) in add {
+            push(out, an, av, false);
+        }
+        if !first {
+            out.push('}');
+        }
+        if !exported.is_empty() {
+            // Rare (honor_labels: false and a clash): rebuild the key with `exported_` labels
+            // in their sorted place.
+            let mut all: Vec<(String, String)> = labels_of(&out[start..])
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect();
+            for (i, an) in exported {
+                let mut v = String::new();
+                escape_label_value(&mut v, labels[i].value, labels[i].escaped);
+                all.push((format!("exported_{an}"), v));
+            }
+            all.sort();
+            out.truncate(start);
+            out.push_str(name);
+            for (j, (n, v)) in all.iter().enumerate() {
+                out.push(if j == 0 { '{' } else { ',' });
+                out.push_str(n);
+                out.push_str("=\"");
+                out.push_str(v);
+                out.push('"');
+            }
+            out.push('}');
+        }
+
+        let key = &out[start..];
+        let fam = self.family.as_ref().map(|(n, t)| (n.as_str(), *t));
+        self.batch.entries.push(Entry {
+            hash: xxh3_64(key.as_bytes()),
+            key_start: start as u32,
+            key_len: key.len() as u32,
+            timestamp_ms,
+            value,
+            kind: kind_of(name, fam),
+            render_type: render_type_of(name, fam),
+        });
+    }
+}
+
+/// The hash the store indexes a canonical key by.
+pub fn hash_key(key: &str) -> u64 {
+    xxh3_64(key.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw<'a>(pairs: &'a [(&'a str, &'a str)]) -> Vec<RawLabel<'a>> {
+        pairs.iter().map(|(n, v)| RawLabel { name: n, value: v, escaped: true }).collect()
+    }
+
+    fn build(identity: &Identity, name: &str, pairs: &[(&str, &str)]) -> String {
+        let mut b = BatchBuilder::new(identity, 0);
+        b.sample(name, &raw(pairs), 1.0, Some(1));
+        let batch = b.finish();
+        batch.key(&batch.entries()[0]).to_owned()
+    }
+
+    fn default_identity() -> Identity {
+        Identity::new(
+            vec!["replica".into(), "prometheus_replica".into(), "__replica__".into()],
+            vec![],
+            true,
+        )
+    }
+
+    #[test]
+    fn replica_labels_are_dropped_and_labels_sorted() {
+        let id = default_identity();
+        let key = build(&id, "up", &[("job", "node"), ("instance", "a:1"), ("cluster", "eu"), ("replica", "a")]);
+        assert_eq!(key, r#"up{cluster="eu",instance="a:1",job="node"}"#);
+        // The other replica's copy of the same series has the same identity.
+        let other = build(&id, "up", &[("cluster", "eu"), ("instance", "a:1"), ("job", "node"), ("replica", "b")]);
+        assert_eq!(key, other);
+    }
+
+    #[test]
+    fn no_labels_left_renders_bare_name() {
+        let key = build(&default_identity(), "a:b:c", &[("replica", "x")]);
+        assert_eq!(key, "a:b:c");
+    }
+
+    #[test]
+    fn added_labels_merge_in_order_and_honor_upstream() {
+        let id = Identity::new(vec!["replica".into()], vec![("federation_group".into(), "eu".into())], true);
+        assert_eq!(build(&id, "m", &[("a", "1"), ("z", "2")]), r#"m{a="1",federation_group="eu",z="2"}"#);
+        assert_eq!(build(&id, "m", &[("federation_group", "up")]), r#"m{federation_group="up"}"#);
+        let id = Identity::new(vec![], vec![("job".into(), "fed".into())], false);
+        assert_eq!(build(&id, "m", &[("job", "node")]), r#"m{exported_job="node",job="fed"}"#);
+    }
+
+    #[test]
+    fn escapes_are_normalised_and_round_trip() {
+        let id = default_identity();
+        // From text (raw, escaped): `\t` is not an escape, it is a backslash and a t.
+        let key = build(&id, "m", &[("a", r#"x\"y\\z\nw\tq"#)]);
+        assert_eq!(key, r#"m{a="x\"y\\z\nw\\tq"}"#);
+        let (_, v) = labels_of(&key).next().unwrap();
+        assert_eq!(unescape_label_value(v), "x\"y\\z\nw\\tq");
+        // From protobuf (plain): the same value gives the same key.
+        let mut b = BatchBuilder::new(&id, 0);
+        b.sample("m", &[RawLabel { name: "a", value: "x\"y\\z\nw\\tq", escaped: false }], 1.0, None);
+        let batch = b.finish();
+        assert_eq!(batch.key(&batch.entries()[0]), key);
+    }
+
+    #[test]
+    fn labels_of_reads_back_tricky_values() {
+        let key = r#"m{a="}",b="x,y=\"z\"",c=""}"#;
+        let got: Vec<_> = labels_of(key).collect();
+        assert_eq!(got, vec![("a", "}"), ("b", r#"x,y=\"z\""#), ("c", "")]);
+        assert_eq!(name_of(key), "m");
+        assert_eq!(labels_of("bare").count(), 0);
+    }
+
+    #[test]
+    fn repeated_label_is_rejected_and_counted() {
+        let id = default_identity();
+        let mut b = BatchBuilder::new(&id, 0);
+        b.sample("m", &raw(&[("a", "1"), ("a", "2")]), 1.0, None);
+        assert_eq!(b.rejected, 1);
+        assert!(b.finish().is_empty());
+    }
+
+    #[test]
+    fn kinds_follow_type_then_suffix() {
+        assert_eq!(kind_of("http_requests_total", None), Kind::Counter);
+        assert_eq!(kind_of("job:http_requests:rate5m", None), Kind::Gauge);
+        assert_eq!(kind_of("x_bucket", Some(("x", MetricType::Histogram))), Kind::Counter);
+        assert_eq!(kind_of("x", Some(("x", MetricType::Summary))), Kind::Gauge);
+        assert_eq!(kind_of("requests", Some(("requests", MetricType::Counter))), Kind::Counter);
+        assert_eq!(kind_of("temp_total", Some(("temp_total", MetricType::Gauge))), Kind::Gauge);
+        // Federate says untyped: the suffix decides.
+        assert_eq!(kind_of("x_count", Some(("x_count", MetricType::Untyped))), Kind::Counter);
+    }
+}

@@ -1,0 +1,213 @@
+//! promfed's own metrics (served on `/metrics`) and log set-up.
+//!
+//! Every metric is named `promfed_*` and registered here, in one place, so that dashboards and
+//! alerts have one list to follow. Encoding is OpenMetrics text via `prometheus-client`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Labels of per-group series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+}
+
+/// Labels of per-replica series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplicaLabels {
+    pub group: String,
+    pub replica: String,
+}
+
+/// Labels of scrape errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScrapeErrorLabels {
+    pub group: String,
+    pub replica: String,
+    /// One of the short reasons of `scrape::ScrapeError::reason`.
+    pub reason: String,
+}
+
+/// Labels of served requests.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub handler: String,
+    pub code: String,
+}
+
+/// Labels of served `/federate` bodies.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FormatLabels {
+    /// `text` or `protobuf`.
+    pub format: String,
+    /// `gzip` or `identity`.
+    pub encoding: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// All of promfed's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub replica_up: Family<ReplicaLabels, Gauge>,
+    pub scrapes: Family<ReplicaLabels, Counter>,
+    pub scrape_errors: Family<ScrapeErrorLabels, Counter>,
+    pub scrape_duration_seconds: Family<ReplicaLabels, FloatGauge>,
+    pub scrape_samples: Family<ReplicaLabels, Gauge>,
+    pub scrape_body_bytes: Family<ReplicaLabels, Counter>,
+    pub scrape_rejected_samples: Family<ReplicaLabels, Counter>,
+    pub group_leader: Family<ReplicaLabels, Gauge>,
+    pub group_pinned: Family<ReplicaLabels, Gauge>,
+    pub group_up: Family<GroupLabels, Gauge>,
+    pub group_failovers: Family<GroupLabels, Counter>,
+    pub group_series: Family<GroupLabels, Gauge>,
+    pub merge_filled_samples: Family<GroupLabels, Counter>,
+    pub merge_emitted_samples: Family<GroupLabels, Counter>,
+    pub merge_duplicate_samples: Family<GroupLabels, Counter>,
+    pub merge_counter_offsets: Family<GroupLabels, Counter>,
+    pub merge_expired_series: Family<GroupLabels, Counter>,
+    pub merge_duration_seconds: Histogram,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_request_duration_seconds: Family<RequestLabels, Histogram>,
+    pub federate_bytes: Family<FormatLabels, Counter>,
+    pub federate_series: Counter,
+    pub tls_reloads: Counter,
+    pub tls_reload_failures: Counter,
+    pub build_info: Family<BuildLabels, Gauge>,
+}
+
+/// Labels of `promfed_build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("promfed");
+        let m = Metrics {
+            replica_up: Family::default(),
+            scrapes: Family::default(),
+            scrape_errors: Family::default(),
+            scrape_duration_seconds: Family::default(),
+            scrape_samples: Family::default(),
+            scrape_body_bytes: Family::default(),
+            scrape_rejected_samples: Family::default(),
+            group_leader: Family::default(),
+            group_pinned: Family::default(),
+            group_up: Family::default(),
+            group_failovers: Family::default(),
+            group_series: Family::default(),
+            merge_filled_samples: Family::default(),
+            merge_emitted_samples: Family::default(),
+            merge_duplicate_samples: Family::default(),
+            merge_counter_offsets: Family::default(),
+            merge_expired_series: Family::default(),
+            merge_duration_seconds: duration_histogram(),
+            http_requests: Family::default(),
+            http_request_duration_seconds: Family::new_with_constructor(duration_histogram),
+            federate_bytes: Family::default(),
+            federate_series: Counter::default(),
+            tls_reloads: Counter::default(),
+            tls_reload_failures: Counter::default(),
+            build_info: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("replica_up", "1 when the replica's last scrape succeeded", m.replica_up.clone());
+        r.register("scrapes", "Scrapes of a replica's /federate", m.scrapes.clone());
+        r.register("scrape_errors", "Failed scrapes of a replica, by reason", m.scrape_errors.clone());
+        r.register(
+            "scrape_duration_seconds",
+            "Duration of the replica's last scrape, fetch and parse",
+            m.scrape_duration_seconds.clone(),
+        );
+        r.register("scrape_samples", "Samples in the replica's last good scrape", m.scrape_samples.clone());
+        r.register("scrape_body_bytes", "Bytes received from a replica (after decompression)", m.scrape_body_bytes.clone());
+        r.register(
+            "scrape_rejected_samples",
+            "Samples dropped from a scrape because their label set was invalid (e.g. a repeated label)",
+            m.scrape_rejected_samples.clone(),
+        );
+        r.register("group_leader", "1 for the replica currently leading its group", m.group_leader.clone());
+        r.register("group_pinned", "1 for a replica pinned as leader by an operator", m.group_pinned.clone());
+        r.register("group_up", "1 when at least one replica of the group is healthy", m.group_up.clone());
+        r.register("group_failovers", "Leader changes caused by a failed leader scrape", m.group_failovers.clone());
+        r.register("group_series", "Series held for the group", m.group_series.clone());
+        r.register(
+            "merge_filled_samples",
+            "Samples taken from a follower while the leader was healthy (series missing or stale on the leader)",
+            m.merge_filled_samples.clone(),
+        );
+        r.register("merge_emitted_samples", "New samples emitted by the merge", m.merge_emitted_samples.clone());
+        r.register(
+            "merge_duplicate_samples",
+            "Samples repeated inside one replica's scrape once replica labels are removed",
+            m.merge_duplicate_samples.clone(),
+        );
+        r.register(
+            "merge_counter_offsets",
+            "Counter source switches that needed an offset to avoid a false reset",
+            m.merge_counter_offsets.clone(),
+        );
+        r.register("merge_expired_series", "Series dropped after the lookback", m.merge_expired_series.clone());
+        r.register("merge_duration_seconds", "Time to apply one scrape to the merged view", m.merge_duration_seconds.clone());
+        r.register("http_requests", "HTTP requests served, by handler and status code", m.http_requests.clone());
+        r.register(
+            "http_request_duration_seconds",
+            "Latency of HTTP requests served",
+            m.http_request_duration_seconds.clone(),
+        );
+        r.register("federate_bytes", "Bytes of /federate bodies served", m.federate_bytes.clone());
+        r.register("federate_series", "Series lines served on /federate", m.federate_series.clone());
+        r.register("tls_reloads", "Successful reloads of the server certificate", m.tls_reloads.clone());
+        r.register("tls_reload_failures", "Failed reloads of the server certificate", m.tls_reload_failures.clone());
+        r.register("build_info", "promfed's version", m.build_info.clone());
+        m.build_info
+            .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() })
+            .set(1);
+        Metrics { registry, ..m }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Removes the per-replica series of a replica that discovery no longer lists.
+    pub fn forget_replica(&self, group: &str, replica: &str) {
+        let l = ReplicaLabels { group: group.to_owned(), replica: replica.to_owned() };
+        self.replica_up.remove(&l);
+        self.scrape_duration_seconds.remove(&l);
+        self.scrape_samples.remove(&l);
+        self.group_leader.remove(&l);
+        self.group_pinned.remove(&l);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts the log subscriber: `RUST_LOG` style filter, default `info`; JSON is not needed by
+/// anyone yet, plain text keeps `journalctl` readable.
+pub fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}

@@ -3,4 +3,6 @@
 //!
 //! # Layout
 //! - [`parse`]: text and protobuf exposition decoders, pushing samples into a sink.
+//! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 pub mod parse;
+pub mod serve;

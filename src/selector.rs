@@ -56,7 +56,8 @@ impl Selector {
     /// cached full body.
     pub fn matches_everything(&self) -> bool {
         self.matchers.iter().all(|m| {
-            m.name == "__name__" && matches!(&m.op, MatchOp::Re(r) if [".+", ".*"].iter().any(|p| r.as_str() == format!("^(?:{p})$")))
+            m.name == "__name__"
+                && matches!(&m.op, MatchOp::Re(r) if [".+", ".*"].iter().any(|p| r.as_str() == format!("^(?:{p})$")))
         })
     }
 

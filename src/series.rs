@@ -245,10 +245,7 @@ impl<'i> BatchBuilder<'i> {
     pub fn new(identity: &'i Identity, size_hint: usize) -> Self {
         BatchBuilder {
             identity,
-            batch: Batch {
-                arena: String::with_capacity(size_hint / 2),
-                entries: Vec::with_capacity(size_hint / 128),
-            },
+            batch: Batch { arena: String::with_capacity(size_hint / 2), entries: Vec::with_capacity(size_hint / 128) },
             family: None,
             scratch: Vec::new(),
             rejected: 0,
@@ -339,9 +336,8 @@ impl Sink for BatchBuilder<'_> {
         if !exported.is_empty() {
             // Rare (honor_labels: false and a clash): rebuild the key with `exported_` labels
             // in their sorted place.
-            let mut all: Vec<(String, String)> = labels_of(&out[start..])
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect();
+            let mut all: Vec<(String, String)> =
+                labels_of(&out[start..]).map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
             for (i, an) in exported {
                 let mut v = String::new();
                 escape_label_value(&mut v, labels[i].value, labels[i].escaped);
@@ -395,11 +391,7 @@ mod tests {
     }
 
     fn default_identity() -> Identity {
-        Identity::new(
-            vec!["replica".into(), "prometheus_replica".into(), "__replica__".into()],
-            vec![],
-            true,
-        )
+        Identity::new(vec!["replica".into(), "prometheus_replica".into(), "__replica__".into()], vec![], true)
     }
 
     #[test]

@@ -133,7 +133,11 @@ impl Metrics {
             m.scrape_duration_seconds.clone(),
         );
         r.register("scrape_samples", "Samples in the replica's last good scrape", m.scrape_samples.clone());
-        r.register("scrape_body_bytes", "Bytes received from a replica (after decompression)", m.scrape_body_bytes.clone());
+        r.register(
+            "scrape_body_bytes",
+            "Bytes received from a replica (after decompression)",
+            m.scrape_body_bytes.clone(),
+        );
         r.register(
             "scrape_rejected_samples",
             "Samples dropped from a scrape because their label set was invalid (e.g. a repeated label)",
@@ -161,7 +165,11 @@ impl Metrics {
             m.merge_counter_offsets.clone(),
         );
         r.register("merge_expired_series", "Series dropped after the lookback", m.merge_expired_series.clone());
-        r.register("merge_duration_seconds", "Time to apply one scrape to the merged view", m.merge_duration_seconds.clone());
+        r.register(
+            "merge_duration_seconds",
+            "Time to apply one scrape to the merged view",
+            m.merge_duration_seconds.clone(),
+        );
         r.register("http_requests", "HTTP requests served, by handler and status code", m.http_requests.clone());
         r.register(
             "http_request_duration_seconds",
@@ -173,9 +181,7 @@ impl Metrics {
         r.register("tls_reloads", "Successful reloads of the server certificate", m.tls_reloads.clone());
         r.register("tls_reload_failures", "Failed reloads of the server certificate", m.tls_reload_failures.clone());
         r.register("build_info", "promfed's version", m.build_info.clone());
-        m.build_info
-            .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() })
-            .set(1);
+        m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         Metrics { registry, ..m }
     }
 

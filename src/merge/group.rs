@@ -274,10 +274,7 @@ impl Group {
             return Some(p);
         }
         let active = || self.replicas.iter().enumerate().filter(|(_, r)| r.active);
-        active()
-            .find(|(_, r)| r.role == Role::Primary)
-            .or_else(|| active().next())
-            .map(|(i, _)| i)
+        active().find(|(_, r)| r.role == Role::Primary).or_else(|| active().next()).map(|(i, _)| i)
     }
 
     /// Replicas in preference order: preferred first, then primaries, then the rest as listed.
@@ -442,7 +439,8 @@ impl Group {
                 } else {
                     // Smoothed, leaning to the smaller value: a missed upstream scrape doubles
                     // one delta but should not double the expected interval.
-                    ((u64::from(s.interval_ms) * 3 + u64::from(delta)) / 4).min(u64::from(delta.max(s.interval_ms))) as u32
+                    ((u64::from(s.interval_ms) * 3 + u64::from(delta)) / 4).min(u64::from(delta.max(s.interval_ms)))
+                        as u32
                 };
             }
             *l = Latest { ts, value: entry.value, generation };

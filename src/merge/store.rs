@@ -98,7 +98,8 @@ impl Store {
     }
 
     fn reconfigure(&mut self, settings: Vec<GroupSettings>) {
-        let mut old: Vec<(Group, bool)> = std::mem::take(&mut self.groups).into_iter().zip(self.applied.drain(..)).collect();
+        let mut old: Vec<(Group, bool)> =
+            std::mem::take(&mut self.groups).into_iter().zip(self.applied.drain(..)).collect();
         for s in settings {
             match old.iter().position(|(g, _)| g.name() == s.name) {
                 Some(i) => {
@@ -270,7 +271,8 @@ mod tests {
         assert!(!handle.snapshot().ready);
         let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
         handle.command(Command::SetReplicas { group: "g".into(), replicas }).await.unwrap().unwrap();
-        let outcome = Outcome { replica: "a".into(), started_ms: now_ms(), duration_secs: 0.1, result: Ok(Batch::default()) };
+        let outcome =
+            Outcome { replica: "a".into(), started_ms: now_ms(), duration_secs: 0.1, result: Ok(Batch::default()) };
         handle.submit("g", outcome).await.unwrap();
         // A command is answered after the outcome before it was applied.
         let err = handle.command(Command::Unpin { group: "nope".into() }).await.unwrap();

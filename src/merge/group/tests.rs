@@ -247,7 +247,8 @@ fn duplicates_inside_one_replica_keep_the_newest() {
     b.sample("x", &[RawLabel { name: "replica", value: "a", escaped: true }], 1.0, Some(5 * S));
     b.sample("x", &[RawLabel { name: "replica", value: "a2", escaped: true }], 2.0, Some(6 * S));
     b.sample("x", &[RawLabel { name: "replica", value: "a3", escaped: true }], 3.0, Some(4 * S));
-    let stats = g.apply(Outcome { replica: "a".into(), started_ms: 7 * S, duration_secs: 0.0, result: Ok(b.finish()) }, 7 * S);
+    let stats =
+        g.apply(Outcome { replica: "a".into(), started_ms: 7 * S, duration_secs: 0.0, result: Ok(b.finish()) }, 7 * S);
     assert_eq!(stats.duplicates, 2);
     assert_eq!(view(&mut g, 7)["x"], (6, 2.0));
 }
@@ -297,9 +298,16 @@ fn replica_removed_by_discovery_stops_counting() {
 #[derive(Clone, Debug)]
 enum Step {
     /// Replica scrapes fine; `lose` drops series by index from its body.
-    Good { replica: usize, lose: Vec<usize> },
-    Fail { replica: usize },
-    Pin { replica: usize },
+    Good {
+        replica: usize,
+        lose: Vec<usize>,
+    },
+    Fail {
+        replica: usize,
+    },
+    Pin {
+        replica: usize,
+    },
     Unpin,
 }
 

@@ -1,0 +1,273 @@
+//! The configuration file as written: serde structs, every field documented, unknown keys
+//! rejected. Defaults live in functions here; [`super::validate`] turns this into the checked
+//! [`super::Config`].
+//!
+//! Shapes and names follow Prometheus where Prometheus has them (`scrape_interval`,
+//! `tls_config`, `basic_auth`, `authorization`, `honor_labels`, `body_size_limit`, the web
+//! config's `tls_server_config`), so that a Prometheus operator reads this file without a guide.
+
+use super::units::{ByteSize, PromDuration};
+use crate::merge::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Defaults for every group.
+    #[serde(default)]
+    pub global: GlobalConfig,
+    /// Where and how promfed serves the merged view.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The HA groups to federate.
+    #[serde(default)]
+    pub groups: Vec<GroupConfig>,
+}
+
+/// Defaults for every group; a group may override each.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConfig {
+    /// How often each replica's `/federate` is scraped.
+    #[serde(default = "default_scrape_interval")]
+    pub scrape_interval: PromDuration,
+    /// How long one scrape may take; at most `scrape_interval`.
+    #[serde(default = "default_scrape_timeout")]
+    pub scrape_timeout: PromDuration,
+    /// A series no replica reported for this long disappears (Prometheus' lookback delta).
+    #[serde(default = "default_lookback")]
+    pub lookback_delta: PromDuration,
+    /// Consecutive good scrapes of the preferred replica before it leads again after a failover.
+    #[serde(default = "default_hold_down")]
+    pub hold_down: u32,
+    /// Labels that tell replicas apart; removed from every series.
+    #[serde(default = "default_replica_labels")]
+    pub replica_labels: Vec<String>,
+    /// Largest scrape body accepted, as received (compressed).
+    #[serde(default = "default_body_size_limit")]
+    pub body_size_limit: ByteSize,
+    /// Largest scrape body accepted after gzip decompression (protects against gzip bombs).
+    #[serde(default = "default_decompressed_size_limit")]
+    pub decompressed_size_limit: ByteSize,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: default_scrape_interval(),
+            scrape_timeout: default_scrape_timeout(),
+            lookback_delta: default_lookback(),
+            hold_down: default_hold_down(),
+            replica_labels: default_replica_labels(),
+            body_size_limit: default_body_size_limit(),
+            decompressed_size_limit: default_decompressed_size_limit(),
+        }
+    }
+}
+
+fn default_scrape_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(15))
+}
+fn default_scrape_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(10))
+}
+fn default_lookback() -> PromDuration {
+    PromDuration(Duration::from_secs(300))
+}
+fn default_hold_down() -> u32 {
+    2
+}
+fn default_replica_labels() -> Vec<String> {
+    vec!["replica".into(), "prometheus_replica".into(), "__replica__".into()]
+}
+fn default_body_size_limit() -> ByteSize {
+    ByteSize(256 << 20)
+}
+fn default_decompressed_size_limit() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_listen() -> String {
+    "0.0.0.0:9443".into()
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_path() -> String {
+    "/federate".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The server side.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen_address: String,
+    /// TLS for the listener (Prometheus web config shape). Without it promfed serves plain
+    /// HTTP and says so in its log.
+    #[serde(default)]
+    pub tls_server_config: Option<TlsServerConfig>,
+    /// Require HTTP basic auth on every endpoint but the health checks.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Require a bearer token on every endpoint but the health checks.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen_address: default_listen(),
+            tls_server_config: None,
+            basic_auth: None,
+            authorization: None,
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// Certificate and key of the listener; reloaded when the files change or on SIGHUP.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// `TLS12` (default) or `TLS13`.
+    #[serde(default)]
+    pub min_version: Option<String>,
+}
+
+/// Upstream TLS (Prometheus `tls_config`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA to verify the replicas' certificates; the system roots otherwise.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate for mTLS to the replicas.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Name to verify the replicas' certificates against instead of the address' host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Do not verify the replicas' certificates (dangerous; warned about at start).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// HTTP basic auth; exactly one of `password` and `password_file`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+}
+
+/// An `Authorization` header; exactly one of `credentials` and `credentials_file`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// The scheme; `Bearer` by default.
+    #[serde(default = "default_auth_type", rename = "type")]
+    pub auth_type: String,
+    #[serde(default)]
+    pub credentials: Option<String>,
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+}
+
+fn default_auth_type() -> String {
+    "Bearer".into()
+}
+
+/// One HA group.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Unique name, used in metrics, status and the leader API.
+    pub name: String,
+    /// `http` or `https` for the replicas.
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// Path of the replicas' federation endpoint.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// The `match[]` selectors sent to every replica.
+    #[serde(default, rename = "match", alias = "match[]")]
+    pub selectors: Option<Vec<String>>,
+    /// Overrides `global.scrape_interval`.
+    #[serde(default)]
+    pub scrape_interval: Option<PromDuration>,
+    /// Overrides `global.scrape_timeout`.
+    #[serde(default)]
+    pub scrape_timeout: Option<PromDuration>,
+    /// Overrides `global.lookback_delta`.
+    #[serde(default)]
+    pub lookback_delta: Option<PromDuration>,
+    /// Overrides `global.hold_down`.
+    #[serde(default)]
+    pub hold_down: Option<u32>,
+    /// Overrides `global.replica_labels`.
+    #[serde(default)]
+    pub replica_labels: Option<Vec<String>>,
+    /// Labels added to every series of the group, e.g. `federation_group: eu-west-1`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// As in Prometheus: true keeps a series' own label when it clashes with an added one;
+    /// false lets the added one win and keeps the series' as `exported_<name>`.
+    #[serde(default = "default_true")]
+    pub honor_labels: bool,
+    /// TLS to the replicas.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+    /// Basic auth to the replicas.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Authorization header to the replicas.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Overrides `global.body_size_limit`.
+    #[serde(default)]
+    pub body_size_limit: Option<ByteSize>,
+    /// The replicas, listed statically.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaConfig>,
+}
+
+/// One statically listed replica.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaConfig {
+    /// Unique within the group (e.g. the replica label's value).
+    pub name: String,
+    /// `primary` or `secondary`; the primary leads while healthy.
+    #[serde(default)]
+    pub role: Role,
+    /// `host:port` of the replica's Prometheus.
+    pub address: String,
+}

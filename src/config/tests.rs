@@ -1,0 +1,128 @@
+//! Config parsing and validation: every problem at once, with paths.
+
+use super::*;
+
+const MINIMAL: &str = r#"
+groups:
+  - name: eu-west-1
+    replicas:
+      - {name: a, role: primary, address: "127.0.0.1:9090"}
+      - {name: b, role: secondary, address: "127.0.0.1:9091"}
+"#;
+
+#[test]
+fn minimal_config_gets_prometheus_defaults() {
+    let c = parse(MINIMAL, "test").unwrap();
+    let g = &c.groups[0];
+    assert_eq!(g.scrape_interval.as_secs(), 15);
+    assert_eq!(g.scrape_timeout.as_secs(), 10);
+    assert_eq!(g.lookback.as_secs(), 300);
+    assert_eq!(g.hold_down, 2);
+    assert_eq!(g.path, "/federate");
+    assert_eq!(g.selectors, vec![r#"{__name__=~".+"}"#.to_owned()]);
+    assert_eq!(g.replica_labels, vec!["replica", "prometheus_replica", "__replica__"]);
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:9443");
+    assert!(c.warnings.iter().any(|w| w.path == "server.tls_server_config"), "plain HTTP is warned about");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_place() {
+    let text = MINIMAL.replace("    replicas:", "    scrape_intervall: 5s\n    replicas:");
+    let err = parse(&text, "promfed.yml").unwrap_err().to_string();
+    assert!(err.contains("scrape_intervall"), "{err}");
+    assert!(err.contains("promfed.yml"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+server:
+  listen_address: "nowhere"
+  basic_auth: {username: u}
+groups:
+  - name: g
+    scheme: ftp
+    path: federate
+    match: ['rate(x[5m])']
+    scrape_interval: 5s
+    scrape_timeout: 10s
+    labels: {replica: x}
+    replicas:
+      - {name: a, role: primary, address: "127.0.0.1"}
+      - {name: a, role: primary, address: "127.0.0.1:9091"}
+  - name: g
+    replicas: []
+"#;
+    let err = parse(text, "t").unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &err else { panic!("{err}") };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "server.listen_address",
+        "server.basic_auth",
+        "groups[0].scheme",
+        "groups[0].path",
+        "groups[0].match[0]",
+        "groups[0].scrape_timeout",
+        "groups[0].labels.replica",
+        "groups[0].replicas[0].address",
+        "groups[0].replicas[1].name",
+        "groups[0].replicas",
+        "groups[1].name",
+        "groups[1].replicas",
+    ] {
+        assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
+    }
+    let text = err.to_string();
+    assert!(text.contains("\"nowhere\" is not an ip:port address"), "{text}");
+    assert!(text.contains("2 replicas have role primary"), "{text}");
+}
+
+#[test]
+fn bad_durations_and_sizes_name_the_value() {
+    let text = MINIMAL.replace("    replicas:", "    scrape_interval: 5 seconds\n    replicas:");
+    let err = parse(&text, "t").unwrap_err().to_string();
+    assert!(err.contains("invalid duration \"5 seconds\""), "{err}");
+    let text = format!("global: {{body_size_limit: lots}}\n{MINIMAL}");
+    let err = parse(&text, "t").unwrap_err().to_string();
+    assert!(err.contains("invalid size \"lots\""), "{err}");
+}
+
+#[test]
+fn secrets_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("token");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    let text = format!("server:\n  authorization: {{credentials_file: {}}}\n{MINIMAL}", f.display());
+    let c = parse(&text, "t").unwrap();
+    assert_eq!(c.server.auth, Credentials::Header { scheme: "Bearer".into(), credentials: "s3cret".into() });
+    let text = format!("server:\n  authorization: {{credentials_file: {}/missing}}\n{MINIMAL}", dir.path().display());
+    let err = parse(&text, "t").unwrap_err().to_string();
+    assert!(err.contains("server.authorization.credentials_file: cannot read"), "{err}");
+}
+
+#[test]
+fn example_configs_in_the_repo_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for dir in ["deploy", "."] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("promfed") && (name.ends_with(".yml") || name.ends_with(".yaml")) {
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Example certificate paths may not exist here: only file checks may fail.
+                match parse(&text, &name) {
+                    Ok(_) => {}
+                    Err(ConfigError::Invalid { problems, .. }) => {
+                        for p in problems {
+                            assert!(p.message.starts_with("cannot read"), "{name}: {p}");
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 1, "no example config found");
+}

@@ -1,0 +1,382 @@
+//! Turns a [`FileConfig`] into a checked [`Config`], collecting *every* problem with its field
+//! path and value before failing, and the risky-but-legal settings as warnings.
+
+use super::file::{Authorization, BasicAuth, FileConfig, TlsConfig};
+use crate::merge::{ReplicaSpec, Role};
+use crate::selector::SelectorSet;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One thing wrong with the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where, e.g. `groups[1].replicas[0].address`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// How promfed authenticates a caller or an upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Credentials {
+    #[default]
+    None,
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An `Authorization: <scheme> <credentials>` header (`Bearer` by default).
+    Header {
+        scheme: String,
+        credentials: String,
+    },
+}
+
+/// Server TLS files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+    /// True for `min_version: TLS13`.
+    pub tls13_only: bool,
+}
+
+/// The checked server settings.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub tls: Option<ServerTls>,
+    pub auth: Credentials,
+    pub max_connections: usize,
+}
+
+/// The checked settings of one group.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub name: String,
+    pub scheme: String,
+    pub path: String,
+    pub selectors: Vec<String>,
+    pub scrape_interval: Duration,
+    pub scrape_timeout: Duration,
+    pub lookback: Duration,
+    pub hold_down: u32,
+    pub replica_labels: Vec<String>,
+    pub labels: Vec<(String, String)>,
+    pub honor_labels: bool,
+    pub tls: TlsConfig,
+    pub auth: Credentials,
+    pub body_size_limit: u64,
+    pub decompressed_size_limit: u64,
+    pub replicas: Vec<ReplicaSpec>,
+}
+
+/// A configuration ready to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: Server,
+    pub groups: Vec<Group>,
+    /// Legal but risky settings, to log at start.
+    pub warnings: Vec<Problem>,
+}
+
+fn is_label_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.into(), message: message.into() });
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem { path: path.into(), message: message.into() });
+    }
+
+    fn file(&mut self, path: &str, file: &Path) {
+        if let Err(e) = std::fs::metadata(file) {
+            self.problem(path, format!("cannot read {}: {e}", file.display()));
+        }
+    }
+
+    fn read_secret(&mut self, path: &str, file: &Path) -> String {
+        match std::fs::read_to_string(file) {
+            Ok(s) => s.trim_end_matches(['\n', '\r']).to_owned(),
+            Err(e) => {
+                self.problem(path, format!("cannot read {}: {e}", file.display()));
+                String::new()
+            }
+        }
+    }
+
+    fn credentials(&mut self, path: &str, basic: &Option<BasicAuth>, authz: &Option<Authorization>) -> Credentials {
+        match (basic, authz) {
+            (Some(_), Some(_)) => {
+                self.problem(path, "basic_auth and authorization are mutually exclusive");
+                Credentials::None
+            }
+            (Some(b), None) => {
+                let password = match (&b.password, &b.password_file) {
+                    (Some(p), None) => p.clone(),
+                    (None, Some(f)) => self.read_secret(&format!("{path}.basic_auth.password_file"), f),
+                    _ => {
+                        self.problem(
+                            format!("{path}.basic_auth"),
+                            "exactly one of password and password_file is required",
+                        );
+                        String::new()
+                    }
+                };
+                if b.username.is_empty() {
+                    self.problem(format!("{path}.basic_auth.username"), "must not be empty");
+                }
+                Credentials::Basic { username: b.username.clone(), password }
+            }
+            (None, Some(a)) => {
+                let credentials = match (&a.credentials, &a.credentials_file) {
+                    (Some(c), None) => c.clone(),
+                    (None, Some(f)) => self.read_secret(&format!("{path}.authorization.credentials_file"), f),
+                    _ => {
+                        self.problem(
+                            format!("{path}.authorization"),
+                            "exactly one of credentials and credentials_file is required",
+                        );
+                        String::new()
+                    }
+                };
+                if a.auth_type.eq_ignore_ascii_case("basic") {
+                    self.problem(format!("{path}.authorization.type"), "use basic_auth for Basic credentials");
+                }
+                Credentials::Header { scheme: a.auth_type.clone(), credentials }
+            }
+            (None, None) => Credentials::None,
+        }
+    }
+}
+
+/// Checks `file`, returning the runnable config or every problem found.
+pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker { problems: Vec::new(), warnings: Vec::new() };
+    let g = &file.global;
+
+    // Server.
+    let s = &file.server;
+    let listen = match s.listen_address.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            c.problem("server.listen_address", format!("{:?} is not an ip:port address", s.listen_address));
+            SocketAddr::from(([0, 0, 0, 0], 9443))
+        }
+    };
+    let tls = s.tls_server_config.as_ref().map(|t| {
+        c.file("server.tls_server_config.cert_file", &t.cert_file);
+        c.file("server.tls_server_config.key_file", &t.key_file);
+        if let Some(ca) = &t.client_ca_file {
+            c.file("server.tls_server_config.client_ca_file", ca);
+        }
+        let tls13_only = match t.min_version.as_deref() {
+            None | Some("TLS12") => false,
+            Some("TLS13") => true,
+            Some(v) => {
+                c.problem("server.tls_server_config.min_version", format!("{v:?} is not TLS12 or TLS13"));
+                false
+            }
+        };
+        ServerTls {
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            client_ca_file: t.client_ca_file.clone(),
+            tls13_only,
+        }
+    });
+    if tls.is_none() {
+        c.warn("server.tls_server_config", "not set: serving plain HTTP");
+    }
+    let auth = c.credentials("server", &s.basic_auth, &s.authorization);
+    if s.max_connections == 0 {
+        c.problem("server.max_connections", "must be at least 1");
+    }
+
+    // Global defaults.
+    for (i, l) in g.replica_labels.iter().enumerate() {
+        if !is_label_name(l) {
+            c.problem(format!("global.replica_labels[{i}]"), format!("{l:?} is not a valid label name"));
+        }
+    }
+    if g.body_size_limit.0 == 0 {
+        c.problem("global.body_size_limit", "must be more than 0");
+    }
+    if g.decompressed_size_limit.0 < g.body_size_limit.0 {
+        c.problem("global.decompressed_size_limit", "must be at least body_size_limit");
+    }
+
+    // Groups.
+    if file.groups.is_empty() {
+        c.problem("groups", "no group is configured");
+    }
+    let mut names = HashSet::new();
+    let mut groups = Vec::new();
+    for (gi, gc) in file.groups.iter().enumerate() {
+        let p = format!("groups[{gi}]");
+        if gc.name.is_empty() {
+            c.problem(format!("{p}.name"), "must not be empty");
+        } else if !names.insert(gc.name.as_str()) {
+            c.problem(format!("{p}.name"), format!("{:?} is used by another group", gc.name));
+        }
+        if gc.scheme != "http" && gc.scheme != "https" {
+            c.problem(format!("{p}.scheme"), format!("{:?} is not http or https", gc.scheme));
+        }
+        if !gc.path.starts_with('/') {
+            c.problem(format!("{p}.path"), format!("{:?} must start with /", gc.path));
+        }
+        let selectors = gc.selectors.clone().unwrap_or_else(|| vec![r#"{__name__=~".+"}"#.to_owned()]);
+        if selectors.is_empty() {
+            c.problem(format!("{p}.match"), "at least one selector is required");
+        }
+        for (si, sel) in selectors.iter().enumerate() {
+            if let Err(e) = SelectorSet::parse([sel.as_str()]) {
+                c.problem(format!("{p}.match[{si}]"), e.to_string());
+            }
+        }
+        let interval = gc.scrape_interval.unwrap_or(g.scrape_interval).0;
+        let timeout = gc.scrape_timeout.unwrap_or(g.scrape_timeout).0;
+        let lookback = gc.lookback_delta.unwrap_or(g.lookback_delta).0;
+        if interval.is_zero() {
+            c.problem(format!("{p}.scrape_interval"), "must be more than 0");
+        }
+        if timeout.is_zero() {
+            c.problem(format!("{p}.scrape_timeout"), "must be more than 0");
+        }
+        if timeout > interval {
+            c.problem(
+                format!("{p}.scrape_timeout"),
+                format!("{}ms is longer than scrape_interval {}ms", timeout.as_millis(), interval.as_millis()),
+            );
+        }
+        if lookback < interval * 2 {
+            c.warn(
+                format!("{p}.lookback_delta"),
+                "shorter than two scrape intervals: one missed scrape makes series vanish",
+            );
+        }
+        let replica_labels = gc.replica_labels.clone().unwrap_or_else(|| g.replica_labels.clone());
+        for (i, l) in replica_labels.iter().enumerate() {
+            if !is_label_name(l) {
+                c.problem(format!("{p}.replica_labels[{i}]"), format!("{l:?} is not a valid label name"));
+            }
+        }
+        for (k, v) in &gc.labels {
+            if !is_label_name(k) || k.starts_with("__") {
+                c.problem(format!("{p}.labels.{k}"), format!("{k:?} is not a valid label name"));
+            } else if replica_labels.contains(k) {
+                c.problem(format!("{p}.labels.{k}"), "is also a replica label, which is removed from every series");
+            }
+            if v.is_empty() {
+                c.problem(format!("{p}.labels.{k}"), "an empty value would remove the label");
+            }
+        }
+        let tls_config = gc.tls_config.clone().unwrap_or_default();
+        for (field, f) in
+            [("ca_file", &tls_config.ca_file), ("cert_file", &tls_config.cert_file), ("key_file", &tls_config.key_file)]
+        {
+            if let Some(f) = f {
+                c.file(&format!("{p}.tls_config.{field}"), f);
+            }
+        }
+        if tls_config.cert_file.is_some() != tls_config.key_file.is_some() {
+            c.problem(format!("{p}.tls_config"), "cert_file and key_file go together");
+        }
+        if tls_config.insecure_skip_verify {
+            c.warn(format!("{p}.tls_config.insecure_skip_verify"), "replica certificates are not verified");
+        }
+        if gc.tls_config.is_some() && gc.scheme == "http" {
+            c.warn(format!("{p}.tls_config"), "set, but scheme is http: it is not used");
+        }
+        let auth = c.credentials(&p, &gc.basic_auth, &gc.authorization);
+        let body_size_limit = gc.body_size_limit.unwrap_or(g.body_size_limit).0;
+        if body_size_limit == 0 {
+            c.problem(format!("{p}.body_size_limit"), "must be more than 0");
+        }
+        if gc.replicas.is_empty() {
+            c.problem(format!("{p}.replicas"), "no replica is listed");
+        }
+        let mut rnames = HashSet::new();
+        let mut primaries = 0;
+        for (ri, r) in gc.replicas.iter().enumerate() {
+            let rp = format!("{p}.replicas[{ri}]");
+            if r.name.is_empty() {
+                c.problem(format!("{rp}.name"), "must not be empty");
+            } else if !rnames.insert(r.name.as_str()) {
+                c.problem(format!("{rp}.name"), format!("{:?} is used by another replica of the group", r.name));
+            }
+            if !valid_address(&r.address) {
+                c.problem(format!("{rp}.address"), format!("{:?} is not host:port", r.address));
+            }
+            if r.role == Role::Primary {
+                primaries += 1;
+            }
+        }
+        if primaries > 1 {
+            c.problem(format!("{p}.replicas"), format!("{primaries} replicas have role primary; at most one may"));
+        }
+        if primaries == 0 && !gc.replicas.is_empty() {
+            c.warn(format!("{p}.replicas"), "no primary: the first listed replica is preferred");
+        }
+        groups.push(Group {
+            name: gc.name.clone(),
+            scheme: gc.scheme.clone(),
+            path: gc.path.clone(),
+            selectors,
+            scrape_interval: interval,
+            scrape_timeout: timeout,
+            lookback,
+            hold_down: gc.hold_down.unwrap_or(g.hold_down),
+            replica_labels,
+            labels: gc.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            honor_labels: gc.honor_labels,
+            tls: tls_config,
+            auth,
+            body_size_limit,
+            decompressed_size_limit: g.decompressed_size_limit.0.max(body_size_limit),
+            replicas: gc
+                .replicas
+                .iter()
+                .map(|r| ReplicaSpec { name: r.name.clone(), role: r.role, address: r.address.clone() })
+                .collect(),
+        });
+    }
+
+    if c.problems.is_empty() {
+        Ok(Config {
+            server: Server { listen, tls, auth, max_connections: s.max_connections },
+            groups,
+            warnings: c.warnings,
+        })
+    } else {
+        Err(c.problems)
+    }
+}
+
+/// `host:port` with a non-empty host and a numeric port (IPv6 hosts in brackets).
+fn valid_address(a: &str) -> bool {
+    let Some((host, port)) = a.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0)
+}

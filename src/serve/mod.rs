@@ -1,0 +1,18 @@
+//! Serving promfed over HTTP(S), independent of the endpoints it serves.
+//!
+//! The endpoints (`/federate`, the API, health) are an axum `Router` built elsewhere; this module
+//! puts it on the network:
+//! - [`tls`]: certificate, key and client-CA files turned into a rustls config, hot-reloaded on change;
+//! - [`listener`]: the accept loop — connection cap, TLS handshake, HTTP/1.1 + h2, graceful drain;
+//! - [`auth`]: Basic or bearer authentication in front of the router, health paths left open.
+
+pub mod auth;
+pub mod listener;
+pub mod tls;
+
+#[cfg(test)]
+mod test_support;
+
+pub use auth::{AuthError, AuthSettings, OPEN_PATHS, protect};
+pub use listener::{ServeOptions, serve};
+pub use tls::{TlsError, TlsReloader, TlsSettings, TlsVersion, install_crypto_provider};

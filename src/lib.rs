@@ -3,15 +3,23 @@
 //!
 //! # Layout
 //! - [`config`]: the YAML file, validated up front with every problem reported at once.
+//! - [`discovery`]: where each group's replicas are (static lists; a trait for more).
+//! - [`scrape`]: one loop per replica, bounded and negotiated scrapes of `/federate`.
 //! - [`parse`]: text and protobuf exposition decoders, pushing samples into a sink.
 //! - [`series`]: series identity (canonical keys without replica labels) and scrape batches.
 //! - [`merge`]: the HA merge per group and the store task publishing immutable snapshots.
+//! - [`render`]: `/federate` bodies, text and protobuf, gzip.
+//! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
 pub mod config;
+pub mod discovery;
 pub mod merge;
 pub mod parse;
+pub mod render;
+pub mod run;
+pub mod scrape;
 pub mod selector;
 pub mod series;
 pub mod serve;

@@ -78,6 +78,7 @@ pub struct Metrics {
     pub federate_series: Counter,
     pub tls_reloads: Counter,
     pub tls_reload_failures: Counter,
+    pub tls_handshake_failures: Counter,
     pub build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -120,6 +121,7 @@ impl Metrics {
             federate_series: Counter::default(),
             tls_reloads: Counter::default(),
             tls_reload_failures: Counter::default(),
+            tls_handshake_failures: Counter::default(),
             build_info: Family::default(),
             registry: Registry::default(),
         };
@@ -180,6 +182,11 @@ impl Metrics {
         r.register("federate_series", "Series lines served on /federate", m.federate_series.clone());
         r.register("tls_reloads", "Successful reloads of the server certificate", m.tls_reloads.clone());
         r.register("tls_reload_failures", "Failed reloads of the server certificate", m.tls_reload_failures.clone());
+        r.register(
+            "tls_handshake_failures",
+            "TLS handshakes with clients that failed (bad certificate, timeout, protocol)",
+            m.tls_handshake_failures.clone(),
+        );
         r.register("build_info", "promfed's version", m.build_info.clone());
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         Metrics { registry, ..m }

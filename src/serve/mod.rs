@@ -2,10 +2,12 @@
 //!
 //! The endpoints (`/federate`, the API, health) are an axum `Router` built elsewhere; this module
 //! puts it on the network:
+//! - [`app`]: the endpoints themselves (`/federate`, `/metrics`, health, status and leader API);
 //! - [`tls`]: certificate, key and client-CA files turned into a rustls config, hot-reloaded on change;
 //! - [`listener`]: the accept loop — connection cap, TLS handshake, HTTP/1.1 + h2, graceful drain;
 //! - [`auth`]: Basic or bearer authentication in front of the router, health paths left open.
 
+pub mod app;
 pub mod auth;
 pub mod listener;
 pub mod tls;

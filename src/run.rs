@@ -1,0 +1,237 @@
+//! Running promfed: wires the config into the store, the scrapers, discovery and the listener,
+//! with one root cancellation token and one supervisor.
+//!
+//! Every long-lived task is spawned into one `JoinSet`. Cancelling the root token (SIGTERM,
+//! SIGINT, or [`Running::shutdown`]) stops them all: the listener drains in-flight requests, the
+//! scrape loops stop, the store stops last. A task that ends on its own before shutdown is a bug
+//! or a fatal error: it is logged and shuts the process down rather than leaving it half alive.
+
+use crate::config::{Config, Credentials};
+use crate::discovery::{Discoverer, StaticDiscoverer, TargetSet};
+use crate::merge::{GroupSettings, Store, StoreHandle};
+use crate::scrape::ScrapeManager;
+use crate::serve::app::{AppState, router};
+use crate::serve::{AuthSettings, ServeOptions, TlsReloader, TlsSettings, TlsVersion, install_crypto_provider, protect};
+use crate::telemetry::Metrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// promfed could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server TLS: {0}")]
+    Tls(#[from] crate::serve::TlsError),
+    #[error("{0}")]
+    Client(#[from] crate::scrape::ClientError),
+}
+
+/// promfed stopped because something failed.
+#[derive(Debug, thiserror::Error)]
+#[error("task {task} stopped unexpectedly{}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+pub struct RunError {
+    pub task: &'static str,
+    pub detail: Option<String>,
+}
+
+/// The settings the merge needs, from the config.
+pub fn group_settings(config: &Config) -> Vec<GroupSettings> {
+    config
+        .groups
+        .iter()
+        .map(|g| GroupSettings {
+            name: g.name.clone(),
+            hold_down: g.hold_down,
+            lookback_ms: g.lookback.as_millis() as i64,
+            scrape_interval_ms: g.scrape_interval.as_millis() as i64,
+        })
+        .collect()
+}
+
+/// A started promfed.
+pub struct Running {
+    /// The address the listener is bound to.
+    pub address: SocketAddr,
+    /// Whether it serves HTTPS.
+    pub tls: Option<Arc<TlsReloader>>,
+    pub store: StoreHandle,
+    pub metrics: Arc<Metrics>,
+    token: CancellationToken,
+    tasks: JoinSet<(&'static str, Result<(), String>)>,
+}
+
+/// Starts promfed for `config`. `listener` overrides `server.listen_address` (tests bind
+/// `127.0.0.1:0`; the demo binds its own).
+pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Running, StartError> {
+    install_crypto_provider();
+    for w in &config.warnings {
+        tracing::warn!("config: {w}");
+    }
+    let token = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let tls = match &config.server.tls {
+        Some(t) => Some(TlsReloader::load(TlsSettings {
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            client_ca_file: t.client_ca_file.clone(),
+            min_version: Some(if t.tls13_only { TlsVersion::Tls13 } else { TlsVersion::Tls12 }),
+        })?),
+        None => None,
+    };
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| StartError::Listen { address: config.server.listen, source })?,
+    };
+    let address = listener.local_addr().map_err(|source| StartError::Listen { address: config.server.listen, source })?;
+
+    let (store, handle) = Store::new(group_settings(&config), metrics.clone());
+    let manager = ScrapeManager::new(&config.groups, handle.clone(), metrics.clone(), token.clone())?;
+    let (targets_tx, targets_rx) = mpsc::channel::<TargetSet>(16);
+    let discoverer = StaticDiscoverer::new(
+        config.groups.iter().map(|g| TargetSet { group: g.name.clone(), replicas: g.replicas.clone() }).collect(),
+    );
+
+    let auth = match &config.server.auth {
+        Credentials::None => AuthSettings::None,
+        Credentials::Basic { username, password } => {
+            AuthSettings::Basic { username: username.clone(), password: password.clone() }
+        }
+        Credentials::Header { credentials, .. } => AuthSettings::Bearer { token: credentials.clone() },
+    };
+    let app = protect(router(AppState { store: handle.clone(), metrics: metrics.clone(), tls: tls.clone() }), auth);
+    let options = ServeOptions { max_connections: config.server.max_connections, ..ServeOptions::default() };
+
+    let mut tasks = JoinSet::new();
+    // The store stops only after the scrapers: it is given its own token, cancelled last.
+    let store_token = CancellationToken::new();
+    tasks.spawn({
+        let t = store_token.clone();
+        async move {
+            store.run(t).await;
+            ("store", Ok(()))
+        }
+    });
+    tasks.spawn(async move {
+        manager.run(targets_rx).await;
+        ("scrape manager", Ok(()))
+    });
+    tasks.spawn({
+        let t = token.clone();
+        async move {
+            Box::new(discoverer).run(targets_tx, t).await;
+            ("static discovery", Ok(()))
+        }
+    });
+    if let Some(tls) = &tls {
+        tasks.spawn({
+            let (tls, t) = (tls.clone(), token.clone());
+            async move {
+                tls.watch(Duration::from_secs(5), t).await;
+                ("certificate watcher", Ok(()))
+            }
+        });
+    }
+    tasks.spawn({
+        let (tls, t) = (tls.clone(), token.clone());
+        async move {
+            let r = crate::serve::serve(listener, tls, app, options, t).await;
+            ("listener", r.map_err(|e| e.to_string()))
+        }
+    });
+    tasks.spawn({
+        let t = token.clone();
+        async move {
+            t.cancelled().await;
+            store_token.cancel();
+            ("shutdown", Ok(()))
+        }
+    });
+    tracing::info!(%address, tls = tls.is_some(), groups = config.groups.len(), "promfed serving");
+    Ok(Running { address, tls, store: handle, metrics, token, tasks })
+}
+
+impl Running {
+    /// Asks every task to stop.
+    pub fn shutdown(&self) {
+        self.token.cancel();
+    }
+
+    /// A token cancelled when promfed shuts down.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Waits until every task has stopped. An unexpected early exit of any task cancels the
+    /// rest and is returned as the error.
+    pub async fn wait(mut self) -> Result<(), RunError> {
+        let mut failure = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let (task, result) = match joined {
+                Ok(r) => r,
+                Err(e) => ("task", Err(format!("panicked: {e}"))),
+            };
+            if !self.token.is_cancelled() || result.is_err() {
+                let detail = result.err();
+                tracing::error!(task, detail = detail.as_deref().unwrap_or(""), "task stopped unexpectedly; shutting down");
+                self.token.cancel();
+                failure.get_or_insert(RunError { task, detail });
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads the server certificate.
+pub async fn run_until_signalled(running: Running) -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let token = running.token();
+    let tls = running.tls.clone();
+    let signals = tokio::spawn({
+        let token = token.clone();
+        async move {
+            let (Ok(mut term), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::hangup())) else {
+                tracing::error!("cannot install signal handlers; only SIGINT stops promfed");
+                tokio::select! { _ = token.cancelled() => {}, _ = tokio::signal::ctrl_c() => token.cancel() }
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); token.cancel(); }
+                    _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); token.cancel(); }
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP: reloading the server certificate");
+                        reload_tls(tls.as_deref());
+                    }
+                }
+            }
+        }
+    });
+    let result = running.wait().await;
+    token.cancel();
+    let _ = signals.await;
+    result
+}
+
+/// Reloads the server certificate; errors are logged and the old one stays.
+pub fn reload_tls(tls: Option<&TlsReloader>) {
+    if let Some(tls) = tls {
+        match tls.reload() {
+            Ok(true) => tracing::info!("server certificate reloaded"),
+            Ok(false) => tracing::info!("server certificate unchanged"),
+            Err(e) => tracing::error!("server certificate reload failed, keeping the old one: {e}"),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Keeps one scrape loop per discovered replica, and runs them.
+//!
+//! Each loop starts at a random offset within the interval (so replicas of many groups do not
+//! all fire at once, as Prometheus spreads its targets), then scrapes at a fixed cadence. A scrape
+//! that outlives its interval delays the next tick rather than piling up.
+
+use super::fetch::{GroupClient, ScrapeError};
+use crate::config::Group;
+use crate::discovery::TargetSet;
+use crate::merge::{Command, Outcome, StoreHandle};
+use crate::telemetry::{Metrics, ReplicaLabels, ScrapeErrorLabels};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+struct GroupRuntime {
+    client: Arc<GroupClient>,
+    interval: Duration,
+}
+
+struct Running {
+    address: String,
+    token: CancellationToken,
+}
+
+/// Owns the scrape loops.
+pub struct ScrapeManager {
+    groups: HashMap<String, GroupRuntime>,
+    loops: HashMap<(String, String), Running>,
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ScrapeManager {
+    /// A manager for these groups; builds each group's HTTP client now.
+    pub fn new(
+        groups: &[Group],
+        store: StoreHandle,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, super::ClientError> {
+        let mut runtimes = HashMap::new();
+        for g in groups {
+            runtimes.insert(
+                g.name.clone(),
+                GroupRuntime { client: Arc::new(GroupClient::new(g)?), interval: g.scrape_interval },
+            );
+        }
+        Ok(ScrapeManager {
+            groups: runtimes,
+            loops: HashMap::new(),
+            store,
+            metrics,
+            shutdown,
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// Applies target sets until shutdown, then waits for every loop to stop.
+    pub async fn run(mut self, mut targets: mpsc::Receiver<TargetSet>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                set = targets.recv() => match set {
+                    Some(set) => self.apply(set).await,
+                    None => self.shutdown.cancelled().await,
+                },
+            }
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Starts, stops or restarts loops so that `set.group` scrapes exactly `set.replicas`.
+    pub async fn apply(&mut self, set: TargetSet) {
+        let Some(rt) = self.groups.get(&set.group) else {
+            tracing::warn!(group = %set.group, "targets for an unknown group ignored");
+            return;
+        };
+        let (client, interval) = (rt.client.clone(), rt.interval);
+        // The store learns the replica set first, so that the first outcome of a new loop
+        // finds its replica.
+        if self
+            .store
+            .command(Command::SetReplicas { group: set.group.clone(), replicas: set.replicas.clone() })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        self.loops.retain(|(g, r), running| {
+            let keep = g != &set.group || set.replicas.iter().any(|s| &s.name == r && s.address == running.address);
+            if !keep {
+                tracing::info!(group = %g, replica = %r, address = %running.address, "stopping scrape loop");
+                running.token.cancel();
+            }
+            keep
+        });
+        for spec in &set.replicas {
+            let key = (set.group.clone(), spec.name.clone());
+            if self.loops.contains_key(&key) {
+                continue;
+            }
+            let token = self.shutdown.child_token();
+            tracing::info!(group = %set.group, replica = %spec.name, url = %client.url(&spec.address),
+                role = ?spec.role, "starting scrape loop");
+            let scrape = ScrapeLoop {
+                client: client.clone(),
+                replica: spec.name.clone(),
+                address: spec.address.clone(),
+                interval,
+                store: self.store.clone(),
+                metrics: self.metrics.clone(),
+            };
+            self.tracker.spawn(scrape.run(token.clone()));
+            self.loops.insert(key, Running { address: spec.address.clone(), token });
+        }
+    }
+}
+
+struct ScrapeLoop {
+    client: Arc<GroupClient>,
+    replica: String,
+    address: String,
+    interval: Duration,
+    store: StoreHandle,
+    metrics: Arc<Metrics>,
+}
+
+impl ScrapeLoop {
+    async fn run(self, token: CancellationToken) {
+        let offset = self.interval.mul_f64(fastrand::f64());
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(offset) => {}
+        }
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let group = self.client.group.clone();
+        let labels = ReplicaLabels { group: group.clone(), replica: self.replica.clone() };
+        let mut last_error: Option<String> = None;
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            let started = Instant::now();
+            let result = tokio::select! {
+                _ = token.cancelled() => return,
+                r = self.client.scrape(&self.address) => r,
+            };
+            let duration = started.elapsed().as_secs_f64();
+            self.metrics.scrapes.get_or_create(&labels).inc();
+            let result = match result {
+                Ok(scraped) => {
+                    if last_error.take().is_some() {
+                        tracing::info!(%group, replica = %self.replica, "scrape recovered");
+                    }
+                    self.metrics.scrape_body_bytes.get_or_create(&labels).inc_by(scraped.bytes);
+                    if scraped.rejected > 0 {
+                        self.metrics.scrape_rejected_samples.get_or_create(&labels).inc_by(scraped.rejected);
+                        tracing::debug!(%group, replica = %self.replica, rejected = scraped.rejected,
+                            "samples with a repeated label name dropped");
+                    }
+                    Ok(scraped.batch)
+                }
+                Err(e) => Err(self.failed(&e, &mut last_error)),
+            };
+            let outcome = Outcome { replica: self.replica.clone(), started_ms, duration_secs: duration, result };
+            if self.store.submit(&group, outcome).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn failed(&self, e: &ScrapeError, last_error: &mut Option<String>) -> String {
+        let message = e.to_string();
+        self.metrics
+            .scrape_errors
+            .get_or_create(&ScrapeErrorLabels {
+                group: self.client.group.clone(),
+                replica: self.replica.clone(),
+                reason: e.reason().to_owned(),
+            })
+            .inc();
+        // Log each new error once, not every interval while a replica stays down.
+        if last_error.as_deref() != Some(message.as_str()) {
+            tracing::warn!(group = %self.client.group, replica = %self.replica, reason = e.reason(), "{message}");
+        }
+        *last_error = Some(message.clone());
+        message
+    }
+}

@@ -1,0 +1,254 @@
+//! The endpoints promfed serves, as one axum `Router`:
+//!
+//! - `GET /federate?match[]=…`: the merged series (text 0.0.4 or protobuf by `Accept`, gzip by
+//!   `Accept-Encoding`), rendered once per snapshot and selector set;
+//! - `GET /metrics`: promfed's own metrics;
+//! - `GET /-/healthy`, `GET /-/ready` (ready once every group has merged a first scrape);
+//! - `GET /api/v1/status/groups`: groups, replicas, health, leader, pin, last scrape and error;
+//! - `POST /api/v1/leader/{group}` `{"replica": "b"}` pins a leader, `DELETE` unpins.
+//!
+//! Errors are mapped to status codes in one place, [`ApiError`]'s `IntoResponse`.
+
+use super::tls::TlsReloader;
+use crate::merge::snapshot::{Body, BodyKey};
+use crate::merge::{Command, CommandError, GroupStatus, Snapshot, StoreHandle};
+use crate::render::{PROTOBUF_CONTENT_TYPE, TEXT_CONTENT_TYPE, gzip, render_protobuf, render_text};
+use crate::selector::{SelectorError, SelectorSet};
+use crate::telemetry::{FormatLabels, Metrics, RequestLabels};
+use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: StoreHandle,
+    pub metrics: Arc<Metrics>,
+    /// The server certificate, for the reload counters on `/metrics`.
+    pub tls: Option<Arc<TlsReloader>>,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/federate", get(federate))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "promfed is Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/api/v1/status/groups", get(status_groups))
+        .route("/api/v1/leader/{group}", post(pin).delete(unpin))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Counts every request by route and status code, and times it.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let handler = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "other".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = RequestLabels { handler, code: response.status().as_u16().to_string() };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.http_request_duration_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Errors of the handlers, each with its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Selector(#[from] SelectorError),
+    #[error("no match[] parameter given: /federate needs at least one selector, e.g. match[]={{__name__=~\".+\"}}")]
+    NoSelector,
+    #[error("not ready: no group has merged its first scrape yet")]
+    NotReady,
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("invalid request body: {0}")]
+    Body(String),
+    #[error("promfed is shutting down")]
+    ShuttingDown,
+}
+
+#[derive(Serialize)]
+struct Envelope<T: Serialize> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "errorType")]
+    error_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn success<T: Serialize>(data: T) -> Json<Envelope<T>> {
+    Json(Envelope { status: "success", data: Some(data), error_type: None, error: None })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, kind) = match &self {
+            ApiError::Selector(_) | ApiError::NoSelector | ApiError::Body(_) => (StatusCode::BAD_REQUEST, "bad_data"),
+            ApiError::Command(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::NotReady | ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        let body: Envelope<()> =
+            Envelope { status: "error", data: None, error_type: Some(kind), error: Some(self.to_string()) };
+        (code, Json(body)).into_response()
+    }
+}
+
+/// The `match[]` values of a query string, in order.
+pub fn match_params(query: Option<&str>) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|part| {
+            let part = part.trim();
+            part.starts_with("application/vnd.google.protobuf")
+                && part.contains("proto=io.prometheus.client.MetricFamily")
+                && part.contains("encoding=delimited")
+                && !part.replace(' ', "").contains("q=0;")
+                && !part.replace(' ', "").ends_with("q=0")
+        })
+    })
+}
+
+fn wants_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|p| p.trim().split(';').next() == Some("gzip") && !p.replace(' ', "").contains("q=0")))
+}
+
+/// Renders (or takes from the snapshot's cache) the body for these selectors and format.
+pub fn federate_body(snapshot: &Snapshot, selectors: &SelectorSet, raw: &[String], protobuf: bool, gzipped: bool) -> Body {
+    let mut sorted = raw.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let key = BodyKey { selectors: sorted, protobuf, gzip: gzipped };
+    snapshot.body(key.clone(), |snap| {
+        if gzipped {
+            // The uncompressed body for the same selectors is cached too: a mix of clients
+            // with and without gzip renders once.
+            let plain = federate_body(snap, selectors, raw, protobuf, false);
+            return Body { bytes: Bytes::from(gzip(&plain.bytes)), series: plain.series };
+        }
+        let all = selectors.matches_everything();
+        let entries = snap.entries().filter(|e| all || selectors.matches(&e.key));
+        let mut out = Vec::with_capacity(if all { snap.len() * 96 } else { 4096 });
+        let series = if protobuf { render_protobuf(entries, &mut out) } else { render_text(entries, &mut out) };
+        Body { bytes: Bytes::from(out), series }
+    })
+}
+
+async fn federate(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
+    let raw = match_params(query.as_deref());
+    if raw.is_empty() {
+        return Err(ApiError::NoSelector);
+    }
+    let selectors = SelectorSet::parse(raw.iter().map(String::as_str))?;
+    let snapshot = state.store.snapshot();
+    if !snapshot.ready {
+        return Err(ApiError::NotReady);
+    }
+    let protobuf = wants_protobuf(&headers);
+    let gzipped = wants_gzip(&headers);
+    // Rendering a large snapshot takes milliseconds of CPU: not on the async workers.
+    let body = tokio::task::spawn_blocking(move || federate_body(&snapshot, &selectors, &raw, protobuf, gzipped))
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let labels = FormatLabels {
+        format: if protobuf { "protobuf" } else { "text" }.into(),
+        encoding: if gzipped { "gzip" } else { "identity" }.into(),
+    };
+    state.metrics.federate_bytes.get_or_create(&labels).inc_by(body.bytes.len() as u64);
+    state.metrics.federate_series.inc_by(body.series);
+    let mut response = body.bytes.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if protobuf { PROTOBUF_CONTENT_TYPE } else { TEXT_CONTENT_TYPE }),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    if gzipped {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Some(tls) = &state.tls {
+        let sync = |c: &prometheus_client::metrics::counter::Counter, total: u64| {
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
+        };
+        sync(&state.metrics.tls_reloads, tls.reloads_total());
+        sync(&state.metrics.tls_reload_failures, tls.reload_failures_total());
+        sync(&state.metrics.tls_handshake_failures, tls.handshake_failures_total());
+    }
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let snapshot = state.store.snapshot();
+    if snapshot.ready {
+        (StatusCode::OK, "promfed is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "promfed is not ready: waiting for the first merge of every group.\n")
+            .into_response()
+    }
+}
+
+async fn status_groups(State(state): State<AppState>) -> Json<Envelope<Vec<GroupStatus>>> {
+    let snapshot = state.store.snapshot();
+    success(snapshot.groups.iter().map(|g| g.status.clone()).collect())
+}
+
+/// Body of `POST /api/v1/leader/{group}`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    pub replica: String,
+}
+
+async fn pin(State(state): State<AppState>, Path(group): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let req: PinRequest = serde_json::from_slice(&body).map_err(|e| ApiError::Body(e.to_string()))?;
+    run(&state, Command::Pin { group: group.clone(), replica: req.replica }).await?;
+    group_status(&state, &group)
+}
+
+async fn unpin(State(state): State<AppState>, Path(group): Path<String>) -> Result<Response, ApiError> {
+    run(&state, Command::Unpin { group: group.clone() }).await?;
+    group_status(&state, &group)
+}
+
+async fn run(state: &AppState, command: Command) -> Result<(), ApiError> {
+    state.store.command(command).await.map_err(|_| ApiError::ShuttingDown)??;
+    Ok(())
+}
+
+fn group_status(state: &AppState, group: &str) -> Result<Response, ApiError> {
+    let snapshot = state.store.snapshot();
+    let g = snapshot.group(group).ok_or_else(|| CommandError::NoSuchGroup(group.to_owned()))?;
+    Ok(success(g.status.clone()).into_response())
+}

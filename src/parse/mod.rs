@@ -10,6 +10,7 @@
 //! `,` `=` `}` and replaces absent timestamps with "now" (see `../shared/CRATES.md` and the
 //! `parse` benchmark, which keeps both side by side).
 
+pub mod proto;
 pub mod protobuf;
 pub mod text;
 

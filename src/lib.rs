@@ -2,6 +2,8 @@
 //! each group, merges and deduplicates their series, and serves one clean view over TLS.
 //!
 //! # Layout
+//! - [`cli`]: the command line (`serve`, `check-config`, `demo`) and exit codes.
+//! - [`demo`]: `promfed demo`, two synthetic replicas federated over HTTPS, nothing installed.
 //! - [`config`]: the YAML file, validated up front with every problem reported at once.
 //! - [`discovery`]: where each group's replicas are (static lists; a trait for more).
 //! - [`scrape`]: one loop per replica, bounded and negotiated scrapes of `/federate`.
@@ -13,7 +15,9 @@
 //! - [`selector`]: `match[]` selectors.
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod discovery;
 pub mod merge;
 pub mod parse;

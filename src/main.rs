@@ -1,1 +1,7 @@
-fn main() {}
+//! The `promfed` binary: parse the command line and hand over to the library.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    promfed::cli::run(promfed::cli::Cli::parse())
+}

@@ -4,8 +4,10 @@
 //! from the body and reuses one label vector per call, so nothing is allocated per sample; an error
 //! copies at most a short snippet, and only when failing.
 //!
-//! Measured with `cargo bench --bench parse` (100k federate-like series, 2 shared cores): see the
-//! `THROUGHPUT` note below for the numbers and the ratio against `prometheus-parse` 0.2.
+//! Measured with `cargo bench --bench parse` (100k federate-like series, 6 labels, timestamps,
+//! 17.0 MB body; 2 shared cores, one run): about 12x faster than `prometheus-parse` 0.2 on the same
+//! body without `:` names (26.2 ms vs 316.7 ms: ~620 vs ~51 MiB/s, ~3.8 M vs ~0.32 M samples/s),
+//! and that crate keeps only 50 000 of the 100 000 series when names contain `:`.
 //!
 //! # Grammar and choices
 //! The format is <https://prometheus.io/docs/instrumenting/exposition_formats/#text-format-details>;
@@ -35,9 +37,6 @@
 //!   without sign, case-insensitively. A decimal out of `f64` range (`1e400`) is an error, as Go
 //!   reports `ErrRange` for it.
 //! - The timestamp is optional integer milliseconds, `-` allowed, within `i64`.
-//!
-//! # THROUGHPUT
-//! (filled in from the benchmark run, see the commit that adds `benches/parse.rs`)
 
 use memchr::{memchr, memchr2};
 use std::fmt;

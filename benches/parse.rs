@@ -51,11 +51,7 @@ fn series(colons: bool) -> Vec<Series> {
     let mut out = Vec::with_capacity(SERIES);
     // Grouped by name as /federate groups families: SERIES / NAMES.len() series per name.
     for (n, name) in NAMES.iter().enumerate() {
-        let name = if colons {
-            (*name).to_owned()
-        } else {
-            name.replace(':', "_")
-        };
+        let name = if colons { (*name).to_owned() } else { name.replace(':', "_") };
         for i in 0..SERIES / NAMES.len() {
             let value = match rng.u8(..4) {
                 0 => f64::from(rng.u32(..100_000)),
@@ -115,14 +111,9 @@ fn protobuf_body(series: &[Series]) -> Vec<u8> {
                     label: s
                         .labels
                         .iter()
-                        .map(|(k, v)| LabelPair {
-                            name: Some((*k).to_owned()),
-                            value: Some(v.clone()),
-                        })
+                        .map(|(k, v)| LabelPair { name: Some((*k).to_owned()), value: Some(v.clone()) })
                         .collect(),
-                    untyped: Some(Untyped {
-                        value: Some(s.value),
-                    }),
+                    untyped: Some(Untyped { value: Some(s.value) }),
                     timestamp_ms: Some(s.timestamp_ms),
                     ..Default::default()
                 })
@@ -146,19 +137,9 @@ impl Sink for Count {
         self.bytes += family.len();
     }
 
-    fn sample(
-        &mut self,
-        name: &str,
-        labels: &[RawLabel<'_>],
-        value: f64,
-        timestamp_ms: Option<i64>,
-    ) {
+    fn sample(&mut self, name: &str, labels: &[RawLabel<'_>], value: f64, timestamp_ms: Option<i64>) {
         self.samples += 1;
-        self.bytes += name.len()
-            + labels
-                .iter()
-                .map(|l| l.name.len() + l.value.len())
-                .sum::<usize>();
+        self.bytes += name.len() + labels.iter().map(|l| l.name.len() + l.value.len()).sum::<usize>();
         black_box((value, timestamp_ms));
     }
 }
@@ -179,10 +160,7 @@ fn ours_protobuf(body: &[u8]) -> usize {
 
 fn prometheus_parse(body: &str) -> usize {
     let lines = body.lines().map(|l| Ok(l.to_owned()));
-    prometheus_parse::Scrape::parse(lines)
-        .unwrap()
-        .samples
-        .len()
+    prometheus_parse::Scrape::parse(lines).unwrap().samples.len()
 }
 
 fn bench(c: &mut Criterion) {
@@ -208,30 +186,20 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("text_federate");
     group.throughput(Throughput::Bytes(text.len() as u64));
-    group.bench_function("promfed_with_colons", |b| {
-        b.iter(|| ours_text(black_box(text.as_bytes())))
-    });
+    group.bench_function("promfed_with_colons", |b| b.iter(|| ours_text(black_box(text.as_bytes()))));
     group.throughput(Throughput::Bytes(text_plain.len() as u64));
-    group.bench_function("promfed_without_colons", |b| {
-        b.iter(|| ours_text(black_box(text_plain.as_bytes())))
-    });
+    group.bench_function("promfed_without_colons", |b| b.iter(|| ours_text(black_box(text_plain.as_bytes()))));
     group.finish();
 
     let mut group = c.benchmark_group("text_no_colon");
     group.throughput(Throughput::Bytes(text_plain.len() as u64));
-    group.bench_function("promfed", |b| {
-        b.iter(|| ours_text(black_box(text_plain.as_bytes())))
-    });
-    group.bench_function("prometheus_parse_0.2", |b| {
-        b.iter(|| prometheus_parse(black_box(&text_plain)))
-    });
+    group.bench_function("promfed", |b| b.iter(|| ours_text(black_box(text_plain.as_bytes()))));
+    group.bench_function("prometheus_parse_0.2", |b| b.iter(|| prometheus_parse(black_box(&text_plain))));
     group.finish();
 
     let mut group = c.benchmark_group("protobuf");
     group.throughput(Throughput::Bytes(pb.len() as u64));
-    group.bench_function("promfed_delimited", |b| {
-        b.iter(|| ours_protobuf(black_box(&pb)))
-    });
+    group.bench_function("promfed_delimited", |b| b.iter(|| ours_protobuf(black_box(&pb))));
     group.finish();
 }
 

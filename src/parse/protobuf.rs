@@ -70,26 +70,15 @@ pub fn parse_protobuf_delimited(body: &[u8], sink: &mut impl Sink) -> Result<(),
     let mut offset = 0;
     let mut index = 0;
     while let Some(rest) = body.get(offset..).filter(|rest| !rest.is_empty()) {
-        let fail = move |kind| ProtobufError {
-            index,
-            offset,
-            kind,
-        };
+        let fail = move |kind| ProtobufError { index, offset, kind };
         let (declared, prefix) = read_varint(rest).map_err(fail)?;
         let after_prefix = rest.get(prefix..).unwrap_or_default();
         let message = usize::try_from(declared)
             .ok()
             .and_then(|len| after_prefix.get(..len))
-            .ok_or_else(|| {
-                fail(ProtobufErrorKind::TruncatedMessage {
-                    declared,
-                    available: after_prefix.len(),
-                })
-            })?;
+            .ok_or_else(|| fail(ProtobufErrorKind::TruncatedMessage { declared, available: after_prefix.len() }))?;
         family.clear();
-        family
-            .merge(message)
-            .map_err(|e| fail(ProtobufErrorKind::Decode(e)))?;
+        family.merge(message).map_err(|e| fail(ProtobufErrorKind::Decode(e)))?;
         emit_family(&family, sink).map_err(fail)?;
         offset += prefix + message.len();
         index += 1;
@@ -110,11 +99,7 @@ fn read_varint(bytes: &[u8]) -> Result<(u64, usize), ProtobufErrorKind> {
             return Ok((value, i + 1));
         }
     }
-    if bytes.len() >= 10 {
-        Err(ProtobufErrorKind::InvalidLength)
-    } else {
-        Err(ProtobufErrorKind::TruncatedLength)
-    }
+    if bytes.len() >= 10 { Err(ProtobufErrorKind::InvalidLength) } else { Err(ProtobufErrorKind::TruncatedLength) }
 }
 
 fn emit_family(family: &MetricFamily, sink: &mut impl Sink) -> Result<(), ProtobufErrorKind> {
@@ -124,8 +109,7 @@ fn emit_family(family: &MetricFamily, sink: &mut impl Sink) -> Result<(), Protob
     };
     // proto2: an absent enum field reads as its first value, COUNTER.
     let number = family.r#type.unwrap_or(proto::MetricType::Counter as i32);
-    let wire_type =
-        proto::MetricType::try_from(number).map_err(|_| ProtobufErrorKind::UnknownType(number))?;
+    let wire_type = proto::MetricType::try_from(number).map_err(|_| ProtobufErrorKind::UnknownType(number))?;
     let metric_type = match wire_type {
         proto::MetricType::Counter => MetricType::Counter,
         proto::MetricType::Gauge => MetricType::Gauge,
@@ -157,12 +141,7 @@ fn base_labels<'a>(labels: &mut Vec<RawLabel<'a>>, metric: &'a proto::Metric) {
     }));
 }
 
-fn emit_simple(
-    family: &MetricFamily,
-    name: &str,
-    wire_type: proto::MetricType,
-    sink: &mut impl Sink,
-) {
+fn emit_simple(family: &MetricFamily, name: &str, wire_type: proto::MetricType, sink: &mut impl Sink) {
     let mut labels = Vec::new();
     for metric in &family.metric {
         base_labels(&mut labels, metric);
@@ -193,11 +172,7 @@ fn emit_summaries(family: &MetricFamily, name: &str, sink: &mut impl Sink) {
         let summary = metric.summary.as_ref();
         for quantile in summary.map(|s| s.quantile.as_slice()).unwrap_or_default() {
             let q = formatted.next().unwrap_or_default();
-            labels.push(RawLabel {
-                name: "quantile",
-                value: q,
-                escaped: false,
-            });
+            labels.push(RawLabel { name: "quantile", value: q, escaped: false });
             sink.sample(name, &labels, quantile.value.unwrap_or(0.0), ts);
             labels.pop();
         }
@@ -228,24 +203,13 @@ fn emit_histograms(family: &MetricFamily, name: &str, sink: &mut impl Sink) {
         for bucket in buckets {
             let le = formatted.next().unwrap_or_default();
             let count = float_or_int(bucket.cumulative_count_float, bucket.cumulative_count);
-            labels.push(RawLabel {
-                name: "le",
-                value: le,
-                escaped: false,
-            });
+            labels.push(RawLabel { name: "le", value: le, escaped: false });
             sink.sample(&bucket_name, &labels, count, ts);
             labels.pop();
         }
         let count = histogram.map_or(0.0, |h| float_or_int(h.sample_count_float, h.sample_count));
-        if buckets
-            .last()
-            .is_none_or(|b| b.upper_bound != Some(f64::INFINITY))
-        {
-            labels.push(RawLabel {
-                name: "le",
-                value: "+Inf",
-                escaped: false,
-            });
+        if buckets.last().is_none_or(|b| b.upper_bound != Some(f64::INFINITY)) {
+            labels.push(RawLabel { name: "le", value: "+Inf", escaped: false });
             sink.sample(&bucket_name, &labels, count, ts);
             labels.pop();
         }
@@ -257,9 +221,7 @@ fn emit_histograms(family: &MetricFamily, name: &str, sink: &mut impl Sink) {
 
 /// A `*_float` count overrides the integer one when it is > 0 (client_model's rule).
 fn float_or_int(float: Option<f64>, int: Option<u64>) -> f64 {
-    float
-        .filter(|f| *f > 0.0)
-        .unwrap_or_else(|| int.unwrap_or(0) as f64)
+    float.filter(|f| *f > 0.0).unwrap_or_else(|| int.unwrap_or(0) as f64)
 }
 
 /// Appends `f` as Go's `strconv.FormatFloat(f, 'g', -1, 64)` (but `+Inf` for infinity, as
@@ -295,12 +257,7 @@ pub(crate) fn push_go_float(out: &mut String, f: f64) {
             out.push('.');
             out.push_str(more);
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {

@@ -125,10 +125,7 @@ pub fn parse_text(body: &[u8], sink: &mut impl Sink) -> Result<(), TextError> {
         None | Some(b'\n') => {}
         Some(_) => {
             let line = memchr::memchr_iter(b'\n', body).count() + 1;
-            return Err(TextError {
-                line,
-                kind: TextErrorKind::Truncated,
-            });
+            return Err(TextError { line, kind: TextErrorKind::Truncated });
         }
     }
     let mut labels: Vec<RawLabel<'_>> = Vec::with_capacity(16);
@@ -263,11 +260,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse_line<'a>(
-    line: &'a [u8],
-    labels: &mut Vec<RawLabel<'a>>,
-    sink: &mut impl Sink,
-) -> Result<(), TextErrorKind> {
+fn parse_line<'a>(line: &'a [u8], labels: &mut Vec<RawLabel<'a>>, sink: &mut impl Sink) -> Result<(), TextErrorKind> {
     let mut cur = Cursor { bytes: line, at: 0 };
     cur.skip_blanks();
     match cur.peek() {
@@ -298,9 +291,7 @@ fn parse_comment(mut cur: Cursor<'_>, sink: &mut impl Sink) -> Result<(), TextEr
         // `# TYPEfoo`, `# HELP` alone: Prometheus' lexer also reads these as comments.
         return Ok(());
     }
-    let name = cur
-        .name(METRIC_START, METRIC_CONT)
-        .ok_or(TextErrorKind::InvalidMetricName)?;
+    let name = cur.name(METRIC_START, METRIC_CONT).ok_or(TextErrorKind::InvalidMetricName)?;
     match cur.peek() {
         None | Some(b' ' | b'\t') => {}
         Some(_) => return Err(TextErrorKind::InvalidMetricName),
@@ -329,9 +320,7 @@ fn parse_sample<'a>(
     labels: &mut Vec<RawLabel<'a>>,
     sink: &mut impl Sink,
 ) -> Result<(), TextErrorKind> {
-    let name = cur
-        .name(METRIC_START, METRIC_CONT)
-        .ok_or(TextErrorKind::InvalidMetricName)?;
+    let name = cur.name(METRIC_START, METRIC_CONT).ok_or(TextErrorKind::InvalidMetricName)?;
     match cur.peek() {
         Some(b' ' | b'\t' | b'{') => {}
         None => return Err(TextErrorKind::MissingValue),
@@ -348,15 +337,13 @@ fn parse_sample<'a>(
     if token.is_empty() {
         return Err(TextErrorKind::MissingValue);
     }
-    let value =
-        parse_value(token).ok_or_else(|| TextErrorKind::InvalidValue(Snippet::new(token)))?;
+    let value = parse_value(token).ok_or_else(|| TextErrorKind::InvalidValue(Snippet::new(token)))?;
     cur.skip_blanks();
     let timestamp = if cur.peek().is_none() {
         None
     } else {
         let token = cur.token();
-        let ts = parse_timestamp(token)
-            .ok_or_else(|| TextErrorKind::InvalidTimestamp(Snippet::new(token)))?;
+        let ts = parse_timestamp(token).ok_or_else(|| TextErrorKind::InvalidTimestamp(Snippet::new(token)))?;
         cur.skip_blanks();
         if cur.peek().is_some() {
             return Err(TextErrorKind::TrailingText(Snippet::new(cur.rest())));
@@ -369,10 +356,7 @@ fn parse_sample<'a>(
 
 /// Parses `label="value", ...}` (the `{` is consumed) into `labels`.
 #[inline]
-fn parse_label_set<'a>(
-    cur: &mut Cursor<'a>,
-    labels: &mut Vec<RawLabel<'a>>,
-) -> Result<(), TextErrorKind> {
+fn parse_label_set<'a>(cur: &mut Cursor<'a>, labels: &mut Vec<RawLabel<'a>>) -> Result<(), TextErrorKind> {
     loop {
         cur.skip_blanks();
         match cur.peek() {
@@ -383,9 +367,7 @@ fn parse_label_set<'a>(
             }
             Some(_) => {}
         }
-        let name = cur
-            .name(LABEL_START, LABEL_CONT)
-            .ok_or(TextErrorKind::InvalidLabelName)?;
+        let name = cur.name(LABEL_START, LABEL_CONT).ok_or(TextErrorKind::InvalidLabelName)?;
         match cur.peek() {
             None | Some(b' ' | b'\t' | b'=') => {}
             Some(_) => return Err(TextErrorKind::InvalidLabelName),
@@ -393,11 +375,7 @@ fn parse_label_set<'a>(
         cur.expect(b'=', TextErrorKind::ExpectedEquals)?;
         cur.expect(b'"', TextErrorKind::ExpectedQuote)?;
         let value = cur.quoted()?;
-        labels.push(RawLabel {
-            name,
-            value,
-            escaped: true,
-        });
+        labels.push(RawLabel { name, value, escaped: true });
         cur.skip_blanks();
         match cur.peek() {
             None => return Err(TextErrorKind::UnexpectedEndOfLine),
@@ -415,10 +393,7 @@ fn parse_label_set<'a>(
 /// Go's `strconv.ParseFloat` as Prometheus uses it (no hex, no `_`); `None` if invalid.
 #[inline]
 fn parse_value(token: &[u8]) -> Option<f64> {
-    if token
-        .iter()
-        .all(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
+    if token.iter().all(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
         // Rust's float grammar over these characters is Go's decimal grammar.
         let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
         // Go reports ErrRange for a decimal beyond f64 ("1e400"), which Prometheus rejects.
@@ -457,11 +432,7 @@ fn parse_timestamp(token: &[u8]) -> Option<i64> {
         let digit = i64::from(c - b'0');
         value = value.checked_mul(10)?;
         // Accumulate negatively for a negative number so that i64::MIN fits.
-        value = if negative {
-            value.checked_sub(digit)?
-        } else {
-            value.checked_add(digit)?
-        };
+        value = if negative { value.checked_sub(digit)? } else { value.checked_add(digit)? };
     }
     Some(value)
 }

@@ -152,7 +152,10 @@ impl GroupClient {
             Credentials::Basic { username, password } => {
                 use base64::Engine;
                 let v = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-                Some(HeaderValue::from_str(&format!("Basic {v}")).map_err(|_| ClientError::Header { group: name.clone() })?)
+                Some(
+                    HeaderValue::from_str(&format!("Basic {v}"))
+                        .map_err(|_| ClientError::Header { group: name.clone() })?,
+                )
             }
             Credentials::Header { scheme, credentials } => Some(
                 HeaderValue::from_str(&format!("{scheme} {credentials}"))
@@ -291,11 +294,7 @@ fn classify(url: &str, timeout: Duration, e: reqwest::Error) -> ScrapeError {
         message = s.to_string();
         source = s.source();
     }
-    if e.is_connect() {
-        ScrapeError::Connect { url, message }
-    } else {
-        ScrapeError::Read { url, message }
-    }
+    if e.is_connect() { ScrapeError::Connect { url, message } } else { ScrapeError::Read { url, message } }
 }
 
 fn read(group: &str, path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
@@ -317,7 +316,11 @@ fn client_tls(group: &Group) -> Result<rustls::ClientConfig, ClientError> {
                 CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
-                return Err(ClientError::Pem { group: name.clone(), path: ca.display().to_string(), what: "certificate" });
+                return Err(ClientError::Pem {
+                    group: name.clone(),
+                    path: ca.display().to_string(),
+                    what: "certificate",
+                });
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -50,7 +50,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Counts every request by route and status code, and times it.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let handler = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "other".into());
+    let handler =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "other".into());
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = RequestLabels { handler, code: response.status().as_u16().to_string() };
@@ -126,15 +127,19 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
 }
 
 fn wants_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|p| p.trim().split(';').next() == Some("gzip") && !p.replace(' ', "").contains("q=0")))
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|p| p.trim().split(';').next() == Some("gzip") && !p.replace(' ', "").contains("q=0"))
+    })
 }
 
 /// Renders (or takes from the snapshot's cache) the body for these selectors and format.
-pub fn federate_body(snapshot: &Snapshot, selectors: &SelectorSet, raw: &[String], protobuf: bool, gzipped: bool) -> Body {
+pub fn federate_body(
+    snapshot: &Snapshot,
+    selectors: &SelectorSet,
+    raw: &[String],
+    protobuf: bool,
+    gzipped: bool,
+) -> Body {
     let mut sorted = raw.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -154,7 +159,11 @@ pub fn federate_body(snapshot: &Snapshot, selectors: &SelectorSet, raw: &[String
     })
 }
 
-async fn federate(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn federate(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let raw = match_params(query.as_deref());
     if raw.is_empty() {
         return Err(ApiError::NoSelector);

@@ -4,8 +4,7 @@ use prost::Message as _;
 use super::{ProtobufError, ProtobufErrorKind, parse_protobuf_delimited, push_go_float};
 use crate::parse::parse_text;
 use crate::parse::proto::{
-    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile,
-    Summary, Untyped,
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped,
 };
 use crate::parse::text::tests::Collect;
 
@@ -23,22 +22,11 @@ fn encode(families: &[MetricFamily]) -> Vec<u8> {
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<LabelPair> {
-    pairs
-        .iter()
-        .map(|(n, v)| LabelPair {
-            name: Some((*n).to_owned()),
-            value: Some((*v).to_owned()),
-        })
-        .collect()
+    pairs.iter().map(|(n, v)| LabelPair { name: Some((*n).to_owned()), value: Some((*v).to_owned()) }).collect()
 }
 
 fn family(name: &str, t: MetricType, metric: Vec<Metric>) -> MetricFamily {
-    MetricFamily {
-        name: Some(name.to_owned()),
-        r#type: Some(t as i32),
-        metric,
-        ..Default::default()
-    }
+    MetricFamily { name: Some(name.to_owned()), r#type: Some(t as i32), metric, ..Default::default() }
 }
 
 #[track_caller]
@@ -46,16 +34,8 @@ fn golden(body: &[u8], want: &str) {
     let mut sink = Collect::default();
     parse_protobuf_delimited(body, &mut sink).unwrap();
     let got = sink.events.join("\n");
-    let want = want
-        .trim()
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        got == want,
-        "events differ\n--- got\n{got}\n--- want\n{want}"
-    );
+    let want = want.trim().lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    assert!(got == want, "events differ\n--- got\n{got}\n--- want\n{want}");
 }
 
 // ---- the real capture ----------------------------------------------------------------------
@@ -70,26 +50,10 @@ fn federate_capture() {
     parse_protobuf_delimited(&fixture("federate_prometheus_2.42.pb"), &mut sink).unwrap();
     assert_eq!(sink.families, 497);
     assert_eq!(sink.samples, 940);
-    assert!(
-        sink.events
-            .iter()
-            .filter(|e| e.starts_with("TYPE "))
-            .all(|e| e.ends_with(" untyped"))
-    );
-    assert!(
-        sink.events
-            .iter()
-            .filter(|e| !e.starts_with("TYPE "))
-            .all(|e| e.contains(" @"))
-    );
-    for name in [
-        "instance:node_cpu_seconds:rate1m{",
-        "job:scrape_duration_seconds:max{",
-    ] {
-        assert!(
-            sink.events.iter().any(|e| e.starts_with(name)),
-            "{name} missing"
-        );
+    assert!(sink.events.iter().filter(|e| e.starts_with("TYPE ")).all(|e| e.ends_with(" untyped")));
+    assert!(sink.events.iter().filter(|e| !e.starts_with("TYPE ")).all(|e| e.contains(" @")));
+    for name in ["instance:node_cpu_seconds:rate1m{", "job:scrape_duration_seconds:max{"] {
+        assert!(sink.events.iter().any(|e| e.starts_with(name)), "{name} missing");
     }
 }
 
@@ -104,18 +68,9 @@ fn text_and_protobuf_captures_have_the_same_series() {
     assert_eq!(text.series.len(), 940);
     let only_text: Vec<_> = text.series.difference(&pb.series).collect();
     let only_pb: Vec<_> = pb.series.difference(&text.series).collect();
-    assert!(
-        only_text.is_empty() && only_pb.is_empty(),
-        "only text: {only_text:#?}\nonly pb: {only_pb:#?}"
-    );
+    assert!(only_text.is_empty() && only_pb.is_empty(), "only text: {only_text:#?}\nonly pb: {only_pb:#?}");
     // Families come in the same order with the same types.
-    let families = |c: &Collect| {
-        c.events
-            .iter()
-            .filter(|e| e.starts_with("TYPE "))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
+    let families = |c: &Collect| c.events.iter().filter(|e| e.starts_with("TYPE ")).cloned().collect::<Vec<_>>();
     assert_eq!(families(&text), families(&pb));
 }
 
@@ -125,10 +80,7 @@ fn truncated_capture_fails() {
     for cut in [1, 2, body.len() / 3, body.len() / 2, body.len() - 1] {
         let err = parse_protobuf_delimited(&body[..cut], &mut Collect::default()).unwrap_err();
         assert!(
-            matches!(
-                err.kind,
-                ProtobufErrorKind::TruncatedMessage { .. } | ProtobufErrorKind::TruncatedLength
-            ),
+            matches!(err.kind, ProtobufErrorKind::TruncatedMessage { .. } | ProtobufErrorKind::TruncatedLength),
             "cut at {cut}: {err}"
         );
     }
@@ -144,10 +96,7 @@ fn all_types() {
             MetricType::Counter,
             vec![Metric {
                 label: labels(&[("job", "a\"b\\c\nd")]),
-                counter: Some(Counter {
-                    value: Some(5.0),
-                    ..Default::default()
-                }),
+                counter: Some(Counter { value: Some(5.0), ..Default::default() }),
                 ..Default::default()
             }],
         ),
@@ -155,20 +104,11 @@ fn all_types() {
             "g",
             MetricType::Gauge,
             vec![
-                Metric {
-                    gauge: Some(Gauge {
-                        value: Some(f64::NAN),
-                    }),
-                    timestamp_ms: Some(0),
-                    ..Default::default()
-                },
+                Metric { gauge: Some(Gauge { value: Some(f64::NAN) }), timestamp_ms: Some(0), ..Default::default() },
                 // Declared a gauge but carrying a counter: the gauge value is absent, so 0.
                 Metric {
                     label: labels(&[("x", "1")]),
-                    counter: Some(Counter {
-                        value: Some(9.0),
-                        ..Default::default()
-                    }),
+                    counter: Some(Counter { value: Some(9.0), ..Default::default() }),
                     timestamp_ms: Some(-5),
                     ..Default::default()
                 },
@@ -177,12 +117,7 @@ fn all_types() {
         family(
             "u",
             MetricType::Untyped,
-            vec![Metric {
-                untyped: Some(Untyped {
-                    value: Some(f64::NEG_INFINITY),
-                }),
-                ..Default::default()
-            }],
+            vec![Metric { untyped: Some(Untyped { value: Some(f64::NEG_INFINITY) }), ..Default::default() }],
         ),
         family(
             "s",
@@ -193,14 +128,8 @@ fn all_types() {
                     sample_count: Some(10),
                     sample_sum: Some(2.5),
                     quantile: vec![
-                        Quantile {
-                            quantile: Some(0.5),
-                            value: Some(0.1),
-                        },
-                        Quantile {
-                            quantile: Some(1.0),
-                            value: Some(0.9),
-                        },
+                        Quantile { quantile: Some(0.5), value: Some(0.1) },
+                        Quantile { quantile: Some(1.0), value: Some(0.9) },
                     ],
                     ..Default::default()
                 }),
@@ -218,16 +147,8 @@ fn all_types() {
                         sample_count: Some(7),
                         sample_sum: Some(3.0),
                         bucket: vec![
-                            Bucket {
-                                cumulative_count: Some(1),
-                                upper_bound: Some(0.005),
-                                ..Default::default()
-                            },
-                            Bucket {
-                                cumulative_count: Some(4),
-                                upper_bound: Some(1e6),
-                                ..Default::default()
-                            },
+                            Bucket { cumulative_count: Some(1), upper_bound: Some(0.005), ..Default::default() },
+                            Bucket { cumulative_count: Some(4), upper_bound: Some(1e6), ..Default::default() },
                         ],
                         ..Default::default()
                     }),
@@ -340,53 +261,25 @@ fn errors_carry_index_and_offset() {
     let with = |tail: &[u8]| [good.as_slice(), tail].concat();
     let check = |body: Vec<u8>, kind: ProtobufErrorKind| {
         let err = parse_protobuf_delimited(&body, &mut Collect::default()).unwrap_err();
-        assert_eq!(
-            err,
-            ProtobufError {
-                index: 1,
-                offset: at,
-                kind
-            }
-        );
+        assert_eq!(err, ProtobufError { index: 1, offset: at, kind });
     };
     check(with(&[0x80]), ProtobufErrorKind::TruncatedLength);
     check(with(&[0xff; 11]), ProtobufErrorKind::InvalidLength);
-    check(
-        with(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
-        ProtobufErrorKind::InvalidLength,
-    );
-    check(
-        with(&[10, 1, 2, 3]),
-        ProtobufErrorKind::TruncatedMessage {
-            declared: 10,
-            available: 3,
-        },
-    );
+    check(with(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), ProtobufErrorKind::InvalidLength);
+    check(with(&[10, 1, 2, 3]), ProtobufErrorKind::TruncatedMessage { declared: 10, available: 3 });
     check(
         with(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
-        ProtobufErrorKind::TruncatedMessage {
-            declared: u64::MAX,
-            available: 0,
-        },
+        ProtobufErrorKind::TruncatedMessage { declared: u64::MAX, available: 0 },
     );
     check(with(&[0]), ProtobufErrorKind::MissingName);
-    check(
-        with(&encode(&[family("", MetricType::Gauge, vec![])])),
-        ProtobufErrorKind::MissingName,
-    );
+    check(with(&encode(&[family("", MetricType::Gauge, vec![])])), ProtobufErrorKind::MissingName);
     let mut unknown = family("b", MetricType::Gauge, vec![]);
     unknown.r#type = Some(9);
     check(with(&encode(&[unknown])), ProtobufErrorKind::UnknownType(9));
     // Field 1 (name) as a string whose length runs past the message.
-    let err =
-        parse_protobuf_delimited(&with(&[2, 0x0a, 0x05]), &mut Collect::default()).unwrap_err();
+    let err = parse_protobuf_delimited(&with(&[2, 0x0a, 0x05]), &mut Collect::default()).unwrap_err();
     assert!(matches!(err.kind, ProtobufErrorKind::Decode(_)), "{err}");
-    assert!(
-        err.to_string().starts_with(&format!(
-            "protobuf message 1 at byte {at}: invalid MetricFamily"
-        )),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with(&format!("protobuf message 1 at byte {at}: invalid MetricFamily")), "{err}");
 }
 
 #[test]

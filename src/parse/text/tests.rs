@@ -20,17 +20,10 @@ pub(crate) struct Collect {
 impl Sink for Collect {
     fn family(&mut self, family: &str, metric_type: MetricType) {
         self.families += 1;
-        self.events
-            .push(format!("TYPE {family} {}", metric_type.as_str()));
+        self.events.push(format!("TYPE {family} {}", metric_type.as_str()));
     }
 
-    fn sample(
-        &mut self,
-        name: &str,
-        labels: &[RawLabel<'_>],
-        value: f64,
-        timestamp_ms: Option<i64>,
-    ) {
+    fn sample(&mut self, name: &str, labels: &[RawLabel<'_>], value: f64, timestamp_ms: Option<i64>) {
         self.samples += 1;
         let mut line = format!("{name}{{");
         for (i, l) in labels.iter().enumerate() {
@@ -47,11 +40,7 @@ impl Sink for Collect {
         let mut sorted: Vec<(String, String)> = labels
             .iter()
             .map(|l| {
-                let value = if l.escaped {
-                    unescape(l.value)
-                } else {
-                    l.value.to_owned()
-                };
+                let value = if l.escaped { unescape(l.value) } else { l.value.to_owned() };
                 (l.name.to_owned(), value)
             })
             .collect();
@@ -92,20 +81,9 @@ fn parse(body: &str) -> Result<Collect, TextError> {
 /// Parses `body` and compares the events with `want` (one per line), printing both on mismatch.
 #[track_caller]
 fn golden(body: &str, want: &str) {
-    let got = parse(body)
-        .unwrap_or_else(|e| panic!("{e}\nbody:\n{body}"))
-        .events
-        .join("\n");
-    let want = want
-        .trim()
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(
-        got == want,
-        "events differ\n--- got\n{got}\n--- want\n{want}\n--- body\n{body}"
-    );
+    let got = parse(body).unwrap_or_else(|e| panic!("{e}\nbody:\n{body}")).events.join("\n");
+    let want = want.trim().lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    assert!(got == want, "events differ\n--- got\n{got}\n--- want\n{want}\n--- body\n{body}");
 }
 
 #[track_caller]
@@ -143,26 +121,12 @@ fn federate_capture() {
     assert_eq!(sink.samples, 940);
     assert_eq!(sink.families, 497);
     // The two recording rules of tests/fixtures/rules.yml: the reason we have our own parser.
-    for name in [
-        "instance:node_cpu_seconds:rate1m{",
-        "job:scrape_duration_seconds:max{",
-    ] {
-        assert!(
-            sink.events.iter().any(|e| e.starts_with(name)),
-            "{name} missing"
-        );
+    for name in ["instance:node_cpu_seconds:rate1m{", "job:scrape_duration_seconds:max{"] {
+        assert!(sink.events.iter().any(|e| e.starts_with(name)), "{name} missing");
     }
     // /federate always sets timestamps and the external labels.
-    let samples: Vec<_> = sink
-        .events
-        .iter()
-        .filter(|e| !e.starts_with("TYPE "))
-        .collect();
-    assert!(
-        samples
-            .iter()
-            .all(|e| e.contains(" @") && e.contains("replica=\"a\""))
-    );
+    let samples: Vec<_> = sink.events.iter().filter(|e| !e.starts_with("TYPE ")).collect();
+    assert!(samples.iter().all(|e| e.contains(" @") && e.contains("replica=\"a\"")));
     assert_eq!(sink.series.len(), 940, "series are unique");
 }
 
@@ -172,10 +136,7 @@ fn node_exporter_capture() {
     let sink = parse_fixture("node_exporter_1.5.txt");
     assert_eq!(sink.samples, 502);
     assert_eq!(sink.families, 283);
-    assert!(
-        sink.events
-            .contains(&"TYPE go_gc_duration_seconds summary".to_owned())
-    );
+    assert!(sink.events.contains(&"TYPE go_gc_duration_seconds summary".to_owned()));
     // No timestamps on a direct scrape.
     assert!(sink.events.iter().all(|e| !e.contains(" @")));
 }
@@ -186,10 +147,7 @@ fn prometheus_self_capture() {
     let sink = parse_fixture("prometheus_2.42_self.txt");
     assert_eq!(sink.samples, 442);
     assert_eq!(sink.families, 211);
-    assert!(
-        sink.events.iter().any(|e| e.contains("NaN")),
-        "summary quantiles without data are NaN"
-    );
+    assert!(sink.events.iter().any(|e| e.contains("NaN")), "summary quantiles without data are NaN");
 }
 
 #[test]
@@ -203,21 +161,9 @@ fn truncated_fixture_fails_before_the_sink() {
     let newlines = half.iter().filter(|&&b| b == b'\n').count();
     let mut sink = Collect::default();
     let err = parse_text(half, &mut sink).unwrap_err();
-    assert_eq!(
-        err,
-        TextError {
-            line: newlines + 1,
-            kind: TextErrorKind::Truncated
-        }
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("line {}: truncated: last line has no newline", newlines + 1)
-    );
-    assert!(
-        sink.events.is_empty(),
-        "nothing of a truncated body reaches the sink"
-    );
+    assert_eq!(err, TextError { line: newlines + 1, kind: TextErrorKind::Truncated });
+    assert_eq!(err.to_string(), format!("line {}: truncated: last line has no newline", newlines + 1));
+    assert!(sink.events.is_empty(), "nothing of a truncated body reaches the sink");
 }
 
 // ---- golden cases --------------------------------------------------------------------------
@@ -340,11 +286,7 @@ fn errors_carry_the_line_and_what_was_wrong() {
         (format!("{ok}a{{x-y=\"1\"}} 1\n"), 3, InvalidLabelName),
         (format!("{ok}a{{x \"1\"}} 1\n"), 3, ExpectedEquals),
         (format!("{ok}a{{x=1}} 1\n"), 3, ExpectedQuote),
-        (
-            format!("{ok}a{{x=\"1\" y=\"2\"}} 1\n"),
-            3,
-            ExpectedCommaOrBrace,
-        ),
+        (format!("{ok}a{{x=\"1\" y=\"2\"}} 1\n"), 3, ExpectedCommaOrBrace),
         (format!("{ok}a{{x=\"1\",,}} 1\n"), 3, InvalidLabelName),
         (format!("{ok}a{{x=\"1\"\n"), 3, UnexpectedEndOfLine),
         (format!("{ok}a{{x=\"1\n"), 3, UnexpectedEndOfLine),
@@ -361,18 +303,10 @@ fn errors_carry_the_line_and_what_was_wrong() {
         (format!("{ok}a 0x1p3\n"), 3, InvalidValue(snippet("0x1p3"))),
         (format!("{ok}a 1_000\n"), 3, InvalidValue(snippet("1_000"))),
         (format!("{ok}a 1\r\n"), 3, InvalidValue(snippet("1\r"))),
-        (
-            format!("{ok}a 1 1.5\n"),
-            3,
-            InvalidTimestamp(snippet("1.5")),
-        ),
+        (format!("{ok}a 1 1.5\n"), 3, InvalidTimestamp(snippet("1.5"))),
         (format!("{ok}a 1 +5\n"), 3, InvalidTimestamp(snippet("+5"))),
         (format!("{ok}a 1 -\n"), 3, InvalidTimestamp(snippet("-"))),
-        (
-            format!("{ok}a 1 9223372036854775808\n"),
-            3,
-            InvalidTimestamp(snippet("9223372036854775808")),
-        ),
+        (format!("{ok}a 1 9223372036854775808\n"), 3, InvalidTimestamp(snippet("9223372036854775808"))),
         (format!("{ok}a 1 2 3\n"), 3, TrailingText(snippet("3"))),
         (format!("{ok}1a 1\n"), 3, InvalidMetricName),
         (format!("{ok}a-b 1\n"), 3, InvalidMetricName),
@@ -380,21 +314,9 @@ fn errors_carry_the_line_and_what_was_wrong() {
         (format!("{ok}# TYPE 1a gauge\n"), 3, InvalidMetricName),
         (format!("{ok}# HELP a-b text\n"), 3, InvalidMetricName),
         (format!("{ok}# TYPE a \n"), 3, MissingType),
-        (
-            format!("{ok}# TYPE a gauges\n"),
-            3,
-            UnknownType(snippet("gauges")),
-        ),
-        (
-            format!("{ok}# TYPE a counter extra\n"),
-            3,
-            UnknownType(snippet("counter extra")),
-        ),
-        (
-            format!("{ok}\n\na{{x=\"\u{e9}\"}} 1\nb abc\n"),
-            6,
-            InvalidValue(snippet("abc")),
-        ),
+        (format!("{ok}# TYPE a gauges\n"), 3, UnknownType(snippet("gauges"))),
+        (format!("{ok}# TYPE a counter extra\n"), 3, UnknownType(snippet("counter extra"))),
+        (format!("{ok}\n\na{{x=\"\u{e9}\"}} 1\nb abc\n"), 6, InvalidValue(snippet("abc"))),
         (format!("{ok}a 1\nb 2"), 4, Truncated),
     ];
     for (body, line, kind) in cases {
@@ -403,88 +325,47 @@ fn errors_carry_the_line_and_what_was_wrong() {
     // Invalid UTF-8 needs bytes that a &str cannot hold.
     let body = b"a 1\nb{x=\"ok\"} 1\nc{x=\"\xff\xfe\"} 1\n";
     let err = parse_text(body, &mut Collect::default()).unwrap_err();
-    assert_eq!(
-        err,
-        TextError {
-            line: 3,
-            kind: InvalidUtf8
-        }
-    );
+    assert_eq!(err, TextError { line: 3, kind: InvalidUtf8 });
     let err = parse_text(b"\xffd 1\n", &mut Collect::default()).unwrap_err();
-    assert_eq!(
-        err,
-        TextError {
-            line: 1,
-            kind: InvalidMetricName
-        }
-    );
+    assert_eq!(err, TextError { line: 1, kind: InvalidMetricName });
 }
 
 #[test]
 fn error_messages_read_well() {
     let cases = [
         ("a 1\nb{1=\"x\"} 2\n", "line 2: invalid label name"),
-        (
-            "a 1\nb 2\nc 3\nd 4\ne 5\nf 6\ng abc\n",
-            "line 7: invalid value \"abc\"",
-        ),
-        (
-            "a 1\nb 2\nc{x=\"1\",\n",
-            "line 3: unexpected end of line inside label set",
-        ),
+        ("a 1\nb 2\nc 3\nd 4\ne 5\nf 6\ng abc\n", "line 7: invalid value \"abc\""),
+        ("a 1\nb 2\nc{x=\"1\",\n", "line 3: unexpected end of line inside label set"),
         ("# TYPE a nope\n", "line 1: unknown metric type \"nope\""),
         ("a 1 2 x\n", "line 1: unexpected text after timestamp \"x\""),
         ("a 1", "line 1: truncated: last line has no newline"),
     ];
     for (body, want) in cases {
-        assert_eq!(
-            parse(body).err().map(|e| e.to_string()).as_deref(),
-            Some(want),
-            "{body:?}"
-        );
+        assert_eq!(parse(body).err().map(|e| e.to_string()).as_deref(), Some(want), "{body:?}");
     }
     let long = format!("a {}x\n", "9".repeat(100));
     let msg = parse(&long).unwrap_err().to_string();
-    assert!(
-        msg.len() < 80 && msg.ends_with("…\""),
-        "snippets are short: {msg}"
-    );
+    assert!(msg.len() < 80 && msg.ends_with("…\""), "snippets are short: {msg}");
 }
 
 #[test]
 fn huge_garbage_line_fails_fast() {
     const SIZE: usize = 10 << 20;
     let mut rng = fastrand::Rng::with_seed(42);
-    let random: Vec<u8> = (0..SIZE)
-        .map(|_| rng.u8(..))
-        .map(|b| if b == b'\n' { b'x' } else { b })
-        .collect();
+    let random: Vec<u8> = (0..SIZE).map(|_| rng.u8(..)).map(|b| if b == b'\n' { b'x' } else { b }).collect();
     let bodies: Vec<(&str, Vec<u8>)> = vec![
         ("random", random.clone()),
         ("one long name", vec![b'a'; SIZE]),
-        (
-            "one long value",
-            [b"a ".as_slice(), &vec![b'9'; SIZE]].concat(),
-        ),
-        (
-            "one long label value",
-            [b"a{b=\"".as_slice(), &vec![b'\\'; SIZE]].concat(),
-        ),
+        ("one long value", [b"a ".as_slice(), &vec![b'9'; SIZE]].concat()),
+        ("one long label value", [b"a{b=\"".as_slice(), &vec![b'\\'; SIZE]].concat()),
         ("blanks", [b"a".as_slice(), &vec![b' '; SIZE]].concat()),
     ];
     for (what, mut body) in bodies {
         body.push(b'\n');
         let start = Instant::now();
         let err = parse_text(&body, &mut Collect::default());
-        assert!(
-            matches!(err, Err(TextError { line: 1, .. })),
-            "{what}: {err:?}"
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{what}: took {:?}",
-            start.elapsed()
-        );
+        assert!(matches!(err, Err(TextError { line: 1, .. })), "{what}: {err:?}");
+        assert!(start.elapsed() < Duration::from_secs(2), "{what}: took {:?}", start.elapsed());
         // Without the final newline it is a truncated body.
         body.pop();
         let err = parse_text(&body, &mut Collect::default()).unwrap_err();

@@ -287,14 +287,25 @@ fn classify(url: &str, timeout: Duration, e: reqwest::Error) -> ScrapeError {
     let mut source: Option<&dyn std::error::Error> = Some(&e);
     let mut message = e.to_string();
     while let Some(s) = source {
-        if s.downcast_ref::<rustls::Error>().is_some() {
-            return ScrapeError::Tls { url, message: s.to_string() };
+        if let Some(tls) = find_rustls(s) {
+            return ScrapeError::Tls { url, message: tls.to_string() };
         }
         // The innermost cause says the most ("Connection refused").
         message = s.to_string();
         source = s.source();
     }
     if e.is_connect() { ScrapeError::Connect { url, message } } else { ScrapeError::Read { url, message } }
+}
+
+/// rustls errors arrive wrapped in (possibly nested) io::Errors, whose `source()` skips the
+/// wrapped error itself: look inside them.
+fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(t) = e.downcast_ref::<rustls::Error>() {
+        return Some(t);
+    }
+    let io = e.downcast_ref::<std::io::Error>()?;
+    let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
+    find_rustls(inner)
 }
 
 fn read(group: &str, path: &std::path::Path) -> Result<Vec<u8>, ClientError> {

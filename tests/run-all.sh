@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs what the tests need, then runs
+# formatting, lint and every test. Usage: tests/run-all.sh
+#
+# - Debian packages: prometheus (2.42, with promtool), for the tests against real peers.
+# - Build caches stay outside the checkout: CARGO_TARGET_DIR defaults to ~/.cache/promfed/target,
+#   so a second run is incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/promfed/target}"
+# The AWS SDK (EC2 discovery) must never probe the instance-metadata address in tests.
+export AWS_EC2_METADATA_DISABLED=true
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_pkgs=()
+command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${need_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# Debian starts the packaged Prometheus as a service where it can; the tests start their own.
+echo "== peers: $(prometheus --version 2>&1 | head -1)"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --all-features --quiet 2>&1 | tee "${CARGO_TARGET_DIR}/last-test.log"

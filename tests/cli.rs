@@ -1,0 +1,231 @@
+//! The `promfed` binary itself: exit codes, `check-config`, `serve` with SIGHUP certificate
+//! reload and SIGTERM shutdown, and the `demo` command.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_promfed");
+
+/// Kills the child when dropped, so a failing test leaves no process behind.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill").args([format!("-{sig}"), child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const GROUPS: &str = r#"
+groups:
+  - name: g
+    replicas:
+      - {name: a, role: primary, address: "127.0.0.1:1"}
+      - {name: b, role: secondary, address: "127.0.0.1:2"}
+"#;
+
+#[test]
+fn check_config_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(dir.path(), "good.yml", GROUPS);
+    let out = Command::new(BIN).args(["check-config"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid (1 group(s))"));
+
+    let bad = write(dir.path(), "bad.yml", &GROUPS.replace("127.0.0.1:1", "nohost").replace("name: b", "name: a"));
+    let out = Command::new(BIN).args(["check-config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("groups[0].replicas[0].address: \"nohost\" is not host:port"), "{err}");
+    assert!(err.contains("groups[0].replicas[1].name"), "every problem at once: {err}");
+
+    let out = Command::new(BIN).args(["check-config", "/nonexistent/promfed.yml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/promfed.yml"));
+
+    let out = Command::new(BIN)
+        .args(["check-config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/promfed.yml"))
+        .output()
+        .unwrap();
+    // The example names certificate files that do not exist on a test machine.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.code() == Some(0) || err.contains("cannot read /etc/promfed/tls"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_works() {
+    let out = Command::new(BIN).args(["serve"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN).args(["--help"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "check-config", "demo"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+}
+
+fn cert(dir: &Path, name: &str, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> (PathBuf, PathBuf, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let c = params.signed_by(&key, issuer).unwrap();
+    let der = c.der().to_vec();
+    (write(dir, &format!("{name}.crt"), &c.pem()), write(dir, &format!("{name}.key"), &key.serialize_pem()), der)
+}
+
+/// The DER of the certificate the server presents.
+async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tls = connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn serve_reloads_its_certificate_on_sighup_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let (crt, key, first) = cert(dir.path(), "first", &issuer);
+    let port = free_port();
+    let config = format!(
+        "server:\n  listen_address: 127.0.0.1:{port}\n  tls_server_config: {{cert_file: {}, key_file: {}}}\n{GROUPS}",
+        crt.display(),
+        key.display()
+    );
+    let cfg = write(dir.path(), "promfed.yml", &config);
+    let mut child = Guard(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "promfed did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served_cert(port, &ca_pem).await, first);
+
+    // Rotate to a new certificate and send SIGHUP; the file watcher polls every 5 s, so a new
+    // certificate within one second is SIGHUP's doing (the test fails if SIGHUP is ignored,
+    // unless the poll happens to land in that second).
+    let (crt2, key2, second) = cert(dir.path(), "second", &issuer);
+    std::fs::rename(&crt2, &crt).unwrap();
+    std::fs::rename(&key2, &key).unwrap();
+    signal(&child.0, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if served_cert(port, &ca_pem).await == second {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the certificate");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    signal(&child.0, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "promfed did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut log).unwrap();
+    let log = log.replace(|c: char| c == '\u{1b}', "");
+    assert!(log.contains("SIGHUP"), "{log}");
+    assert!(log.contains("SIGTERM: shutting down"), "{log}");
+}
+
+#[tokio::test]
+async fn demo_serves_the_merged_view_over_https() {
+    let mut child = Guard(
+        Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--duration", "20s"])
+            .env("PROMFED_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // The banner names the URL and the certificate.
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut url = None;
+    let mut ca = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while url.is_none() || ca.is_none() {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo banner");
+        if let Some(rest) = line.strip_prefix("federated at ") {
+            let (u, c) = rest.split_once(" with a self-signed certificate (").unwrap();
+            url = Some(u.to_owned());
+            ca = Some(c.trim_end_matches(").").to_owned());
+        }
+    }
+    let (url, ca) = (url.unwrap(), ca.unwrap());
+    let ca_pem = std::fs::read(&ca).unwrap();
+    promfed::serve::install_crypto_provider();
+    let client =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&ca_pem).unwrap()]).build().unwrap();
+    // Wait (bounded) for the first merge, then check the view.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let r = client.get(format!("{url}/federate")).query(&[("match[]", "{job=\"node\"}")]).send().await.unwrap();
+        if r.status() == 200 {
+            break r.text().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "demo never became ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(body.contains("node_cpu_seconds_total{"), "{body}");
+    assert!(body.contains("instance:node_cpu_utilisation:rate1m{"), "{body}");
+    assert!(!body.contains("replica="), "replica label removed: {body}");
+    let status: serde_json::Value =
+        client.get(format!("{url}/api/v1/status/groups")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["data"][0]["name"], "demo");
+    assert_eq!(status["data"][0]["replicas"].as_array().unwrap().len(), 2);
+}

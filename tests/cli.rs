@@ -171,7 +171,7 @@ async fn serve_reloads_its_certificate_on_sighup_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     let mut log = String::new();
     std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut log).unwrap();
-    let log = log.replace(|c: char| c == '\u{1b}', "");
+    let log = log.replace('\u{1b}', "");
     assert!(log.contains("SIGHUP"), "{log}");
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
 }

@@ -133,6 +133,17 @@ pub fn name_of(key: &str) -> &str {
     }
 }
 
+/// Splits a canonical key into its metric name and the rest (`{...}` or empty).
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_at(key.find('{').unwrap_or(key.len()))
+}
+
+/// The order series are served in: by metric name, then by labels, so that every metric family
+/// is contiguous (plain string order would put `foo_bar{…}` between `foo` and `foo{…}`).
+pub fn cmp_keys(a: &str, b: &str) -> std::cmp::Ordering {
+    split_key(a).cmp(&split_key(b))
+}
+
 /// See [`labels_of`].
 pub struct LabelIter<'a> {
     rest: &'a str,
@@ -441,6 +452,13 @@ mod tests {
         assert_eq!(got, vec![("a", "}"), ("b", r#"x,y=\"z\""#), ("c", "")]);
         assert_eq!(name_of(key), "m");
         assert_eq!(labels_of("bare").count(), 0);
+    }
+
+    #[test]
+    fn families_stay_contiguous_in_key_order() {
+        let mut keys = vec![r#"foo{a="1"}"#, "foo_bar", "foo", r#"foo_bar{b="2"}"#, "fo"];
+        keys.sort_by(|a, b| cmp_keys(a, b));
+        assert_eq!(keys, vec!["fo", "foo", r#"foo{a="1"}"#, "foo_bar", r#"foo_bar{b="2"}"#]);
     }
 
     #[test]

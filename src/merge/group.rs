@@ -20,7 +20,7 @@
 //! - a series no replica has reported for longer than the lookback is dropped.
 
 use crate::parse::MetricType;
-use crate::series::{Batch, Kind};
+use crate::series::{Batch, Kind, cmp_keys};
 use hashbrown::HashTable;
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -526,7 +526,7 @@ impl Group {
             self.order.retain(|&i| series[i as usize].emitted_ts != NEVER || !series[i as usize].latest.is_empty());
             self.order.dedup();
             // Mostly sorted with new keys appended: the stable sort merges the runs cheaply.
-            self.order.sort_by(|&a, &b| series[a as usize].key.cmp(&series[b as usize].key));
+            self.order.sort_by(|&a, &b| cmp_keys(&series[a as usize].key, &series[b as usize].key));
             self.order.dedup_by(|a, b| series[*a as usize].key == series[*b as usize].key);
             debug_assert_eq!(self.order.len(), index_len);
             self.order_dirty = false;

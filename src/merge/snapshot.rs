@@ -5,6 +5,7 @@
 //! cached inside it, so a thousand scrapes of the same snapshot render it once.
 
 use super::group::{GroupStatus, SnapEntry};
+use crate::series::split_key;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -58,17 +59,17 @@ impl Snapshot {
     /// Every served series of every group, sorted by key (a k-way merge of the sorted groups),
     /// so that a metric family is contiguous in the output whatever group its series come from.
     pub fn entries(&self) -> impl Iterator<Item = &SnapEntry> {
-        let mut heap: BinaryHeap<Reverse<(&str, usize, usize)>> = self
+        let mut heap: BinaryHeap<Reverse<((&str, &str), usize, usize)>> = self
             .groups
             .iter()
             .enumerate()
-            .filter_map(|(g, gs)| gs.entries.first().map(|e| Reverse((&*e.key, g, 0))))
+            .filter_map(|(g, gs)| gs.entries.first().map(|e| Reverse((split_key(&e.key), g, 0))))
             .collect();
         std::iter::from_fn(move || {
             let Reverse((_, g, i)) = heap.pop()?;
             let entries = &self.groups[g].entries;
             if let Some(next) = entries.get(i + 1) {
-                heap.push(Reverse((&*next.key, g, i + 1)));
+                heap.push(Reverse((split_key(&next.key), g, i + 1)));
             }
             Some(&entries[i])
         })
@@ -132,10 +133,14 @@ mod tests {
 
     #[test]
     fn entries_of_groups_are_merged_in_key_order() {
-        let s = Snapshot::new(vec![group(&["a", "c{g=\"1\"}", "d"]), group(&[]), group(&["b", "c{g=\"2\"}"])], true, 1);
+        let s = Snapshot::new(
+            vec![group(&["a", "c{g=\"1\"}", "c_x", "d"]), group(&[]), group(&["b", "c", "c{g=\"2\"}"])],
+            true,
+            1,
+        );
         let keys: Vec<&str> = s.entries().map(|e| &*e.key).collect();
-        assert_eq!(keys, vec!["a", "b", "c{g=\"1\"}", "c{g=\"2\"}", "d"]);
-        assert_eq!(s.len(), 5);
+        assert_eq!(keys, vec!["a", "b", "c", "c{g=\"1\"}", "c{g=\"2\"}", "c_x", "d"]);
+        assert_eq!(s.len(), 7);
     }
 
     #[test]

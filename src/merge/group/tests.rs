@@ -268,6 +268,20 @@ fn follower_only_series_appear_at_once_and_vanish_after_the_lookback() {
 }
 
 #[test]
+fn snapshot_keeps_families_contiguous() {
+    let mut g = group();
+    let id = identity();
+    let mut b = BatchBuilder::new(&id, 0);
+    for (name, labels) in [("foo_bar", vec![]), ("foo", vec![("a", "1")]), ("foo", vec![])] {
+        let raw: Vec<RawLabel> = labels.iter().map(|(n, v)| RawLabel { name: n, value: v, escaped: true }).collect();
+        b.sample(name, &raw, 1.0, Some(S));
+    }
+    g.apply(Outcome { replica: "a".into(), started_ms: S, duration_secs: 0.0, result: Ok(b.finish()) }, S);
+    let keys: Vec<String> = g.snapshot_entries(S).iter().map(|e| e.key.to_string()).collect();
+    assert_eq!(keys, vec!["foo", "foo{a=\"1\"}", "foo_bar"]);
+}
+
+#[test]
 fn stale_markers_are_not_samples() {
     let mut g = group();
     ok(&mut g, "a", 1, &[("x", 1.0, 0)]);
@@ -349,6 +363,7 @@ proptest! {
                 Step::Unpin => g.unpin(),
             }
             let entries = g.snapshot_entries(now * S);
+            prop_assert!(entries.windows(2).all(|w| crate::series::cmp_keys(&w[0].key, &w[1].key).is_lt()), "sorted");
             let mut keys: Vec<&str> = entries.iter().map(|e| &*e.key).collect();
             let n = keys.len();
             keys.dedup();

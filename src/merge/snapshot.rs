@@ -11,6 +11,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
 
+/// A k-way merge cursor: the next key (split for ordering), the group, the index in it.
+type HeapItem<'a> = ((&'a str, &'a str), usize, usize);
+
 /// One group's part of a snapshot.
 #[derive(Debug)]
 pub struct GroupSnapshot {
@@ -59,7 +62,7 @@ impl Snapshot {
     /// Every served series of every group, sorted by key (a k-way merge of the sorted groups),
     /// so that a metric family is contiguous in the output whatever group its series come from.
     pub fn entries(&self) -> impl Iterator<Item = &SnapEntry> {
-        let mut heap: BinaryHeap<Reverse<((&str, &str), usize, usize)>> = self
+        let mut heap: BinaryHeap<Reverse<HeapItem<'_>>> = self
             .groups
             .iter()
             .enumerate()

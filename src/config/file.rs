@@ -254,6 +254,11 @@ pub struct GroupConfig {
     /// Overrides `global.body_size_limit`.
     #[serde(default)]
     pub body_size_limit: Option<ByteSize>,
+    /// Formats asked for, most preferred first (Prometheus 2.49's `scrape_protocols` names):
+    /// `PrometheusProto` (delimited protobuf) and `PrometheusText0.0.4`. Default: both, protobuf
+    /// first.
+    #[serde(default)]
+    pub scrape_protocols: Option<Vec<String>>,
     /// The replicas, listed statically.
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,

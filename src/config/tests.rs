@@ -126,3 +126,17 @@ fn example_configs_in_the_repo_are_valid() {
     }
     assert!(seen >= 1, "no example config found");
 }
+
+#[test]
+fn scrape_protocols_set_the_accept_header() {
+    let c = parse(MINIMAL, "t").unwrap();
+    assert_eq!(
+        c.groups[0].accept,
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=1.0,text/plain;version=0.0.4;q=0.7"
+    );
+    let text = MINIMAL.replace("    replicas:", "    scrape_protocols: [PrometheusText0.0.4]\n    replicas:");
+    assert_eq!(parse(&text, "t").unwrap().groups[0].accept, "text/plain;version=0.0.4;q=1.0");
+    let text = MINIMAL.replace("    replicas:", "    scrape_protocols: [OpenMetricsText1.0.0]\n    replicas:");
+    let err = parse(&text, "t").unwrap_err().to_string();
+    assert!(err.contains("groups[0].scrape_protocols[0]: \"OpenMetricsText1.0.0\" is not"), "{err}");
+}

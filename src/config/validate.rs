@@ -77,7 +77,27 @@ pub struct Group {
     pub auth: Credentials,
     pub body_size_limit: u64,
     pub decompressed_size_limit: u64,
+    /// The `Accept` header sent to the replicas, from `scrape_protocols`.
+    pub accept: String,
     pub replicas: Vec<ReplicaSpec>,
+}
+
+/// Media types of the scrape protocols promfed reads, by their Prometheus names.
+const PROTOCOLS: [(&str, &str); 2] = [
+    ("PrometheusProto", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"),
+    ("PrometheusText0.0.4", "text/plain;version=0.0.4"),
+];
+
+/// The `Accept` header for protocols in preference order (q from 1.0 down, as Prometheus does).
+pub fn accept_header(protocols: &[String]) -> String {
+    let n = protocols.len();
+    protocols
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| PROTOCOLS.iter().find(|(name, _)| name == p).map(|(_, media)| (i, media)))
+        .map(|(i, media)| format!("{media};q={:.1}", 1.0 - (i as f64) / (n as f64 + 1.0)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A configuration ready to run.
@@ -313,6 +333,21 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         if body_size_limit == 0 {
             c.problem(format!("{p}.body_size_limit"), "must be more than 0");
         }
+        let protocols =
+            gc.scrape_protocols.clone().unwrap_or_else(|| PROTOCOLS.iter().map(|(n, _)| (*n).to_owned()).collect());
+        if protocols.is_empty() {
+            c.problem(format!("{p}.scrape_protocols"), "at least one protocol is required");
+        }
+        for (i, proto) in protocols.iter().enumerate() {
+            if !PROTOCOLS.iter().any(|(n, _)| n == proto) {
+                c.problem(
+                    format!("{p}.scrape_protocols[{i}]"),
+                    format!("{proto:?} is not PrometheusProto or PrometheusText0.0.4"),
+                );
+            } else if protocols[..i].contains(proto) {
+                c.problem(format!("{p}.scrape_protocols[{i}]"), format!("{proto:?} is listed twice"));
+            }
+        }
         if gc.replicas.is_empty() {
             c.problem(format!("{p}.replicas"), "no replica is listed");
         }
@@ -354,6 +389,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             auth,
             body_size_limit,
             decompressed_size_limit: g.decompressed_size_limit.0.max(body_size_limit),
+            accept: accept_header(&protocols),
             replicas: gc
                 .replicas
                 .iter()

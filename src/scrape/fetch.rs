@@ -17,9 +17,6 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What promfed asks a replica for: protobuf first (cheaper to parse), text as the fallback.
-pub const ACCEPT_HEADER: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
-
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
@@ -116,6 +113,7 @@ pub struct GroupClient {
     path: String,
     query: Vec<(String, String)>,
     auth: Option<HeaderValue>,
+    accept: String,
     timeout: Duration,
     body_limit: u64,
     decompressed_limit: u64,
@@ -173,6 +171,7 @@ impl GroupClient {
             path: group.path.clone(),
             query: group.selectors.iter().map(|s| ("match[]".to_owned(), s.clone())).collect(),
             auth,
+            accept: group.accept.clone(),
             timeout: group.scrape_timeout,
             body_limit: group.body_size_limit,
             decompressed_limit: group.decompressed_size_limit,
@@ -193,7 +192,7 @@ impl GroupClient {
         let mut req = self
             .client
             .get(full)
-            .header(ACCEPT, ACCEPT_HEADER)
+            .header(ACCEPT, &self.accept)
             .header(ACCEPT_ENCODING, "gzip")
             .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", self.timeout.as_secs_f64()));
         if let Some(a) = &self.auth {

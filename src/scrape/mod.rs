@@ -4,5 +4,5 @@
 pub mod fetch;
 pub mod manager;
 
-pub use fetch::{ACCEPT_HEADER, ClientError, GroupClient, ScrapeError, Scraped, decode};
+pub use fetch::{ClientError, GroupClient, ScrapeError, Scraped, decode};
 pub use manager::ScrapeManager;

@@ -4,6 +4,7 @@
 //! starts and stops scrape loops to match and tells the merge store. Static lists from the config
 //! are one discoverer ([`static_config`]); EC2 and file discovery plug in the same way.
 
+pub mod relabel;
 pub mod static_config;
 
 pub use static_config::StaticDiscoverer;

@@ -7,7 +7,7 @@
 //! or a fatal error: it is logged and shuts the process down rather than leaving it half alive.
 
 use crate::config::{Config, Credentials};
-use crate::discovery::{Discoverer, StaticDiscoverer, TargetSet};
+use crate::discovery::{Discoverer, FileDiscoverer, StaticDiscoverer, TargetSet};
 use crate::merge::{GroupSettings, Store, StoreHandle};
 use crate::scrape::ScrapeManager;
 use crate::serve::app::{AppState, router};
@@ -103,8 +103,27 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
     let manager = ScrapeManager::new(&config.groups, handle.clone(), metrics.clone(), token.clone())?;
     let (targets_tx, targets_rx) = mpsc::channel::<TargetSet>(16);
     let discoverer = StaticDiscoverer::new(
-        config.groups.iter().map(|g| TargetSet { group: g.name.clone(), replicas: g.replicas.clone() }).collect(),
+        config
+            .groups
+            .iter()
+            .filter(|g| g.file_sd.is_empty())
+            .map(|g| TargetSet { group: g.name.clone(), replicas: g.replicas.clone(), rejected: Vec::new() })
+            .collect(),
     );
+    let file_discoverers: Vec<FileDiscoverer> = config
+        .groups
+        .iter()
+        .filter(|g| !g.file_sd.is_empty())
+        .map(|g| {
+            FileDiscoverer::new(
+                g.name.clone(),
+                g.file_sd.clone(),
+                g.relabel.clone(),
+                g.replicas.clone(),
+                metrics.clone(),
+            )
+        })
+        .collect();
 
     let auth = match &config.server.auth {
         Credentials::None => AuthSettings::None,
@@ -130,6 +149,13 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
         manager.run(targets_rx).await;
         ("scrape manager", Ok(()))
     });
+    for d in file_discoverers {
+        let (tx, t) = (targets_tx.clone(), token.clone());
+        tasks.spawn(async move {
+            Box::new(d).run(tx, t).await;
+            ("file discovery", Ok(()))
+        });
+    }
     tasks.spawn({
         let t = token.clone();
         async move {

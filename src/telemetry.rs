@@ -33,6 +33,13 @@ pub struct ScrapeErrorLabels {
     pub reason: String,
 }
 
+/// Labels of discovery series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MechanismLabels {
+    /// `static`, `file` or `ec2`.
+    pub mechanism: String,
+}
+
 /// Labels of served requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -80,6 +87,10 @@ pub struct Metrics {
     pub tls_reload_failures: Counter,
     pub tls_handshake_failures: Counter,
     pub build_info: Family<BuildLabels, Gauge>,
+    pub sd_refresh_failures: Family<MechanismLabels, Counter>,
+    pub sd_last_success_timestamp_seconds: Family<MechanismLabels, FloatGauge>,
+    pub sd_targets: Family<GroupLabels, Gauge>,
+    pub sd_rejected_targets: Family<GroupLabels, Gauge>,
 }
 
 /// Labels of `promfed_build_info`.
@@ -123,6 +134,10 @@ impl Metrics {
             tls_reload_failures: Counter::default(),
             tls_handshake_failures: Counter::default(),
             build_info: Family::default(),
+            sd_refresh_failures: Family::default(),
+            sd_last_success_timestamp_seconds: Family::default(),
+            sd_targets: Family::default(),
+            sd_rejected_targets: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -188,6 +203,18 @@ impl Metrics {
             m.tls_handshake_failures.clone(),
         );
         r.register("build_info", "promfed's version", m.build_info.clone());
+        r.register("sd_refresh_failures", "Failed discovery refreshes", m.sd_refresh_failures.clone());
+        r.register(
+            "sd_last_success_timestamp_seconds",
+            "Time of the last successful discovery refresh",
+            m.sd_last_success_timestamp_seconds.clone(),
+        );
+        r.register("sd_targets", "Replicas discovered for the group", m.sd_targets.clone());
+        r.register(
+            "sd_rejected_targets",
+            "Discovered targets that could not become replicas (no valid role, duplicate name, no address)",
+            m.sd_rejected_targets.clone(),
+        );
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         Metrics { registry, ..m }
     }

@@ -7,6 +7,8 @@
 //! config's `tls_server_config`), so that a Prometheus operator reads this file without a guide.
 
 use super::units::{ByteSize, PromDuration};
+use crate::discovery::file::FileSdConfig;
+use crate::discovery::relabel::RelabelConfig;
 use crate::merge::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -262,6 +264,13 @@ pub struct GroupConfig {
     /// The replicas, listed statically.
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,
+    /// Replicas found in target files (Prometheus' `file_sd_configs`), added to `replicas`.
+    #[serde(default)]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Prometheus relabeling of discovered targets before they become replicas (rewrite
+    /// `__address__`, drop targets, set `__federation_role__`, …).
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
 }
 
 /// One statically listed replica.

@@ -2,6 +2,8 @@
 //! path and value before failing, and the risky-but-legal settings as warnings.
 
 use super::file::{Authorization, BasicAuth, FileConfig, TlsConfig};
+use crate::discovery::file::FileSdConfig;
+use crate::discovery::relabel::Rule;
 use crate::merge::{ReplicaSpec, Role};
 use crate::selector::SelectorSet;
 use std::collections::HashSet;
@@ -80,6 +82,8 @@ pub struct Group {
     /// The `Accept` header sent to the replicas, from `scrape_protocols`.
     pub accept: String,
     pub replicas: Vec<ReplicaSpec>,
+    pub file_sd: Vec<FileSdConfig>,
+    pub relabel: Vec<Rule>,
 }
 
 /// Media types of the scrape protocols promfed reads, by their Prometheus names.
@@ -348,8 +352,32 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
                 c.problem(format!("{p}.scrape_protocols[{i}]"), format!("{proto:?} is listed twice"));
             }
         }
-        if gc.replicas.is_empty() {
-            c.problem(format!("{p}.replicas"), "no replica is listed");
+        if gc.replicas.is_empty() && gc.file_sd_configs.is_empty() {
+            c.problem(format!("{p}.replicas"), "no replica is listed and no discovery is configured");
+        }
+        for (i, f) in gc.file_sd_configs.iter().enumerate() {
+            if f.files.is_empty() {
+                c.problem(format!("{p}.file_sd_configs[{i}].files"), "at least one file pattern is required");
+            }
+            for (j, pattern) in f.files.iter().enumerate() {
+                let ok = [".json", ".yml", ".yaml"].iter().any(|e| pattern.ends_with(e));
+                if !ok || glob::Pattern::new(pattern).is_err() {
+                    c.problem(
+                        format!("{p}.file_sd_configs[{i}].files[{j}]"),
+                        format!("{pattern:?} must be a glob ending in .json, .yml or .yaml"),
+                    );
+                }
+            }
+            if f.refresh_interval.0.is_zero() {
+                c.problem(format!("{p}.file_sd_configs[{i}].refresh_interval"), "must be more than 0");
+            }
+        }
+        let mut relabel = Vec::new();
+        for (i, r) in gc.relabel_configs.iter().enumerate() {
+            match Rule::new(r.clone()) {
+                Ok(rule) => relabel.push(rule),
+                Err(e) => c.problem(format!("{p}.relabel_configs[{i}]"), e),
+            }
         }
         let mut rnames = HashSet::new();
         let mut primaries = 0;
@@ -390,6 +418,8 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             body_size_limit,
             decompressed_size_limit: g.decompressed_size_limit.0.max(body_size_limit),
             accept: accept_header(&protocols),
+            file_sd: gc.file_sd_configs.clone(),
+            relabel,
             replicas: gc
                 .replicas
                 .iter()

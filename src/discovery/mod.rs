@@ -4,9 +4,12 @@
 //! starts and stops scrape loops to match and tells the merge store. Static lists from the config
 //! are one discoverer ([`static_config`]); EC2 and file discovery plug in the same way.
 
+pub mod file;
 pub mod relabel;
 pub mod static_config;
+pub mod target;
 
+pub use file::FileDiscoverer;
 pub use static_config::StaticDiscoverer;
 
 use crate::merge::ReplicaSpec;
@@ -20,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TargetSet {
     pub group: String,
     pub replicas: Vec<ReplicaSpec>,
+    /// Discovered targets that could not become replicas (no valid role, …), for status.
+    pub rejected: Vec<target::Rejected>,
 }
 
 /// A boxed discovery task.

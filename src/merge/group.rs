@@ -149,6 +149,9 @@ pub struct GroupStatus {
     pub failovers: u64,
     pub series: usize,
     pub replicas: Vec<ReplicaStatus>,
+    /// Discovered targets that could not become replicas, `address: reason`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_targets: Vec<String>,
 }
 
 /// One series as published in a snapshot.
@@ -183,6 +186,7 @@ pub struct Group {
     order: Vec<u32>,
     order_dirty: bool,
     tried: bool,
+    rejected_targets: Vec<String>,
 }
 
 impl Group {
@@ -200,6 +204,7 @@ impl Group {
             order: Vec::new(),
             order_dirty: false,
             tried: false,
+            rejected_targets: Vec::new(),
         }
     }
 
@@ -319,6 +324,11 @@ impl Group {
                 }
             }
         }
+    }
+
+    /// Records the discovered targets that could not become replicas (shown in status).
+    pub fn set_rejected_targets(&mut self, rejected: Vec<String>) {
+        self.rejected_targets = rejected;
     }
 
     /// Pins `replica` as the preferred leader; it takes over as soon as it is healthy.
@@ -558,6 +568,7 @@ impl Group {
             failovers: self.failovers,
             series: self.series_count(),
             replicas: active.into_iter().cloned().collect(),
+            rejected_targets: self.rejected_targets.clone(),
         }
     }
 }

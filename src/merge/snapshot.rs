@@ -126,6 +126,7 @@ mod tests {
                 failovers: 0,
                 series: keys.len(),
                 replicas: vec![],
+                rejected_targets: vec![],
             },
             entries: keys
                 .iter()

@@ -21,8 +21,9 @@ pub enum Command {
     Pin { group: String, replica: String },
     /// Restore the configured preference of `group`.
     Unpin { group: String },
-    /// Set the replicas of `group` (from discovery).
-    SetReplicas { group: String, replicas: Vec<ReplicaSpec> },
+    /// Set the replicas of `group` (from discovery), with the discovered targets that could not
+    /// become replicas (`address: reason`), shown in status.
+    SetReplicas { group: String, replicas: Vec<ReplicaSpec>, rejected: Vec<String> },
     /// Replace the set of groups (config reload): groups that remain keep their state.
     Reconfigure { groups: Vec<GroupSettings> },
 }
@@ -193,8 +194,9 @@ impl Store {
                 self.publish_group(i);
                 self.update_group_metrics(i);
             }
-            Command::SetReplicas { group, replicas } => {
+            Command::SetReplicas { group, replicas, rejected } => {
                 let i = self.index(&group)?;
+                self.groups[i].set_rejected_targets(rejected);
                 let before: Vec<String> = self.groups[i].status().replicas.into_iter().map(|r| r.name).collect();
                 self.groups[i].set_replicas(&replicas);
                 for gone in before.iter().filter(|n| !replicas.iter().any(|r| &r.name == *n)) {
@@ -270,7 +272,7 @@ mod tests {
         let task = tokio::spawn(store.run(token.clone()));
         assert!(!handle.snapshot().ready);
         let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
-        handle.command(Command::SetReplicas { group: "g".into(), replicas }).await.unwrap().unwrap();
+        handle.command(Command::SetReplicas { group: "g".into(), replicas, rejected: vec![] }).await.unwrap().unwrap();
         let outcome =
             Outcome { replica: "a".into(), started_ms: now_ms(), duration_secs: 0.1, result: Ok(Batch::default()) };
         handle.submit("g", outcome).await.unwrap();
@@ -291,7 +293,7 @@ mod tests {
         let token = CancellationToken::new();
         let task = tokio::spawn(store.run(token.clone()));
         let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
-        handle.command(Command::SetReplicas { group: "g".into(), replicas }).await.unwrap().unwrap();
+        handle.command(Command::SetReplicas { group: "g".into(), replicas, rejected: vec![] }).await.unwrap().unwrap();
         handle.command(Command::Reconfigure { groups: vec![settings("g"), settings("k")] }).await.unwrap().unwrap();
         let snap = handle.snapshot();
         let names: Vec<&str> = snap.groups.iter().map(|g| g.status.name.as_str()).collect();

@@ -88,7 +88,11 @@ impl ScrapeManager {
         // finds its replica.
         if self
             .store
-            .command(Command::SetReplicas { group: set.group.clone(), replicas: set.replicas.clone() })
+            .command(Command::SetReplicas {
+                group: set.group.clone(),
+                replicas: set.replicas.clone(),
+                rejected: set.rejected.iter().map(|r| format!("{}: {}", r.address, r.reason)).collect(),
+            })
             .await
             .is_err()
         {

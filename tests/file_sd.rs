@@ -1,0 +1,146 @@
+//! File discovery end to end: replicas named in a target file are scraped and merged; when the
+//! file changes the scrape loops follow; targets without a valid role are reported, not guessed;
+//! a broken file keeps the last good replica set.
+//!
+//! The upstreams are `FakeReplica`s (in-process servers serving a small federate body); the
+//! tests against real Prometheus are in `prometheus_pair.rs`.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+
+/// A fake replica serving two series with its replica label and fresh timestamps.
+async fn fake_replica(name: &'static str) -> SocketAddr {
+    let router = Router::new().route(
+        "/federate",
+        get(move || async move {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+            let body =
+                format!("up{{job=\"x\",replica=\"{name}\"}} 1 {now}\nreqs_total{{replica=\"{name}\"}} 5 {now}\n");
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+        }),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, router).await });
+    addr
+}
+
+fn write_targets(path: &Path, json: &str) {
+    // Write then rename, as a careful provisioning tool does.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+async fn status(client: &reqwest::Client, addr: SocketAddr) -> serde_json::Value {
+    let v: serde_json::Value =
+        client.get(format!("http://{addr}/api/v1/status/groups")).send().await.unwrap().json().await.unwrap();
+    v["data"][0].clone()
+}
+
+async fn wait_for(client: &reqwest::Client, addr: SocketAddr, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = status(client, addr).await;
+        if ok(&s) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn replica_names(s: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> =
+        s["replicas"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn replicas_follow_the_target_file() {
+    promfed::serve::install_crypto_provider();
+    let (a, b, c) = (fake_replica("a").await, fake_replica("b").await, fake_replica("c").await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pair.json");
+    write_targets(
+        &file,
+        &format!(
+            r#"[{{"targets": ["{a}"], "labels": {{"federation_role": "primary", "name": "a"}}}},
+               {{"targets": ["{b}"], "labels": {{"federation_role": "secondary", "name": "b"}}}},
+               {{"targets": ["127.0.0.1:1"], "labels": {{"name": "norole"}}}}]"#
+        ),
+    );
+    let yaml = format!(
+        r#"
+groups:
+  - name: g
+    scrape_interval: 300ms
+    scrape_timeout: 250ms
+    file_sd_configs:
+      - files: ["{}/*.json"]
+        refresh_interval: 200ms
+    relabel_configs:
+      - {{source_labels: [name], target_label: __federation_replica__}}
+"#,
+        dir.path().display()
+    );
+    let config = promfed::config::parse(&yaml, "test").unwrap();
+    let running = promfed::run::start(config, Some(TcpListener::bind("127.0.0.1:0").await.unwrap())).await.unwrap();
+    let addr = running.address;
+    let client = reqwest::Client::new();
+
+    wait_for(&client, addr, "a and b discovered, a leading", |s| {
+        replica_names(s) == ["a", "b"] && s["leader"] == "a" && s["replicas"][0]["healthy"] == true
+    })
+    .await;
+    let s = status(&client, addr).await;
+    let rejected = s["rejected_targets"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{s:#}");
+    assert!(rejected[0].as_str().unwrap().contains("no role label"), "{s:#}");
+    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("promfed_sd_rejected_targets{group=\"g\"} 1"), "{metrics}");
+    assert!(metrics.contains("promfed_sd_targets{group=\"g\"} 2"), "{metrics}");
+
+    // The primary is replaced by c (a new instance): a stops being scraped, c leads.
+    write_targets(
+        &file,
+        &format!(
+            r#"[{{"targets": ["{c}"], "labels": {{"federation_role": "primary", "name": "c"}}}},
+               {{"targets": ["{b}"], "labels": {{"federation_role": "secondary", "name": "b"}}}}]"#
+        ),
+    );
+    wait_for(&client, addr, "c replacing a", |s| replica_names(s) == ["b", "c"]).await;
+    wait_for(&client, addr, "c leading", |s| s["leader"] == "c").await;
+    let body = client
+        .get(format!("http://{addr}/federate"))
+        .query(&[("match[]", "{__name__=~\".+\"}")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body.lines().filter(|l| !l.starts_with('#')).count(), 2, "{body}");
+
+    // A broken file keeps the last good set and counts a failure.
+    std::fs::write(&file, "[{\"targets\": [").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        if m.lines().any(|l| l.starts_with("promfed_sd_refresh_failures_total{mechanism=\"file\"}")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no refresh failure counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(replica_names(&status(&client, addr).await), ["b", "c"]);
+    running.shutdown();
+    running.wait().await.unwrap();
+}

@@ -11,6 +11,7 @@
 //! - [`series`]: series identity (canonical keys without replica labels) and scrape batches.
 //! - [`merge`]: the HA merge per group and the store task publishing immutable snapshots.
 //! - [`render`]: `/federate` bodies, text and protobuf, gzip.
+//! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod discovery;
 pub mod merge;
 pub mod parse;
+pub mod reload;
 pub mod render;
 pub mod run;
 pub mod scrape;

@@ -7,8 +7,9 @@
 //! or a fatal error: it is logged and shuts the process down rather than leaving it half alive.
 
 use crate::config::{Config, Credentials};
-use crate::discovery::{Discoverer, FileDiscoverer, StaticDiscoverer, TargetSet};
+use crate::discovery::{Discovery, TargetSet};
 use crate::merge::{GroupSettings, Store, StoreHandle};
+use crate::reload::{ReloadHandle, Reloader};
 use crate::scrape::ScrapeManager;
 use crate::serve::app::{AppState, router};
 use crate::serve::{
@@ -16,6 +17,7 @@ use crate::serve::{
 };
 use crate::telemetry::Metrics;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -68,13 +70,25 @@ pub struct Running {
     pub tls: Option<Arc<TlsReloader>>,
     pub store: StoreHandle,
     pub metrics: Arc<Metrics>,
+    /// Reloads the config file.
+    pub reload: ReloadHandle,
     token: CancellationToken,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
 }
 
 /// Starts promfed for `config`. `listener` overrides `server.listen_address` (tests bind
-/// `127.0.0.1:0`; the demo binds its own).
+/// `127.0.0.1:0`; the demo binds its own). Without a file there is nothing to reload.
 pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Running, StartError> {
+    start_from_file(config, listener, None).await
+}
+
+/// [`start`], remembering the file `config` came from so that SIGHUP and `POST /-/reload` can
+/// re-read it.
+pub async fn start_from_file(
+    config: Config,
+    listener: Option<TcpListener>,
+    config_path: Option<PathBuf>,
+) -> Result<Running, StartError> {
     install_crypto_provider();
     for w in &config.warnings {
         tracing::warn!("config: {w}");
@@ -102,28 +116,19 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
     let (store, handle) = Store::new(group_settings(&config), metrics.clone());
     let manager = ScrapeManager::new(&config.groups, handle.clone(), metrics.clone(), token.clone())?;
     let (targets_tx, targets_rx) = mpsc::channel::<TargetSet>(16);
-    let discoverer = StaticDiscoverer::new(
-        config
-            .groups
-            .iter()
-            .filter(|g| g.file_sd.is_empty())
-            .map(|g| TargetSet { group: g.name.clone(), replicas: g.replicas.clone(), rejected: Vec::new() })
-            .collect(),
+    let (reconfigure_tx, reconfigure_rx) = mpsc::channel(1);
+    let discovery = Discovery::start(&config.groups, &metrics, &targets_tx, &token);
+    let groups = config.groups.len();
+    let (reloader, reload) = Reloader::new(
+        config_path,
+        config.clone(),
+        handle.clone(),
+        reconfigure_tx,
+        discovery,
+        targets_tx,
+        metrics.clone(),
+        token.clone(),
     );
-    let file_discoverers: Vec<FileDiscoverer> = config
-        .groups
-        .iter()
-        .filter(|g| !g.file_sd.is_empty())
-        .map(|g| {
-            FileDiscoverer::new(
-                g.name.clone(),
-                g.file_sd.clone(),
-                g.relabel.clone(),
-                g.replicas.clone(),
-                metrics.clone(),
-            )
-        })
-        .collect();
 
     let auth = match &config.server.auth {
         Credentials::None => AuthSettings::None,
@@ -132,7 +137,15 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
         }
         Credentials::Header { credentials, .. } => AuthSettings::Bearer { token: credentials.clone() },
     };
-    let app = protect(router(AppState { store: handle.clone(), metrics: metrics.clone(), tls: tls.clone() }), auth);
+    let app = protect(
+        router(AppState {
+            store: handle.clone(),
+            metrics: metrics.clone(),
+            tls: tls.clone(),
+            reload: Some(reload.clone()),
+        }),
+        auth,
+    );
     let options = ServeOptions { max_connections: config.server.max_connections, ..ServeOptions::default() };
 
     let mut tasks = JoinSet::new();
@@ -146,22 +159,12 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
         }
     });
     tasks.spawn(async move {
-        manager.run(targets_rx).await;
+        manager.run(targets_rx, reconfigure_rx).await;
         ("scrape manager", Ok(()))
     });
-    for d in file_discoverers {
-        let (tx, t) = (targets_tx.clone(), token.clone());
-        tasks.spawn(async move {
-            Box::new(d).run(tx, t).await;
-            ("file discovery", Ok(()))
-        });
-    }
-    tasks.spawn({
-        let t = token.clone();
-        async move {
-            Box::new(discoverer).run(targets_tx, t).await;
-            ("static discovery", Ok(()))
-        }
+    tasks.spawn(async move {
+        reloader.run().await;
+        ("reloader", Ok(()))
     });
     if let Some(tls) = &tls {
         tasks.spawn({
@@ -187,8 +190,8 @@ pub async fn start(config: Config, listener: Option<TcpListener>) -> Result<Runn
             ("shutdown", Ok(()))
         }
     });
-    tracing::info!(%address, tls = tls.is_some(), groups = config.groups.len(), "promfed serving");
-    Ok(Running { address, tls, store: handle, metrics, token, tasks })
+    tracing::info!(%address, tls = tls.is_some(), groups, "promfed serving");
+    Ok(Running { address, tls, store: handle, metrics, reload, token, tasks })
 }
 
 impl Running {
@@ -226,11 +229,12 @@ impl Running {
     }
 }
 
-/// Runs until SIGTERM or SIGINT; SIGHUP reloads the server certificate.
+/// Runs until SIGTERM or SIGINT; SIGHUP reloads the server certificate and the config file.
 pub async fn run_until_signalled(running: Running) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let token = running.token();
     let tls = running.tls.clone();
+    let reload = running.reload.clone();
     let signals = tokio::spawn({
         let token = token.clone();
         async move {
@@ -245,8 +249,11 @@ pub async fn run_until_signalled(running: Running) -> Result<(), RunError> {
                     _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: shutting down"); token.cancel(); }
                     _ = term.recv() => { tracing::info!("SIGTERM: shutting down"); token.cancel(); }
                     _ = hup.recv() => {
-                        tracing::info!("SIGHUP: reloading the server certificate");
+                        tracing::info!("SIGHUP: reloading the server certificate and the configuration");
                         reload_tls(tls.as_deref());
+                        // The reloader logs the outcome; a slow reload must not block signals.
+                        let reload = reload.clone();
+                        tokio::spawn(async move { let _ = reload.reload().await; });
                     }
                 }
             }

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub sd_last_success_timestamp_seconds: Family<MechanismLabels, FloatGauge>,
     pub sd_targets: Family<GroupLabels, Gauge>,
     pub sd_rejected_targets: Family<GroupLabels, Gauge>,
+    pub config_last_reload_successful: Gauge,
+    pub config_last_reload_success_timestamp_seconds: FloatGauge,
 }
 
 /// Labels of `promfed_build_info`.
@@ -138,6 +140,8 @@ impl Metrics {
             sd_last_success_timestamp_seconds: Family::default(),
             sd_targets: Family::default(),
             sd_rejected_targets: Family::default(),
+            config_last_reload_successful: Gauge::default(),
+            config_last_reload_success_timestamp_seconds: FloatGauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -203,6 +207,16 @@ impl Metrics {
             m.tls_handshake_failures.clone(),
         );
         r.register("build_info", "promfed's version", m.build_info.clone());
+        r.register(
+            "config_last_reload_successful",
+            "1 when the last configuration reload succeeded",
+            m.config_last_reload_successful.clone(),
+        );
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration reload",
+            m.config_last_reload_success_timestamp_seconds.clone(),
+        );
         r.register("sd_refresh_failures", "Failed discovery refreshes", m.sd_refresh_failures.clone());
         r.register(
             "sd_last_success_timestamp_seconds",

@@ -173,6 +173,7 @@ async fn serve_reloads_its_certificate_on_sighup_and_stops_on_sigterm() {
     std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut log).unwrap();
     let log = log.replace('\u{1b}', "");
     assert!(log.contains("SIGHUP"), "{log}");
+    assert!(log.contains("configuration reloaded"), "SIGHUP re-reads the config file too: {log}");
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
 }
 

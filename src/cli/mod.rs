@@ -80,7 +80,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 Err(e) => return config_failure(&e),
             };
             runtime(async move {
-                let running = run::start(c, None).await?;
+                let running = run::start_from_file(c, None, Some(config)).await?;
                 run::run_until_signalled(running).await?;
                 Ok(())
             })

@@ -12,10 +12,14 @@ pub mod target;
 pub use file::FileDiscoverer;
 pub use static_config::StaticDiscoverer;
 
+use crate::config::Group;
 use crate::merge::ReplicaSpec;
+use crate::telemetry::Metrics;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The complete, current replica set of one group.
@@ -37,4 +41,47 @@ pub trait Discoverer: Send + 'static {
 
     /// Runs until `shutdown`, sending a group's whole target set each time it changes.
     fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture;
+}
+
+/// The running discoverers of one configuration; replaced as a whole on reload.
+pub struct Discovery {
+    token: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Discovery {
+    /// Starts the discoverers `groups` need: file discovery for groups with `file_sd_configs`
+    /// (their static replicas included), one static discoverer for the others.
+    pub fn start(
+        groups: &[Group],
+        metrics: &Arc<Metrics>,
+        tx: &mpsc::Sender<TargetSet>,
+        parent: &CancellationToken,
+    ) -> Self {
+        let token = parent.child_token();
+        let mut tasks = JoinSet::new();
+        let mut statics = Vec::new();
+        for g in groups {
+            if g.file_sd.is_empty() {
+                statics.push(TargetSet { group: g.name.clone(), replicas: g.replicas.clone(), rejected: Vec::new() });
+            } else {
+                let d = FileDiscoverer::new(
+                    g.name.clone(),
+                    g.file_sd.clone(),
+                    g.relabel.clone(),
+                    g.replicas.clone(),
+                    metrics.clone(),
+                );
+                tasks.spawn(Box::new(d).run(tx.clone(), token.clone()));
+            }
+        }
+        tasks.spawn(Box::new(StaticDiscoverer::new(statics)).run(tx.clone(), token.clone()));
+        Discovery { token, tasks }
+    }
+
+    /// Stops every discoverer and waits for them.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
 }

@@ -20,6 +20,23 @@ use tokio_util::task::TaskTracker;
 struct GroupRuntime {
     client: Arc<GroupClient>,
     interval: Duration,
+    /// What the client and loops were built from; a reload that changes it restarts the loops.
+    fingerprint: String,
+}
+
+/// The scrape-relevant settings of a group: everything but where the replicas come from.
+fn fingerprint(g: &Group) -> String {
+    let mut g = g.clone();
+    g.replicas.clear();
+    g.file_sd.clear();
+    g.relabel.clear();
+    format!("{g:?}")
+}
+
+/// A config reload for the manager: the new groups, and where to say whether they were taken.
+pub struct Reconfigure {
+    pub groups: Vec<Group>,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), super::ClientError>>,
 }
 
 struct Running {
@@ -31,6 +48,8 @@ struct Running {
 pub struct ScrapeManager {
     groups: HashMap<String, GroupRuntime>,
     loops: HashMap<(String, String), Running>,
+    /// The last target set of each group, re-applied when a reload restarts its loops.
+    last_targets: HashMap<String, TargetSet>,
     store: StoreHandle,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -47,14 +66,12 @@ impl ScrapeManager {
     ) -> Result<Self, super::ClientError> {
         let mut runtimes = HashMap::new();
         for g in groups {
-            runtimes.insert(
-                g.name.clone(),
-                GroupRuntime { client: Arc::new(GroupClient::new(g)?), interval: g.scrape_interval },
-            );
+            runtimes.insert(g.name.clone(), runtime(g)?);
         }
         Ok(ScrapeManager {
             groups: runtimes,
             loops: HashMap::new(),
+            last_targets: HashMap::new(),
             store,
             metrics,
             shutdown,
@@ -62,8 +79,8 @@ impl ScrapeManager {
         })
     }
 
-    /// Applies target sets until shutdown, then waits for every loop to stop.
-    pub async fn run(mut self, mut targets: mpsc::Receiver<TargetSet>) {
+    /// Applies target sets and reloads until shutdown, then waits for every loop to stop.
+    pub async fn run(mut self, mut targets: mpsc::Receiver<TargetSet>, mut reloads: mpsc::Receiver<Reconfigure>) {
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
@@ -71,10 +88,66 @@ impl ScrapeManager {
                     Some(set) => self.apply(set).await,
                     None => self.shutdown.cancelled().await,
                 },
+                Some(r) = reloads.recv() => {
+                    let result = self.reconfigure(r.groups).await;
+                    let _ = r.reply.send(result);
+                }
             }
         }
         self.tracker.close();
         self.tracker.wait().await;
+    }
+
+    /// Takes a reloaded config: new groups get a client (their loops start when discovery
+    /// names their replicas), removed groups stop, groups whose scrape settings changed restart
+    /// their loops with the last known replicas, unchanged groups are not touched. Every client
+    /// is built before anything changes, so a bad TLS file leaves the old config running.
+    pub async fn reconfigure(&mut self, groups: Vec<Group>) -> Result<(), super::ClientError> {
+        let mut next = HashMap::new();
+        for g in &groups {
+            let fp = fingerprint(g);
+            match self.groups.remove(&g.name) {
+                Some(old) if old.fingerprint == fp => {
+                    next.insert(g.name.clone(), old);
+                }
+                old => {
+                    let rt = match runtime(g) {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            // Put back what was taken out: nothing changes.
+                            if let Some(old) = old {
+                                self.groups.insert(g.name.clone(), old);
+                            }
+                            self.groups.extend(next);
+                            return Err(e);
+                        }
+                    };
+                    next.insert(g.name.clone(), rt);
+                }
+            }
+        }
+        let before = std::mem::replace(&mut self.groups, next);
+        let restart: Vec<String> = before
+            .into_iter()
+            .filter(|(name, old)| self.groups.get(name).is_none_or(|new| new.fingerprint != old.fingerprint))
+            .map(|(name, _)| name)
+            .collect();
+        for name in &restart {
+            self.loops.retain(|(g, r), running| {
+                if g == name {
+                    tracing::info!(group = %g, replica = %r, "config reload: stopping scrape loop");
+                    running.token.cancel();
+                    return false;
+                }
+                true
+            });
+            if let Some(set) = self.last_targets.remove(name)
+                && self.groups.contains_key(name)
+            {
+                self.apply(set).await;
+            }
+        }
+        Ok(())
     }
 
     /// Starts, stops or restarts loops so that `set.group` scrapes exactly `set.replicas`.
@@ -125,7 +198,16 @@ impl ScrapeManager {
             self.tracker.spawn(scrape.run(token.clone()));
             self.loops.insert(key, Running { address: spec.address.clone(), token });
         }
+        self.last_targets.insert(set.group.clone(), set);
     }
+}
+
+fn runtime(g: &Group) -> Result<GroupRuntime, super::ClientError> {
+    Ok(GroupRuntime {
+        client: Arc::new(GroupClient::new(g)?),
+        interval: g.scrape_interval,
+        fingerprint: fingerprint(g),
+    })
 }
 
 struct ScrapeLoop {

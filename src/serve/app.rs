@@ -12,6 +12,7 @@
 use super::tls::TlsReloader;
 use crate::merge::snapshot::{Body, BodyKey};
 use crate::merge::{Command, CommandError, GroupStatus, Snapshot, StoreHandle};
+use crate::reload::ReloadHandle;
 use crate::render::{PROTOBUF_CONTENT_TYPE, TEXT_CONTENT_TYPE, gzip, render_protobuf, render_text};
 use crate::selector::{SelectorError, SelectorSet};
 use crate::telemetry::{FormatLabels, Metrics, RequestLabels};
@@ -33,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The server certificate, for the reload counters on `/metrics`.
     pub tls: Option<Arc<TlsReloader>>,
+    /// Config reload (`POST /-/reload`); `None` in tests that need none.
+    pub reload: Option<ReloadHandle>,
 }
 
 /// Builds the router.
@@ -42,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "promfed is Healthy.\n" }))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
         .route("/api/v1/status/groups", get(status_groups))
         .route("/api/v1/leader/{group}", post(pin).delete(unpin))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -225,6 +229,18 @@ async fn ready(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "promfed is not ready: waiting for the first merge of every group.\n")
             .into_response()
+    }
+}
+
+/// `POST /-/reload`: 200 when the new config runs; 500 with every problem otherwise (as
+/// Prometheus answers), the old config still running.
+async fn reload(State(state): State<AppState>) -> Response {
+    let Some(reload) = &state.reload else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "reload is not available\n").into_response();
+    };
+    match reload.reload().await {
+        Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
     }
 }
 

@@ -1,0 +1,145 @@
+//! Configuration reload (SIGHUP and `POST /-/reload`): re-read the file, and only if it is valid
+//! apply it — scrape settings, groups, discovery — while the groups that stay keep their merge
+//! state, so a reload makes no gap and no counter jump. An invalid file is rejected with every
+//! problem and the old configuration keeps running.
+//!
+//! Server settings (listen address, TLS file paths, auth, connection limit) are read at start
+//! only; a reload that changes them says so in the log. Certificate *contents* reload on their own.
+
+use crate::config::{self, Config};
+use crate::discovery::{Discovery, TargetSet};
+use crate::merge::{Command, StoreHandle};
+use crate::run::group_settings;
+use crate::scrape::manager::Reconfigure;
+use crate::telemetry::Metrics;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("promfed was started without a config file: nothing to reload")]
+    NoFile,
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{0}")]
+    Client(#[from] crate::scrape::ClientError),
+    #[error("promfed is shutting down")]
+    ShuttingDown,
+}
+
+type Reply = oneshot::Sender<Result<(), ReloadError>>;
+
+/// Asks the reloader to reload; cheap to clone.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    tx: mpsc::Sender<Reply>,
+}
+
+impl ReloadHandle {
+    /// Reloads and waits for the result.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(reply).await.map_err(|_| ReloadError::ShuttingDown)?;
+        rx.await.map_err(|_| ReloadError::ShuttingDown)?
+    }
+}
+
+/// Owns what a reload replaces.
+pub struct Reloader {
+    path: Option<PathBuf>,
+    config: Config,
+    store: StoreHandle,
+    manager: mpsc::Sender<Reconfigure>,
+    discovery: Option<Discovery>,
+    targets: mpsc::Sender<TargetSet>,
+    metrics: Arc<Metrics>,
+    token: CancellationToken,
+    rx: mpsc::Receiver<Reply>,
+}
+
+impl Reloader {
+    /// A reloader for the running `config` (read from `path`), with discovery already started.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        path: Option<PathBuf>,
+        config: Config,
+        store: StoreHandle,
+        manager: mpsc::Sender<Reconfigure>,
+        discovery: Discovery,
+        targets: mpsc::Sender<TargetSet>,
+        metrics: Arc<Metrics>,
+        token: CancellationToken,
+    ) -> (Reloader, ReloadHandle) {
+        let (tx, rx) = mpsc::channel(4);
+        metrics.config_last_reload_successful.set(1);
+        let r = Reloader { path, config, store, manager, discovery: Some(discovery), targets, metrics, token, rx };
+        (r, ReloadHandle { tx })
+    }
+
+    /// Serves reload requests until shutdown, then stops discovery.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                _ = self.token.cancelled() => break,
+                Some(reply) = self.rx.recv() => {
+                    let result = self.reload().await;
+                    match &result {
+                        Ok(()) => {
+                            tracing::info!("configuration reloaded");
+                            self.metrics.config_last_reload_successful.set(1);
+                            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                            self.metrics.config_last_reload_success_timestamp_seconds.set(now);
+                        }
+                        Err(e) => {
+                            tracing::error!("configuration reload failed, the old configuration keeps running: {e}");
+                            self.metrics.config_last_reload_successful.set(0);
+                        }
+                    }
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        if let Some(d) = self.discovery.take() {
+            d.stop().await;
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), ReloadError> {
+        let path = self.path.as_ref().ok_or(ReloadError::NoFile)?;
+        let new = config::load(path)?;
+        let (old, next) = (&self.config.server, &new.server);
+        if old.listen != next.listen
+            || old.tls != next.tls
+            || old.auth != next.auth
+            || old.max_connections != next.max_connections
+        {
+            tracing::warn!("config reload: server settings changed; they apply at the next restart");
+        }
+        for w in &new.warnings {
+            tracing::warn!("config: {w}");
+        }
+        // Scrapers first (a bad TLS file stops the reload before anything changed), then the
+        // store, then discovery, which re-announces every group's replicas.
+        let (reply, rx) = oneshot::channel();
+        self.manager
+            .send(Reconfigure { groups: new.groups.clone(), reply })
+            .await
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        rx.await.map_err(|_| ReloadError::ShuttingDown)??;
+        self.store
+            .command(Command::Reconfigure { groups: group_settings(&new) })
+            .await
+            .map_err(|_| ReloadError::ShuttingDown)?
+            .map_err(|_| ReloadError::ShuttingDown)?;
+        if let Some(d) = self.discovery.take() {
+            d.stop().await;
+        }
+        self.discovery = Some(Discovery::start(&new.groups, &self.metrics, &self.targets, &self.token));
+        self.config = new;
+        Ok(())
+    }
+}

@@ -3,6 +3,8 @@
 # formatting, lint and every test. Usage: tests/run-all.sh
 #
 # - Debian packages: prometheus (2.42, with promtool), for the tests against real peers.
+# - moto[server] (the EC2 emulator) from PyPI, in a virtualenv under ~/.cache/promfed/venv
+#   (Debian's pip refuses system-wide installs).
 # - Build caches stay outside the checkout: CARGO_TARGET_DIR defaults to ~/.cache/promfed/target,
 #   so a second run is incremental.
 set -euo pipefail
@@ -25,6 +27,18 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 # Debian starts the packaged Prometheus as a service where it can; the tests start their own.
 echo "== peers: $(prometheus --version 2>&1 | head -1)"
+
+VENV="$HOME/.cache/promfed/venv"
+if [ ! -x "$VENV/bin/moto_server" ]; then
+  echo "== installing moto[server] into $VENV"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]'
+fi
+export PROMFED_MOTO_SERVER="$VENV/bin/moto_server"
+echo "== peers: moto $("$VENV/bin/python" -c 'import moto; print(moto.__version__)')"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,6 +7,7 @@
 //! config's `tls_server_config`), so that a Prometheus operator reads this file without a guide.
 
 use super::units::{ByteSize, PromDuration};
+use crate::discovery::ec2::Ec2SdConfig;
 use crate::discovery::file::FileSdConfig;
 use crate::discovery::relabel::RelabelConfig;
 use crate::merge::Role;
@@ -264,6 +265,10 @@ pub struct GroupConfig {
     /// The replicas, listed statically.
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,
+    /// Replicas found through EC2 `DescribeInstances` (Prometheus' `ec2_sd_configs`), added to
+    /// `replicas`.
+    #[serde(default)]
+    pub ec2_sd_configs: Vec<Ec2SdConfig>,
     /// Replicas found in target files (Prometheus' `file_sd_configs`), added to `replicas`.
     #[serde(default)]
     pub file_sd_configs: Vec<FileSdConfig>,

@@ -2,6 +2,7 @@
 //! path and value before failing, and the risky-but-legal settings as warnings.
 
 use super::file::{Authorization, BasicAuth, FileConfig, TlsConfig};
+use crate::discovery::ec2::Ec2SdConfig;
 use crate::discovery::file::FileSdConfig;
 use crate::discovery::relabel::Rule;
 use crate::merge::{ReplicaSpec, Role};
@@ -83,6 +84,7 @@ pub struct Group {
     pub accept: String,
     pub replicas: Vec<ReplicaSpec>,
     pub file_sd: Vec<FileSdConfig>,
+    pub ec2_sd: Vec<Ec2SdConfig>,
     pub relabel: Vec<Rule>,
 }
 
@@ -352,8 +354,17 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
                 c.problem(format!("{p}.scrape_protocols[{i}]"), format!("{proto:?} is listed twice"));
             }
         }
-        if gc.replicas.is_empty() && gc.file_sd_configs.is_empty() {
+        if gc.replicas.is_empty() && gc.file_sd_configs.is_empty() && gc.ec2_sd_configs.is_empty() {
             c.problem(format!("{p}.replicas"), "no replica is listed and no discovery is configured");
+        }
+        if !gc.file_sd_configs.is_empty() && !gc.ec2_sd_configs.is_empty() {
+            c.problem(format!("{p}.ec2_sd_configs"), "use either ec2_sd_configs or file_sd_configs in one group");
+        }
+        for (i, e) in gc.ec2_sd_configs.iter().enumerate() {
+            for (field, message) in e.problems() {
+                let path = if field.is_empty() { format!("{p}.ec2_sd_configs[{i}]") } else { format!("{p}.ec2_sd_configs[{i}].{field}") };
+                c.problem(path, message);
+            }
         }
         for (i, f) in gc.file_sd_configs.iter().enumerate() {
             if f.files.is_empty() {
@@ -419,6 +430,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             decompressed_size_limit: g.decompressed_size_limit.0.max(body_size_limit),
             accept: accept_header(&protocols),
             file_sd: gc.file_sd_configs.clone(),
+            ec2_sd: gc.ec2_sd_configs.clone(),
             relabel,
             replicas: gc
                 .replicas

@@ -4,6 +4,7 @@
 //! starts and stops scrape loops to match and tells the merge store. Static lists from the config
 //! are one discoverer ([`static_config`]); EC2 and file discovery plug in the same way.
 
+pub mod ec2;
 pub mod file;
 pub mod relabel;
 pub mod static_config;
@@ -50,7 +51,7 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// Starts the discoverers `groups` need: file discovery for groups with `file_sd_configs`
+    /// Starts the discoverers `groups` need: EC2 or file discovery for groups that have it
     /// (their static replicas included), one static discoverer for the others.
     pub fn start(
         groups: &[Group],
@@ -62,6 +63,18 @@ impl Discovery {
         let mut tasks = JoinSet::new();
         let mut statics = Vec::new();
         for g in groups {
+            #[cfg(feature = "ec2")]
+            if !g.ec2_sd.is_empty() {
+                let d = ec2::Ec2Discoverer::new(
+                    g.name.clone(),
+                    g.ec2_sd.clone(),
+                    g.relabel.clone(),
+                    g.replicas.clone(),
+                    metrics.clone(),
+                );
+                tasks.spawn(Box::new(d).run(tx.clone(), token.clone()));
+                continue;
+            }
             if g.file_sd.is_empty() {
                 statics.push(TargetSet { group: g.name.clone(), replicas: g.replicas.clone(), rejected: Vec::new() });
             } else {

@@ -29,6 +29,7 @@ fn fingerprint(g: &Group) -> String {
     let mut g = g.clone();
     g.replicas.clear();
     g.file_sd.clear();
+    g.ec2_sd.clear();
     g.relabel.clear();
     format!("{g:?}")
 }

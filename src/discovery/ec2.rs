@@ -1,0 +1,408 @@
+//! EC2 discovery (`ec2_sd_configs`) through aws-sdk-ec2 `DescribeInstances`, with Prometheus'
+//! fields and target labels: `__address__` is the private IP and `port`, and the
+//! `__meta_ec2_*` labels are those of Prometheus' EC2 SD (tags sanitised into label names, list
+//! values wrapped in commas). Only running instances are returned.
+//!
+//! On AWS errors, throttling or timeouts the last good target set is kept, the refresh is
+//! retried with exponential backoff (1 s doubling up to `refresh_interval`), and the failure is
+//! counted in `promfed_sd_refresh_failures_total{mechanism="ec2"}`.
+//!
+//! Credentials: `access_key`/`secret_key` when given, else `profile` (a named profile), else the
+//! standard AWS chain (environment, profile files, instance metadata); `role_arn` is assumed on
+//! top of whichever applies. The IAM policy needed is in `deploy/iam/`.
+
+use crate::config::units::PromDuration;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One `ec2_sd_configs` entry (Prometheus' fields).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2SdConfig {
+    /// The AWS region; else `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// A custom endpoint (e.g. a VPC endpoint, or an EC2 emulator in tests).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Static credentials; both or neither.
+    #[serde(default)]
+    pub access_key: Option<String>,
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// A named profile of the AWS config files.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// A role to assume for the calls.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// How often instances are listed.
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: PromDuration,
+    /// The port of `__address__`.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `DescribeInstances` filters, e.g. `{name: "tag:federation-group", values: [eu-west-1]}`.
+    #[serde(default)]
+    pub filters: Vec<Ec2Filter>,
+    /// Instances per `DescribeInstances` page (5 to 1000; not a Prometheus field).
+    #[serde(default = "default_page_size")]
+    pub page_size: i32,
+}
+
+/// A `DescribeInstances` filter.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Filter {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+fn default_refresh() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
+}
+fn default_port() -> u16 {
+    80
+}
+fn default_page_size() -> i32 {
+    1000
+}
+
+impl Ec2SdConfig {
+    /// The region from the config or the environment.
+    pub fn resolved_region(&self) -> Option<String> {
+        self.region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .filter(|r| !r.is_empty())
+    }
+
+    /// Problems with this entry (field name, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if self.resolved_region().is_none() {
+            p.push(("region", "not set, and neither AWS_REGION nor AWS_DEFAULT_REGION is".to_owned()));
+        }
+        if self.access_key.is_some() != self.secret_key.is_some() {
+            p.push(("access_key", "access_key and secret_key go together".to_owned()));
+        }
+        if self.refresh_interval.0.is_zero() {
+            p.push(("refresh_interval", "must be more than 0".to_owned()));
+        }
+        if self.port == 0 {
+            p.push(("port", "must be more than 0".to_owned()));
+        }
+        if !(5..=1000).contains(&self.page_size) {
+            p.push(("page_size", format!("{} is not between 5 and 1000", self.page_size)));
+        }
+        if let Some(e) = &self.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            p.push(("endpoint", format!("{e:?} is not an http(s) URL")));
+        }
+        if !cfg!(feature = "ec2") {
+            p.push(("", "this promfed was built without the `ec2` feature".to_owned()));
+        }
+        p
+    }
+}
+
+/// Prometheus' `strutil.SanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes `_`.
+pub fn sanitize_label_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+}
+
+#[cfg(feature = "ec2")]
+pub use sdk::{Ec2Discoverer, describe, instance_labels};
+
+#[cfg(feature = "ec2")]
+mod sdk {
+    use super::{Ec2SdConfig, sanitize_label_name};
+    use crate::discovery::relabel::{Labels, Rule};
+    use crate::discovery::{Discoverer, DiscoveryFuture, TargetSet};
+    use crate::merge::ReplicaSpec;
+    use crate::telemetry::{GroupLabels, MechanismLabels, Metrics};
+    use aws_sdk_ec2::Client;
+    use aws_sdk_ec2::config::{Credentials, Region};
+    use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    /// The `__meta_ec2_*` labels of one instance, or `None` when it has no private IP (it
+    /// cannot be scraped at its private address). Names and meanings follow Prometheus' EC2 SD.
+    pub fn instance_labels(i: &Instance, owner_id: &str, region: &str, port: u16) -> Option<Labels> {
+        let private_ip = i.private_ip_address()?;
+        let mut l = Labels::new();
+        let mut set = |k: &str, v: Option<&str>| {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                l.insert(format!("__meta_ec2_{k}"), v.to_owned());
+            }
+        };
+        set("ami", i.image_id());
+        set("architecture", i.architecture().map(|a| a.as_str()));
+        set("availability_zone", i.placement().and_then(|p| p.availability_zone()));
+        set("instance_id", i.instance_id());
+        set("instance_lifecycle", i.instance_lifecycle().map(|x| x.as_str()));
+        set("instance_state", i.state().and_then(|s| s.name()).map(|s| s.as_str()));
+        set("instance_type", i.instance_type().map(|t| t.as_str()));
+        set("owner_id", Some(owner_id));
+        set("platform", i.platform().map(|p| p.as_str()));
+        set("primary_subnet_id", i.subnet_id());
+        set("private_dns_name", i.private_dns_name());
+        set("private_ip", Some(private_ip));
+        set("public_dns_name", i.public_dns_name());
+        set("public_ip", i.public_ip_address());
+        set("region", Some(region));
+        set("vpc_id", i.vpc_id());
+        // Lists are wrapped in commas so that a regex like `.*,subnet-1,.*` matches one element.
+        let subnets: Vec<&str> = i.network_interfaces().iter().filter_map(|n| n.subnet_id()).collect();
+        if !subnets.is_empty() {
+            l.insert("__meta_ec2_subnet_id".into(), format!(",{},", subnets.join(",")));
+        }
+        let ipv6: Vec<&str> = i
+            .network_interfaces()
+            .iter()
+            .flat_map(|n| n.ipv6_addresses().iter().filter_map(|a| a.ipv6_address()))
+            .collect();
+        if !ipv6.is_empty() {
+            l.insert("__meta_ec2_ipv6_addresses".into(), format!(",{},", ipv6.join(",")));
+        }
+        for t in i.tags() {
+            if let (Some(k), Some(v)) = (t.key(), t.value()) {
+                l.insert(format!("__meta_ec2_tag_{}", sanitize_label_name(k)), v.to_owned());
+            }
+        }
+        let address = if private_ip.contains(':') { format!("[{private_ip}]:{port}") } else { format!("{private_ip}:{port}") };
+        l.insert("__address__".into(), address);
+        Some(l)
+    }
+
+    /// Builds the SDK client for a config.
+    pub async fn client(c: &Ec2SdConfig) -> Client {
+        let region = c.resolved_region().unwrap_or_default();
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.clone()));
+        if let (Some(ak), Some(sk)) = (&c.access_key, &c.secret_key) {
+            loader = loader.credentials_provider(Credentials::new(ak, sk, None, None, "promfed-config"));
+        } else if let Some(p) = &c.profile {
+            loader = loader.profile_name(p);
+        }
+        let mut base = loader.load().await;
+        if let Some(arn) = &c.role_arn {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                .session_name("promfed")
+                .region(Region::new(region))
+                .configure(&base)
+                .build()
+                .await;
+            base = base.into_builder().credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider)).build();
+        }
+        let mut conf = aws_sdk_ec2::config::Builder::from(&base);
+        if let Some(e) = &c.endpoint {
+            conf = conf.endpoint_url(e);
+        }
+        Client::from_conf(conf.build())
+    }
+
+    /// Lists the running instances matching the filters, every page, as labelled targets.
+    pub async fn describe(client: &Client, c: &Ec2SdConfig) -> Result<Vec<Labels>, String> {
+        let region = c.resolved_region().unwrap_or_default();
+        let mut filters: Vec<Filter> =
+            c.filters.iter().map(|f| Filter::builder().name(&f.name).set_values(Some(f.values.clone())).build()).collect();
+        if !c.filters.iter().any(|f| f.name == "instance-state-name") {
+            filters.push(Filter::builder().name("instance-state-name").values("running").build());
+        }
+        let mut pages =
+            client.describe_instances().set_filters(Some(filters)).max_results(c.page_size).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| format!("DescribeInstances failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+            for r in page.reservations() {
+                let owner = r.owner_id().unwrap_or("");
+                for i in r.instances() {
+                    if i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Running) {
+                        continue;
+                    }
+                    if let Some(l) = instance_labels(i, owner, &region, c.port) {
+                        out.push(l);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Discovers one group's replicas from EC2 (plus its static replicas, if any).
+    pub struct Ec2Discoverer {
+        group: String,
+        configs: Vec<Ec2SdConfig>,
+        rules: Vec<Rule>,
+        static_replicas: Vec<ReplicaSpec>,
+        metrics: Arc<Metrics>,
+    }
+
+    impl Ec2Discoverer {
+        /// A discoverer for `group`.
+        pub fn new(
+            group: String,
+            configs: Vec<Ec2SdConfig>,
+            rules: Vec<Rule>,
+            static_replicas: Vec<ReplicaSpec>,
+            metrics: Arc<Metrics>,
+        ) -> Self {
+            Ec2Discoverer { group, configs, rules, static_replicas, metrics }
+        }
+    }
+
+    impl Discoverer for Ec2Discoverer {
+        fn mechanism(&self) -> &'static str {
+            "ec2"
+        }
+
+        fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture {
+            Box::pin(async move {
+                let mut clients = Vec::new();
+                for c in &self.configs {
+                    clients.push(client(c).await);
+                }
+                let refresh = self.configs.iter().map(|c| c.refresh_interval.0).min().unwrap_or(Duration::from_secs(60));
+                let mechanism = MechanismLabels { mechanism: "ec2".into() };
+                let group = GroupLabels { group: self.group.clone() };
+                let mut last_good: Vec<Option<Vec<Labels>>> = vec![None; self.configs.len()];
+                let mut last_sent: Option<TargetSet> = None;
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    let mut failed = false;
+                    for (k, (c, client)) in self.configs.iter().zip(&clients).enumerate() {
+                        let result = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            r = tokio::time::timeout(refresh.max(Duration::from_secs(10)), describe(client, c)) => r,
+                        };
+                        match result {
+                            Ok(Ok(targets)) => last_good[k] = Some(targets),
+                            Ok(Err(e)) => {
+                                failed = true;
+                                tracing::warn!(group = %self.group, "ec2 discovery: {e}; keeping the last good targets");
+                            }
+                            Err(_) => {
+                                failed = true;
+                                tracing::warn!(group = %self.group, "ec2 discovery: DescribeInstances timed out; keeping the last good targets");
+                            }
+                        }
+                    }
+                    if failed {
+                        self.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
+                    } else {
+                        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                        self.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
+                    }
+                    // Until every config has answered once there is no set to announce.
+                    if last_good.iter().all(Option::is_some) {
+                        let targets: Vec<Labels> = last_good.iter().flatten().flatten().cloned().collect();
+                        let (mut replicas, rejected) = crate::discovery::target::replicas(&targets, &self.rules);
+                        for s in &self.static_replicas {
+                            if !replicas.iter().any(|r| r.name == s.name) {
+                                replicas.push(s.clone());
+                            }
+                        }
+                        let set = TargetSet { group: self.group.clone(), replicas, rejected };
+                        if last_sent.as_ref() != Some(&set) {
+                            self.metrics.sd_targets.get_or_create(&group).set(set.replicas.len() as i64);
+                            self.metrics.sd_rejected_targets.get_or_create(&group).set(set.rejected.len() as i64);
+                            for r in &set.rejected {
+                                tracing::warn!(group = %self.group, address = %r.address, "discovered instance rejected: {}", r.reason);
+                            }
+                            tracing::info!(group = %self.group, replicas = set.replicas.len(), "ec2 discovery: replica set changed");
+                            if tx.send(set.clone()).await.is_err() {
+                                return;
+                            }
+                            last_sent = Some(set);
+                        }
+                    }
+                    let wait = if failed {
+                        let w = backoff;
+                        backoff = (backoff * 2).min(refresh);
+                        w
+                    } else {
+                        backoff = Duration::from_secs(1);
+                        refresh
+                    };
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_names_are_sanitised_like_prometheus() {
+        assert_eq!(sanitize_label_name("federation-role"), "federation_role");
+        assert_eq!(sanitize_label_name("aws:autoscaling:groupName"), "aws_autoscaling_groupName");
+        assert_eq!(sanitize_label_name("Name"), "Name");
+    }
+
+    #[test]
+    fn config_problems_are_named() {
+        let c: Ec2SdConfig =
+            serde_saphyr::from_str("{region: eu-west-1, access_key: x, page_size: 2, endpoint: 'localhost:5000'}").unwrap();
+        let fields: Vec<&str> = c.problems().iter().map(|(f, _)| *f).collect();
+        assert!(fields.contains(&"access_key"));
+        assert!(fields.contains(&"page_size"));
+        assert!(fields.contains(&"endpoint"));
+        let ok: Ec2SdConfig = serde_saphyr::from_str("{region: eu-west-1}").unwrap();
+        assert_eq!(ok.refresh_interval.0.as_secs(), 60);
+        assert_eq!(ok.port, 80);
+        assert!(serde_saphyr::from_str::<Ec2SdConfig>("{region: x, regoin: y}").is_err());
+    }
+
+    #[cfg(feature = "ec2")]
+    #[test]
+    fn instance_labels_follow_prometheus() {
+        use aws_sdk_ec2::types::*;
+        let i = Instance::builder()
+            .instance_id("i-0123")
+            .image_id("ami-1")
+            .architecture(ArchitectureValues::X8664)
+            .placement(Placement::builder().availability_zone("eu-west-1a").build())
+            .state(InstanceState::builder().name(InstanceStateName::Running).build())
+            .instance_type(InstanceType::T3Micro)
+            .subnet_id("subnet-1")
+            .private_dns_name("ip-10-0-1-5.internal")
+            .private_ip_address("10.0.1.5")
+            .public_ip_address("54.1.2.3")
+            .vpc_id("vpc-1")
+            .network_interfaces(InstanceNetworkInterface::builder().subnet_id("subnet-1").build())
+            .network_interfaces(InstanceNetworkInterface::builder().subnet_id("subnet-2").build())
+            .tags(Tag::builder().key("federation-role").value("primary").build())
+            .tags(Tag::builder().key("Name").value("prom-a").build())
+            .build();
+        let l = instance_labels(&i, "123456789012", "eu-west-1", 9090).unwrap();
+        let get = |k: &str| l.get(k).map(String::as_str);
+        assert_eq!(get("__address__"), Some("10.0.1.5:9090"));
+        assert_eq!(get("__meta_ec2_instance_id"), Some("i-0123"));
+        assert_eq!(get("__meta_ec2_architecture"), Some("x86_64"));
+        assert_eq!(get("__meta_ec2_availability_zone"), Some("eu-west-1a"));
+        assert_eq!(get("__meta_ec2_instance_state"), Some("running"));
+        assert_eq!(get("__meta_ec2_instance_type"), Some("t3.micro"));
+        assert_eq!(get("__meta_ec2_owner_id"), Some("123456789012"));
+        assert_eq!(get("__meta_ec2_primary_subnet_id"), Some("subnet-1"));
+        assert_eq!(get("__meta_ec2_subnet_id"), Some(",subnet-1,subnet-2,"));
+        assert_eq!(get("__meta_ec2_public_ip"), Some("54.1.2.3"));
+        assert_eq!(get("__meta_ec2_region"), Some("eu-west-1"));
+        assert_eq!(get("__meta_ec2_vpc_id"), Some("vpc-1"));
+        assert_eq!(get("__meta_ec2_tag_federation_role"), Some("primary"));
+        assert_eq!(get("__meta_ec2_tag_Name"), Some("prom-a"));
+        assert_eq!(get("__meta_ec2_platform"), None, "absent fields are absent labels");
+        // No private IP: not a target.
+        assert!(instance_labels(&Instance::builder().instance_id("i-1").build(), "o", "r", 80).is_none());
+    }
+}

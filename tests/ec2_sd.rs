@@ -1,0 +1,272 @@
+//! EC2 discovery against the moto EC2 emulator (`moto_server`, installed by tests/run-all.sh
+//! into a virtualenv). Instances get fake 10.x/54.x addresses that are never contacted: the
+//! tests relabel `__address__` to a loopback port taken from a `test-port` tag.
+//!
+//! When `CI` is set and `moto_server` cannot be found these tests fail; otherwise they print a
+//! notice and pass without running.
+#![cfg(feature = "ec2")]
+
+use aws_sdk_ec2::Client;
+use aws_sdk_ec2::config::{Credentials, Region};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use promfed::discovery::ec2::{Ec2SdConfig, describe};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+
+const REGION: &str = "eu-west-1";
+
+/// The emulator; killed on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("PROMFED_MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let venv = PathBuf::from(home).join(".cache/promfed/venv/bin/moto_server");
+    if venv.exists() {
+        return Some(venv);
+    }
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| PathBuf::from(d).join("moto_server"))
+        .find(|p| p.exists() && Command::new(p).arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()))
+}
+
+async fn start_moto() -> Option<Moto> {
+    // Never let the SDK probe the instance-metadata address.
+    // SAFETY: set before any SDK client exists in this process; every test sets the same value.
+    unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
+    let Some(bin) = moto_bin() else {
+        assert!(std::env::var_os("CI").is_none(), "moto_server is not installed and CI is set: run tests/run-all.sh");
+        eprintln!("SKIPPED: moto_server not found (tests/run-all.sh installs it)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(&bin)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not listen within 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(moto)
+}
+
+fn client(endpoint: &str) -> Client {
+    let conf = aws_sdk_ec2::Config::builder()
+        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Launches `count` instances with these tags; returns their ids.
+async fn launch(c: &Client, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
+    let images = c.describe_images().send().await.unwrap();
+    let ami = images.images()[0].image_id().unwrap().to_owned();
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = c
+        .run_instances()
+        .image_id(ami)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .unwrap();
+    out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()).collect()
+}
+
+fn sd_config(endpoint: &str, group: &str) -> Ec2SdConfig {
+    serde_saphyr::from_str(&format!(
+        "{{region: {REGION}, endpoint: '{endpoint}', access_key: testing, secret_key: testing, port: 9090, refresh_interval: 1s, page_size: 5, filters: [{{name: 'tag:federation-group', values: [{group}]}}]}}"
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn describes_running_instances_with_prometheus_labels_across_pages() {
+    let Some(moto) = start_moto().await else { return };
+    let c = client(&moto.endpoint);
+    let primary = launch(&c, 1, &[("federation-group", "eu"), ("federation-role", "primary"), ("Name", "prom-a")]).await;
+    launch(&c, 1, &[("federation-group", "eu"), ("federation-role", "secondary")]).await;
+    launch(&c, 1, &[("federation-group", "us"), ("federation-role", "primary")]).await;
+    // 12 instances in one group with a page size of 5: three pages.
+    let many = launch(&c, 12, &[("federation-group", "many"), ("federation-role", "secondary")]).await;
+
+    let cfg = sd_config(&moto.endpoint, "eu");
+    let targets = describe(&c, &cfg).await.unwrap();
+    assert_eq!(targets.len(), 2, "{targets:#?}");
+    let a = targets.iter().find(|t| t["__meta_ec2_instance_id"] == primary[0]).unwrap();
+    // The answer of DescribeInstances itself, to compare with.
+    let d = c.describe_instances().instance_ids(&primary[0]).send().await.unwrap();
+    let i = &d.reservations()[0].instances()[0];
+    assert_eq!(a["__address__"], format!("{}:9090", i.private_ip_address().unwrap()));
+    assert_eq!(a["__meta_ec2_private_ip"], i.private_ip_address().unwrap());
+    assert_eq!(a["__meta_ec2_ami"], i.image_id().unwrap());
+    assert_eq!(a["__meta_ec2_instance_type"], "t3.micro");
+    assert_eq!(a["__meta_ec2_instance_state"], "running");
+    assert_eq!(a["__meta_ec2_region"], REGION);
+    assert_eq!(a["__meta_ec2_availability_zone"], i.placement().unwrap().availability_zone().unwrap());
+    assert_eq!(a["__meta_ec2_vpc_id"], i.vpc_id().unwrap());
+    assert_eq!(a["__meta_ec2_primary_subnet_id"], i.subnet_id().unwrap());
+    assert_eq!(a["__meta_ec2_subnet_id"], format!(",{},", i.subnet_id().unwrap()));
+    assert_eq!(a["__meta_ec2_owner_id"], d.reservations()[0].owner_id().unwrap());
+    assert_eq!(a["__meta_ec2_tag_federation_role"], "primary");
+    assert_eq!(a["__meta_ec2_tag_federation_group"], "eu");
+    assert_eq!(a["__meta_ec2_tag_Name"], "prom-a");
+    for k in ["__meta_ec2_architecture", "__meta_ec2_private_dns_name"] {
+        assert!(a.contains_key(k), "{k} missing: {a:#?}");
+    }
+    if let Some(ip) = i.public_ip_address() {
+        assert_eq!(a["__meta_ec2_public_ip"], ip);
+    }
+
+    let all = describe(&c, &sd_config(&moto.endpoint, "many")).await.unwrap();
+    let mut ids: Vec<&str> = all.iter().map(|t| t["__meta_ec2_instance_id"].as_str()).collect();
+    ids.sort();
+    let mut want: Vec<&str> = many.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(ids, want, "every page read");
+
+    // Terminated instances are not targets.
+    c.terminate_instances().instance_ids(&primary[0]).send().await.unwrap();
+    let left = describe(&c, &cfg).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0]["__meta_ec2_instance_id"], primary[0]);
+}
+
+async fn fake_replica(name: String) -> SocketAddr {
+    let router = Router::new().route(
+        "/federate",
+        get(move || {
+            let name = name.clone();
+            async move {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+                let body = format!("up{{job=\"x\",replica=\"{name}\"}} 1 {now}\n");
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+            }
+        }),
+    );
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, router).await });
+    addr
+}
+
+async fn status(http: &reqwest::Client, addr: SocketAddr) -> serde_json::Value {
+    let v: serde_json::Value =
+        http.get(format!("http://{addr}/api/v1/status/groups")).send().await.unwrap().json().await.unwrap();
+    v["data"][0].clone()
+}
+
+async fn wait_for(http: &reqwest::Client, addr: SocketAddr, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = status(http, addr).await;
+        if ok(&s) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn names(s: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> =
+        s["replicas"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn promfed_follows_instances_and_keeps_them_when_the_api_fails() {
+    let Some(mut moto) = start_moto().await else { return };
+    promfed::serve::install_crypto_provider();
+    let c = client(&moto.endpoint);
+    let (pa, pb, pc) =
+        (fake_replica("a".into()).await, fake_replica("b".into()).await, fake_replica("c".into()).await);
+    let a = launch(&c, 1, &[("federation-group", "pair"), ("federation-role", "primary"), ("test-port", &pa.port().to_string())]).await;
+    let b = launch(&c, 1, &[("federation-group", "pair"), ("federation-role", "secondary"), ("test-port", &pb.port().to_string())]).await;
+    launch(&c, 1, &[("federation-group", "pair"), ("test-port", "1")]).await; // no role: reported
+
+    let yaml = format!(
+        r#"
+groups:
+  - name: pair
+    scrape_interval: 300ms
+    scrape_timeout: 250ms
+    ec2_sd_configs:
+      - {{region: {REGION}, endpoint: "{endpoint}", access_key: testing, secret_key: testing, refresh_interval: 1s,
+          filters: [{{name: "tag:federation-group", values: [pair]}}]}}
+    relabel_configs:
+      # Never connect to the emulator's fake addresses: scrape loopback at the tagged port.
+      - {{source_labels: [__meta_ec2_tag_test_port], target_label: __address__, replacement: "127.0.0.1:$1"}}
+"#,
+        endpoint = moto.endpoint
+    );
+    let config = promfed::config::parse(&yaml, "test").unwrap();
+    let running = promfed::run::start(config, Some(TcpListener::bind("127.0.0.1:0").await.unwrap())).await.unwrap();
+    let addr = running.address;
+    let http = reqwest::Client::new();
+    let mut want = vec![a[0].clone(), b[0].clone()];
+    want.sort();
+    wait_for(&http, addr, "both instances as replicas", |s| names(s) == want && s["leader"] == a[0].as_str()).await;
+    let s = status(&http, addr).await;
+    assert_eq!(s["rejected_targets"].as_array().map(Vec::len), Some(1), "{s:#}");
+    assert!(s["replicas"].as_array().unwrap().iter().all(|r| r["address"].as_str().unwrap().starts_with("127.0.0.1:")));
+
+    // The primary is replaced by a new instance on another port.
+    c.terminate_instances().instance_ids(&a[0]).send().await.unwrap();
+    let new = launch(&c, 1, &[("federation-group", "pair"), ("federation-role", "primary"), ("test-port", &pc.port().to_string())]).await;
+    let mut want = vec![b[0].clone(), new[0].clone()];
+    want.sort();
+    wait_for(&http, addr, "the replacement", |s| names(s) == want).await;
+    wait_for(&http, addr, "the new primary leading", |s| s["leader"] == new[0].as_str()).await;
+
+    // The emulator goes away: the last good set stays and failures are counted.
+    let _ = moto.child.kill();
+    let _ = moto.child.wait();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+        if m.lines().any(|l| l.starts_with("promfed_sd_refresh_failures_total{mechanism=\"ec2\"}")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ec2 refresh failure counted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(names(&status(&http, addr).await), want, "last good set kept");
+    running.shutdown();
+    running.wait().await.unwrap();
+}

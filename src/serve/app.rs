@@ -117,6 +117,18 @@ pub fn match_params(query: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// False when one element of an `Accept` or `Accept-Encoding` list carries a zero quality value
+/// (`q=0`, `q=0.000`: "not acceptable", RFC 9110 §12.4.2). Any other value, `q=0.5` included,
+/// accepts; an unparsable one is ignored.
+fn quality_is_positive(element: &str) -> bool {
+    element.split(';').skip(1).all(|param| match param.split_once('=') {
+        Some((name, value)) if name.trim().eq_ignore_ascii_case("q") => {
+            !matches!(value.trim().parse::<f32>(), Ok(q) if q <= 0.0)
+        }
+        _ => true,
+    })
+}
+
 fn wants_protobuf(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
         v.split(',').any(|part| {
@@ -124,15 +136,16 @@ fn wants_protobuf(headers: &HeaderMap) -> bool {
             part.starts_with("application/vnd.google.protobuf")
                 && part.contains("proto=io.prometheus.client.MetricFamily")
                 && part.contains("encoding=delimited")
-                && !part.replace(' ', "").contains("q=0;")
-                && !part.replace(' ', "").ends_with("q=0")
+                && quality_is_positive(part)
         })
     })
 }
 
 fn wants_gzip(headers: &HeaderMap) -> bool {
     headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split(',').any(|p| p.trim().split(';').next() == Some("gzip") && !p.replace(' ', "").contains("q=0"))
+        v.split(',').any(|p| {
+            p.split(';').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("gzip")) && quality_is_positive(p)
+        })
     })
 }
 

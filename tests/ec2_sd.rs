@@ -44,11 +44,15 @@ fn moto_bin() -> Option<PathBuf> {
     if venv.exists() {
         return Some(venv);
     }
-    std::env::var("PATH")
-        .unwrap_or_default()
-        .split(':')
-        .map(|d| PathBuf::from(d).join("moto_server"))
-        .find(|p| p.exists() && Command::new(p).arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()))
+    std::env::var("PATH").unwrap_or_default().split(':').map(|d| PathBuf::from(d).join("moto_server")).find(|p| {
+        p.exists()
+            && Command::new(p)
+                .arg("--help")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    })
 }
 
 async fn start_moto() -> Option<Moto> {
@@ -118,11 +122,17 @@ fn sd_config(endpoint: &str, group: &str) -> Ec2SdConfig {
 async fn describes_running_instances_with_prometheus_labels_across_pages() {
     let Some(moto) = start_moto().await else { return };
     let c = client(&moto.endpoint);
-    let primary = launch(&c, 1, &[("federation-group", "eu"), ("federation-role", "primary"), ("Name", "prom-a")]).await;
+    let primary =
+        launch(&c, 1, &[("federation-group", "eu"), ("federation-role", "primary"), ("Name", "prom-a")]).await;
     launch(&c, 1, &[("federation-group", "eu"), ("federation-role", "secondary")]).await;
     launch(&c, 1, &[("federation-group", "us"), ("federation-role", "primary")]).await;
-    // 12 instances in one group with a page size of 5: three pages.
-    let many = launch(&c, 12, &[("federation-group", "many"), ("federation-role", "secondary")]).await;
+    // 12 instances (12 reservations: EC2 pages by reservation) with a page size of 5: 3 pages.
+    let mut many = Vec::new();
+    for _ in 0..12 {
+        many.extend(launch(&c, 1, &[("federation-group", "many"), ("federation-role", "secondary")]).await);
+    }
+    let one_page = c.describe_instances().max_results(5).send().await.unwrap();
+    assert!(one_page.next_token().is_some(), "the emulator pages, so reading every page is really tested");
 
     let cfg = sd_config(&moto.endpoint, "eu");
     let targets = describe(&c, &cfg).await.unwrap();
@@ -214,10 +224,19 @@ async fn promfed_follows_instances_and_keeps_them_when_the_api_fails() {
     let Some(mut moto) = start_moto().await else { return };
     promfed::serve::install_crypto_provider();
     let c = client(&moto.endpoint);
-    let (pa, pb, pc) =
-        (fake_replica("a".into()).await, fake_replica("b".into()).await, fake_replica("c".into()).await);
-    let a = launch(&c, 1, &[("federation-group", "pair"), ("federation-role", "primary"), ("test-port", &pa.port().to_string())]).await;
-    let b = launch(&c, 1, &[("federation-group", "pair"), ("federation-role", "secondary"), ("test-port", &pb.port().to_string())]).await;
+    let (pa, pb, pc) = (fake_replica("a".into()).await, fake_replica("b".into()).await, fake_replica("c".into()).await);
+    let a = launch(
+        &c,
+        1,
+        &[("federation-group", "pair"), ("federation-role", "primary"), ("test-port", &pa.port().to_string())],
+    )
+    .await;
+    let b = launch(
+        &c,
+        1,
+        &[("federation-group", "pair"), ("federation-role", "secondary"), ("test-port", &pb.port().to_string())],
+    )
+    .await;
     launch(&c, 1, &[("federation-group", "pair"), ("test-port", "1")]).await; // no role: reported
 
     let yaml = format!(
@@ -248,7 +267,12 @@ groups:
 
     // The primary is replaced by a new instance on another port.
     c.terminate_instances().instance_ids(&a[0]).send().await.unwrap();
-    let new = launch(&c, 1, &[("federation-group", "pair"), ("federation-role", "primary"), ("test-port", &pc.port().to_string())]).await;
+    let new = launch(
+        &c,
+        1,
+        &[("federation-group", "pair"), ("federation-role", "primary"), ("test-port", &pc.port().to_string())],
+    )
+    .await;
     let mut want = vec![b[0].clone(), new[0].clone()];
     want.sort();
     wait_for(&http, addr, "the replacement", |s| names(s) == want).await;

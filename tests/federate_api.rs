@@ -277,8 +277,9 @@ async fn protobuf_is_served_when_accepted_with_the_same_series_as_text() {
     }
 
     // promfed's own Accept (a promfed federating another) gets protobuf; q=0 refuses it.
+    let own = promfed::config::validate::accept_header(&["PrometheusProto".into(), "PrometheusText0.0.4".into()]);
     for (accept, protobuf) in [
-        (promfed::scrape::fetch::ACCEPT_HEADER, true),
+        (own.as_str(), true),
         (&format!("{PROTOBUF};q=0.5"), true),
         (&format!("{PROTOBUF}; q=0.0,text/plain;version=0.0.4"), false),
         (&format!("{PROTOBUF};q=0"), false),

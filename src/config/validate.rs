@@ -362,7 +362,11 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         }
         for (i, e) in gc.ec2_sd_configs.iter().enumerate() {
             for (field, message) in e.problems() {
-                let path = if field.is_empty() { format!("{p}.ec2_sd_configs[{i}]") } else { format!("{p}.ec2_sd_configs[{i}].{field}") };
+                let path = if field.is_empty() {
+                    format!("{p}.ec2_sd_configs[{i}]")
+                } else {
+                    format!("{p}.ec2_sd_configs[{i}].{field}")
+                };
                 c.problem(path, message);
             }
         }

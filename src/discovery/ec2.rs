@@ -175,7 +175,8 @@ mod sdk {
                 l.insert(format!("__meta_ec2_tag_{}", sanitize_label_name(k)), v.to_owned());
             }
         }
-        let address = if private_ip.contains(':') { format!("[{private_ip}]:{port}") } else { format!("{private_ip}:{port}") };
+        let address =
+            if private_ip.contains(':') { format!("[{private_ip}]:{port}") } else { format!("{private_ip}:{port}") };
         l.insert("__address__".into(), address);
         Some(l)
     }
@@ -183,7 +184,8 @@ mod sdk {
     /// Builds the SDK client for a config.
     pub async fn client(c: &Ec2SdConfig) -> Client {
         let region = c.resolved_region().unwrap_or_default();
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.clone()));
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.clone()));
         if let (Some(ak), Some(sk)) = (&c.access_key, &c.secret_key) {
             loader = loader.credentials_provider(Credentials::new(ak, sk, None, None, "promfed-config"));
         } else if let Some(p) = &c.profile {
@@ -197,7 +199,10 @@ mod sdk {
                 .configure(&base)
                 .build()
                 .await;
-            base = base.into_builder().credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider)).build();
+            base = base
+                .into_builder()
+                .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider))
+                .build();
         }
         let mut conf = aws_sdk_ec2::config::Builder::from(&base);
         if let Some(e) = &c.endpoint {
@@ -209,8 +214,11 @@ mod sdk {
     /// Lists the running instances matching the filters, every page, as labelled targets.
     pub async fn describe(client: &Client, c: &Ec2SdConfig) -> Result<Vec<Labels>, String> {
         let region = c.resolved_region().unwrap_or_default();
-        let mut filters: Vec<Filter> =
-            c.filters.iter().map(|f| Filter::builder().name(&f.name).set_values(Some(f.values.clone())).build()).collect();
+        let mut filters: Vec<Filter> = c
+            .filters
+            .iter()
+            .map(|f| Filter::builder().name(&f.name).set_values(Some(f.values.clone())).build())
+            .collect();
         if !c.filters.iter().any(|f| f.name == "instance-state-name") {
             filters.push(Filter::builder().name("instance-state-name").values("running").build());
         }
@@ -218,7 +226,8 @@ mod sdk {
             client.describe_instances().set_filters(Some(filters)).max_results(c.page_size).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| format!("DescribeInstances failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
+            let page =
+                page.map_err(|e| format!("DescribeInstances failed: {}", aws_sdk_ec2::error::DisplayErrorContext(e)))?;
             for r in page.reservations() {
                 let owner = r.owner_id().unwrap_or("");
                 for i in r.instances() {
@@ -267,7 +276,8 @@ mod sdk {
                 for c in &self.configs {
                     clients.push(client(c).await);
                 }
-                let refresh = self.configs.iter().map(|c| c.refresh_interval.0).min().unwrap_or(Duration::from_secs(60));
+                let refresh =
+                    self.configs.iter().map(|c| c.refresh_interval.0).min().unwrap_or(Duration::from_secs(60));
                 let mechanism = MechanismLabels { mechanism: "ec2".into() };
                 let group = GroupLabels { group: self.group.clone() };
                 let mut last_good: Vec<Option<Vec<Labels>>> = vec![None; self.configs.len()];
@@ -353,7 +363,8 @@ mod tests {
     #[test]
     fn config_problems_are_named() {
         let c: Ec2SdConfig =
-            serde_saphyr::from_str("{region: eu-west-1, access_key: x, page_size: 2, endpoint: 'localhost:5000'}").unwrap();
+            serde_saphyr::from_str("{region: eu-west-1, access_key: x, page_size: 2, endpoint: 'localhost:5000'}")
+                .unwrap();
         let fields: Vec<&str> = c.problems().iter().map(|(f, _)| *f).collect();
         assert!(fields.contains(&"access_key"));
         assert!(fields.contains(&"page_size"));

@@ -17,8 +17,12 @@ use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What promfed asks a replica for: protobuf first (cheaper to parse), text as the fallback.
-pub const ACCEPT_HEADER: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
+/// What promfed asks a replica for: text first, protobuf as the fallback.
+///
+/// Our text parser borrows from the body, while the protobuf path decodes each `MetricFamily`
+/// into owned prost structs (two `String`s per label): decoding is 2-3x slower and, at 1M series,
+/// leaves ~230 MB of fragmented glibc heap resident (see docs/benchmarks.md, "Memory").
+pub const ACCEPT_HEADER: &str = "text/plain;version=0.0.4;q=0.7,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.3";
 
 /// Why a scrape failed.
 #[derive(Debug, thiserror::Error)]

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use promfed::merge::Snapshot;
+use promfed::render::federate_body;
 use promfed::render::{gzip, render_protobuf, render_text};
 use promfed::selector::SelectorSet;
-use promfed::serve::app::federate_body;
 
 fn text_of(s: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() * 96);

@@ -8,13 +8,71 @@
 //! gauge for exactly that name.
 
 use crate::merge::SnapEntry;
+use crate::merge::snapshot::{Body, BodyKey, Snapshot};
 use crate::parse::MetricType;
 use crate::parse::proto;
+use crate::selector::SelectorSet;
 use crate::series::{labels_of, name_of, unescape_label_value};
+use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use prost::Message;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where rendered bytes go: a plain body, or a gzip stream fed in chunks so that a gzip body
+/// never needs the whole uncompressed body in memory (161 MB for 1M series).
+enum Out {
+    Plain(Vec<u8>),
+    Gzip { buf: Vec<u8>, enc: GzEncoder<Vec<u8>> },
+}
+
+/// How much uncompressed output is buffered before it is fed to the compressor.
+const GZIP_CHUNK: usize = 256 * 1024;
+
+impl Out {
+    fn new(gzipped: bool, size_hint: usize) -> Out {
+        if gzipped {
+            Out::Gzip {
+                buf: Vec::with_capacity(GZIP_CHUNK + 64 * 1024),
+                enc: GzEncoder::new(Vec::with_capacity(size_hint / 8), Compression::fast()),
+            }
+        } else {
+            Out::Plain(Vec::with_capacity(size_hint))
+        }
+    }
+
+    /// The buffer to append to.
+    fn buf(&mut self) -> &mut Vec<u8> {
+        match self {
+            Out::Plain(v) => v,
+            Out::Gzip { buf, .. } => buf,
+        }
+    }
+
+    /// Hands a full chunk to the compressor.
+    fn maybe_flush(&mut self) {
+        if let Out::Gzip { buf, enc } = self
+            && buf.len() >= GZIP_CHUNK
+        {
+            // Writing into a Vec-backed encoder cannot fail.
+            let _ = enc.write_all(buf);
+            buf.clear();
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Out::Plain(v) => v,
+            Out::Gzip { buf, mut enc } => {
+                let _ = enc.write_all(&buf);
+                enc.finish().unwrap_or_default()
+            }
+        }
+    }
+}
 
 /// Content type of text bodies.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -38,10 +96,19 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
 
 /// Renders entries (sorted by key) as text; returns the number of series written.
 pub fn render_text<'a>(entries: impl Iterator<Item = &'a SnapEntry>, out: &mut Vec<u8>) -> u64 {
+    let mut o = Out::Plain(std::mem::take(out));
+    let n = text_into(entries, &mut o);
+    *out = o.finish();
+    n
+}
+
+fn text_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) -> u64 {
     let mut count = 0;
     let mut family: &str = "";
     let mut itoa_buf = itoa::Buffer::new();
     for e in entries {
+        o.maybe_flush();
+        let out = o.buf();
         let name = name_of(&e.key);
         if name != family || count == 0 {
             out.extend_from_slice(b"# TYPE ");
@@ -73,17 +140,25 @@ fn proto_type(t: MetricType) -> proto::MetricType {
 /// Renders entries (sorted by key) as length-delimited `MetricFamily` messages; returns the
 /// number of series written.
 pub fn render_protobuf<'a>(entries: impl Iterator<Item = &'a SnapEntry>, out: &mut Vec<u8>) -> u64 {
+    let mut o = Out::Plain(std::mem::take(out));
+    let n = protobuf_into(entries, &mut o);
+    *out = o.finish();
+    n
+}
+
+fn protobuf_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) -> u64 {
     let mut count = 0;
     let mut current: Option<proto::MetricFamily> = None;
-    let flush = |family: proto::MetricFamily, out: &mut Vec<u8>| {
+    let flush = |family: proto::MetricFamily, o: &mut Out| {
         // Encoding into a Vec cannot fail.
-        let _ = family.encode_length_delimited(out);
+        let _ = family.encode_length_delimited(o.buf());
+        o.maybe_flush();
     };
     for e in entries {
         let name = name_of(&e.key);
         if current.as_ref().is_none_or(|f| f.name.as_deref() != Some(name)) {
             if let Some(f) = current.take() {
-                flush(f, out);
+                flush(f, o);
             }
             current = Some(proto::MetricFamily {
                 name: Some(name.to_owned()),
@@ -109,9 +184,86 @@ pub fn render_protobuf<'a>(entries: impl Iterator<Item = &'a SnapEntry>, out: &m
         count += 1;
     }
     if let Some(f) = current.take() {
-        flush(f, out);
+        flush(f, o);
     }
     count
+}
+
+/// The canonical `match[]` list of a body cache key: a selector set that matches everything is
+/// one key whatever its spelling (`{__name__=~".+"}`, `{__name__=~".*",job=~".*"}`…), so the
+/// prerendered body serves every such scraper.
+const EVERYTHING: &str = "{__name__=~\".+\"}";
+
+/// The body for these selectors and format, from the snapshot's cache or rendered (once, even
+/// when many requests ask at the same moment). `raw` are the `match[]` values as given.
+pub fn federate_body(
+    snapshot: &Snapshot,
+    selectors: &SelectorSet,
+    raw: &[String],
+    protobuf: bool,
+    gzipped: bool,
+) -> Body {
+    let all = selectors.matches_everything();
+    let mut key_selectors = if all { vec![EVERYTHING.to_owned()] } else { raw.to_vec() };
+    key_selectors.sort();
+    key_selectors.dedup();
+    let key = BodyKey { selectors: key_selectors, protobuf, gzip: gzipped };
+    snapshot.body(key, |snap| {
+        let entries = snap.entries().filter(|e| all || selectors.matches(&e.key));
+        let mut out = Out::new(gzipped, if all { snap.len() * 112 } else { 4096 });
+        let series = if protobuf { protobuf_into(entries, &mut out) } else { text_into(entries, &mut out) };
+        let mut bytes = out.finish();
+        bytes.shrink_to_fit();
+        Body { bytes: Bytes::from(bytes), series }
+    })
+}
+
+/// Renders the full body of each new snapshot ahead of the scrapes that will ask for it, in the
+/// formats scrapers asked for recently, so that no scrape waits for a render (a global
+/// Prometheus scrapes promfed a few times between two merges at most: without this nearly every
+/// scrape would be the first of its snapshot).
+#[derive(Debug, Default)]
+pub struct Prerender {
+    /// Bit `2 * protobuf + gzip` set: that variant of the full body was asked for.
+    wanted: AtomicU8,
+    /// When one was last asked for, in seconds since the epoch.
+    last_asked: AtomicI64,
+}
+
+/// Variants not asked for within this long stop being prerendered.
+const PRERENDER_FOR_SECS: i64 = 600;
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Prerender {
+    /// Notes that a scraper asked for the full body in this format.
+    pub fn asked(&self, protobuf: bool, gzipped: bool) {
+        self.wanted.fetch_or(1 << (2 * u8::from(protobuf) + u8::from(gzipped)), Ordering::Relaxed);
+        self.last_asked.store(now_secs(), Ordering::Relaxed);
+    }
+
+    /// Renders the wanted variants of `snapshot` on the blocking pool (call from the runtime).
+    pub fn published(self: &Arc<Self>, snapshot: Arc<Snapshot>) {
+        if now_secs() - self.last_asked.load(Ordering::Relaxed) > PRERENDER_FOR_SECS {
+            self.wanted.store(0, Ordering::Relaxed);
+            return;
+        }
+        let wanted = self.wanted.load(Ordering::Relaxed);
+        if wanted == 0 || !snapshot.ready {
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            let raw = vec![EVERYTHING.to_owned()];
+            let all = SelectorSet::parse([EVERYTHING]).unwrap_or_default();
+            for bit in 0..4u8 {
+                if wanted & (1 << bit) != 0 {
+                    federate_body(&snapshot, &all, &raw, bit & 2 != 0, bit & 1 != 0);
+                }
+            }
+        });
+    }
 }
 
 /// Gzip at the fastest level: bodies are compressed once per snapshot and size matters less
@@ -212,6 +364,67 @@ mod tests {
         assert_eq!(f(1.7686e-05).parse::<f64>().unwrap(), 1.7686e-05);
         assert_eq!(f(f64::INFINITY), "+Inf");
         assert_eq!(f(1e300), "1e300");
+    }
+
+    fn big_snapshot(n: usize) -> Arc<Snapshot> {
+        use crate::merge::{GroupSnapshot, GroupStatus};
+        let entries = (0..n)
+            .map(|i| entry(&format!("m_{}{{i=\"{i:06}\"}}", i / 1000), i as f64, i as i64, MetricType::Untyped))
+            .collect();
+        let status = GroupStatus {
+            name: "g".into(),
+            leader: None,
+            preferred: None,
+            pinned: None,
+            down: false,
+            failovers: 0,
+            series: n,
+            replicas: vec![],
+            rejected_targets: vec![],
+        };
+        Arc::new(Snapshot::new(vec![Arc::new(GroupSnapshot { status, entries })], true, 1))
+    }
+
+    #[test]
+    fn streamed_gzip_body_is_the_text_body() {
+        use std::io::Read;
+        // Several compressor chunks' worth of output.
+        let snap = big_snapshot(30_000);
+        let all = SelectorSet::parse([EVERYTHING]).unwrap();
+        let raw = vec![r#"{__name__=~".*"}"#.to_owned()];
+        let plain = federate_body(&snap, &all, &raw, false, false);
+        assert!(plain.bytes.len() > 3 * GZIP_CHUNK);
+        let z = federate_body(&snap, &all, &raw, false, true);
+        assert_eq!((plain.series, z.series), (30_000, 30_000));
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&z.bytes[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, plain.bytes);
+        let pz = federate_body(&snap, &all, &raw, true, true);
+        let pp = federate_body(&snap, &all, &raw, true, false);
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&pz.bytes[..]).read_to_end(&mut back).unwrap();
+        assert_eq!(back, pp.bytes);
+    }
+
+    #[tokio::test]
+    async fn prerender_renders_the_asked_formats_ahead() {
+        let p = Arc::new(Prerender::default());
+        let key = |protobuf, gzip| BodyKey { selectors: vec![EVERYTHING.to_owned()], protobuf, gzip };
+        let snap = big_snapshot(1000);
+        p.published(snap.clone());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(snap.cached(&key(false, true)).is_none(), "nothing prerendered before anyone asked");
+
+        p.asked(false, true);
+        let snap = big_snapshot(1000);
+        p.published(snap.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while snap.cached(&key(false, true)).is_none() {
+            assert!(std::time::Instant::now() < deadline, "gzip text body was not prerendered");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(snap.cached(&key(false, true)).unwrap().series, 1000);
+        assert!(snap.cached(&key(true, true)).is_none(), "only the asked variant");
     }
 
     #[test]

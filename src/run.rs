@@ -10,6 +10,7 @@ use crate::config::{Config, Credentials};
 use crate::discovery::{Discovery, TargetSet};
 use crate::merge::{GroupSettings, Store, StoreHandle};
 use crate::reload::{ReloadHandle, Reloader};
+use crate::render::Prerender;
 use crate::scrape::ScrapeManager;
 use crate::serve::app::{AppState, router};
 use crate::serve::{
@@ -113,7 +114,12 @@ pub async fn start_from_file(
     let address =
         listener.local_addr().map_err(|source| StartError::Listen { address: config.server.listen, source })?;
 
-    let (store, handle) = Store::new(group_settings(&config), metrics.clone());
+    let (mut store, handle) = Store::new(group_settings(&config), metrics.clone());
+    let prerender = Arc::new(Prerender::default());
+    store.on_publish({
+        let prerender = prerender.clone();
+        Box::new(move |snapshot| prerender.published(snapshot))
+    });
     let manager = ScrapeManager::new(&config.groups, handle.clone(), metrics.clone(), token.clone())?;
     let (targets_tx, targets_rx) = mpsc::channel::<TargetSet>(16);
     let (reconfigure_tx, reconfigure_rx) = mpsc::channel(1);
@@ -143,6 +149,7 @@ pub async fn start_from_file(
             metrics: metrics.clone(),
             tls: tls.clone(),
             reload: Some(reload.clone()),
+            prerender,
         }),
         auth,
     );

@@ -9,7 +9,7 @@ use crate::series::split_key;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A k-way merge cursor: the next key (split for ordering), the group, the index in it.
 type HeapItem<'a> = ((&'a str, &'a str), usize, usize);
@@ -50,7 +50,7 @@ pub struct Snapshot {
     pub ready: bool,
     /// Increases with every publication.
     pub generation: u64,
-    bodies: Mutex<Vec<(BodyKey, Body)>>,
+    bodies: Mutex<Vec<(BodyKey, Arc<OnceLock<Body>>)>>,
 }
 
 impl Snapshot {
@@ -88,20 +88,31 @@ impl Snapshot {
         self.len() == 0
     }
 
-    /// The cached body for `key`, or renders it with `render` and caches it.
+    /// The cached body for `key`, or renders it with `render` and caches it. Concurrent callers
+    /// for the same key wait for the one render (callers are on the blocking pool); other keys
+    /// and other snapshots are not held up.
     pub fn body(&self, key: BodyKey, render: impl FnOnce(&Snapshot) -> Body) -> Body {
-        if let Some((_, b)) = self.bodies.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| *k == key) {
-            return b.clone();
-        }
-        // Rendered outside the lock: two first requests may both render, which is cheaper
-        // than making every reader wait.
-        let body = render(self);
-        let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= BODY_CACHE_SIZE {
-            cache.remove(0);
-        }
-        cache.push((key, body.clone()));
-        body
+        let cell = {
+            let mut cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.iter().find(|(k, _)| *k == key) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    if cache.len() >= BODY_CACHE_SIZE {
+                        cache.remove(0);
+                    }
+                    let cell = Arc::new(OnceLock::new());
+                    cache.push((key, cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(|| render(self)).clone()
+    }
+
+    /// The body for `key` if it has been rendered already (does not render).
+    pub fn cached(&self, key: &BodyKey) -> Option<Body> {
+        let cache = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        cache.iter().find(|(k, _)| k == key).and_then(|(_, cell)| cell.get().cloned())
     }
 
     /// The status of the group named `name`.

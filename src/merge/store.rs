@@ -73,7 +73,11 @@ pub struct Store {
     rx: mpsc::Receiver<Input>,
     published: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    on_publish: Option<PublishHook>,
 }
+
+/// Called with every newly published snapshot (from the store task, inside the runtime).
+pub type PublishHook = Box<dyn Fn(Arc<Snapshot>) + Send>;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -92,6 +96,7 @@ impl Store {
             rx,
             published: published.clone(),
             metrics,
+            on_publish: None,
         };
         store.reconfigure(groups);
         store.publish_all();
@@ -146,7 +151,16 @@ impl Store {
     fn publish(&mut self) {
         self.generation += 1;
         let ready = !self.applied.is_empty() && self.applied.iter().all(|a| *a);
-        self.published.store(Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation)));
+        let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation));
+        self.published.store(snapshot.clone());
+        if let Some(hook) = &self.on_publish {
+            hook(snapshot);
+        }
+    }
+
+    /// Calls `hook` with every snapshot published from now on (e.g. to render it ahead).
+    pub fn on_publish(&mut self, hook: PublishHook) {
+        self.on_publish = Some(hook);
     }
 
     fn update_group_metrics(&self, i: usize) {

@@ -10,10 +10,9 @@
 //! Errors are mapped to status codes in one place, [`ApiError`]'s `IntoResponse`.
 
 use super::tls::TlsReloader;
-use crate::merge::snapshot::{Body, BodyKey};
-use crate::merge::{Command, CommandError, GroupStatus, Snapshot, StoreHandle};
+use crate::merge::{Command, CommandError, GroupStatus, StoreHandle};
 use crate::reload::ReloadHandle;
-use crate::render::{PROTOBUF_CONTENT_TYPE, TEXT_CONTENT_TYPE, gzip, render_protobuf, render_text};
+use crate::render::{PROTOBUF_CONTENT_TYPE, Prerender, TEXT_CONTENT_TYPE, federate_body};
 use crate::selector::{SelectorError, SelectorSet};
 use crate::telemetry::{FormatLabels, Metrics, RequestLabels};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
@@ -36,6 +35,8 @@ pub struct AppState {
     pub tls: Option<Arc<TlsReloader>>,
     /// Config reload (`POST /-/reload`); `None` in tests that need none.
     pub reload: Option<ReloadHandle>,
+    /// Told which full-body formats scrapers ask for, to render them ahead.
+    pub prerender: Arc<Prerender>,
 }
 
 /// Builds the router.
@@ -149,33 +150,6 @@ fn wants_gzip(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Renders (or takes from the snapshot's cache) the body for these selectors and format.
-pub fn federate_body(
-    snapshot: &Snapshot,
-    selectors: &SelectorSet,
-    raw: &[String],
-    protobuf: bool,
-    gzipped: bool,
-) -> Body {
-    let mut sorted = raw.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    let key = BodyKey { selectors: sorted, protobuf, gzip: gzipped };
-    snapshot.body(key.clone(), |snap| {
-        if gzipped {
-            // The uncompressed body for the same selectors is cached too: a mix of clients
-            // with and without gzip renders once.
-            let plain = federate_body(snap, selectors, raw, protobuf, false);
-            return Body { bytes: Bytes::from(gzip(&plain.bytes)), series: plain.series };
-        }
-        let all = selectors.matches_everything();
-        let entries = snap.entries().filter(|e| all || selectors.matches(&e.key));
-        let mut out = Vec::with_capacity(if all { snap.len() * 96 } else { 4096 });
-        let series = if protobuf { render_protobuf(entries, &mut out) } else { render_text(entries, &mut out) };
-        Body { bytes: Bytes::from(out), series }
-    })
-}
-
 async fn federate(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -192,6 +166,9 @@ async fn federate(
     }
     let protobuf = wants_protobuf(&headers);
     let gzipped = wants_gzip(&headers);
+    if selectors.matches_everything() {
+        state.prerender.asked(protobuf, gzipped);
+    }
     // Rendering a large snapshot takes milliseconds of CPU: not on the async workers.
     let body = tokio::task::spawn_blocking(move || federate_body(&snapshot, &selectors, &raw, protobuf, gzipped))
         .await

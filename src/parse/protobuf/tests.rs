@@ -322,3 +322,97 @@ proptest! {
         let _ = parse_protobuf_delimited(&body, &mut Collect::default());
     }
 }
+
+/// The fast path and prost give the same events (and the same verdict) for a body.
+#[track_caller]
+fn same_both_ways(body: &[u8]) {
+    let (mut fast, mut slow) = (Collect::default(), Collect::default());
+    let a = super::decode(body, &mut fast, true);
+    let b = super::decode(body, &mut slow, false);
+    assert_eq!(a.is_ok(), b.is_ok(), "fast: {a:?}, prost: {b:?}");
+    if let (Err(a), Err(b)) = (&a, &b) {
+        assert_eq!(a, b);
+    }
+    if a.is_ok() {
+        assert_eq!(fast.events, slow.events);
+    }
+}
+
+#[test]
+fn fast_path_matches_prost_on_the_real_capture() {
+    let body = fixture("federate_prometheus_2.42.pb");
+    same_both_ways(&body);
+    let mut sink = Collect::default();
+    parse_protobuf_delimited(&body, &mut sink).unwrap();
+    assert!(sink.events.len() > 900);
+}
+
+#[test]
+fn fast_path_matches_prost_on_edge_cases() {
+    let m = |label: Vec<LabelPair>, counter: Option<f64>, gauge: Option<f64>, untyped: Option<f64>, ts: Option<i64>| {
+        Metric {
+            label,
+            counter: counter.map(|v| Counter { value: Some(v), ..Default::default() }),
+            gauge: gauge.map(|v| Gauge { value: Some(v) }),
+            untyped: untyped.map(|v| Untyped { value: Some(v) }),
+            timestamp_ms: ts,
+            ..Default::default()
+        }
+    };
+    same_both_ways(&encode(&[
+        family("c", MetricType::Counter, vec![m(labels(&[("a", "x\"y\n")]), Some(1.5), Some(9.0), None, Some(-5))]),
+        family(
+            "g",
+            MetricType::Gauge,
+            vec![m(vec![], None, None, Some(3.0), None), m(labels(&[("b", "")]), None, Some(f64::NAN), None, Some(0))],
+        ),
+        family(
+            "u",
+            MetricType::Untyped,
+            vec![m(labels(&[("z", "1"), ("a", "2")]), Some(1.0), None, Some(7.0), Some(i64::MAX))],
+        ),
+        MetricFamily {
+            name: Some("absent_type".into()),
+            metric: vec![m(vec![], Some(2.0), None, None, None)],
+            ..Default::default()
+        },
+        family(
+            "mixed",
+            MetricType::Counter,
+            vec![Metric {
+                counter: Some(Counter { value: Some(1.0), ..Default::default() }),
+                summary: Some(Summary::default()),
+                ..Default::default()
+            }],
+        ),
+    ]));
+    // No name, unknown type: both refuse with the same error.
+    same_both_ways(&encode(&[family("", MetricType::Gauge, vec![])]));
+    same_both_ways(&encode(&[MetricFamily { name: Some("x".into()), r#type: Some(42), ..Default::default() }]));
+}
+
+proptest! {
+    /// Corrupted federate bodies: whatever the fast path accepts, prost accepts with the same
+    /// samples, and both reject the same bodies.
+    #[test]
+    fn fast_path_agrees_with_prost_on_corrupted_bodies(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
+        let mut body = encode(&[
+            family("up", MetricType::Untyped, vec![Metric {
+                label: labels(&[("job", "node"), ("replica", "a")]),
+                untyped: Some(Untyped { value: Some(1.0) }),
+                timestamp_ms: Some(1_700_000_000_000),
+                ..Default::default()
+            }]),
+            family("x_total", MetricType::Counter, vec![Metric {
+                label: labels(&[("k", "v")]),
+                counter: Some(Counter { value: Some(4.0), ..Default::default() }),
+                ..Default::default()
+            }]),
+        ]);
+        for (index, byte) in flips {
+            let i = index.index(body.len());
+            body[i] = byte;
+        }
+        same_both_ways(&body);
+    }
+}

@@ -381,6 +381,7 @@ mod tests {
             series: n,
             replicas: vec![],
             rejected_targets: vec![],
+            problems: vec![],
         };
         Arc::new(Snapshot::new(vec![Arc::new(GroupSnapshot { status, entries })], true, 1))
     }

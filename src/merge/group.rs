@@ -130,6 +130,8 @@ pub struct ReplicaStatus {
     pub last_duration_seconds: Option<f64>,
     pub last_error: Option<String>,
     pub last_samples: usize,
+    /// The newest sample timestamp of its last good scrape (how fresh its data is).
+    pub newest_sample_ms: Option<i64>,
     /// False once discovery no longer lists it (its slot is kept until reused).
     #[serde(skip)]
     pub active: bool,
@@ -152,6 +154,9 @@ pub struct GroupStatus {
     /// Discovered targets that could not become replicas, `address: reason`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rejected_targets: Vec<String>,
+    /// Configuration problems found at run time (e.g. two primaries), and what promfed does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// One series as published in a snapshot.
@@ -247,6 +252,7 @@ impl Group {
                 last_duration_seconds: None,
                 last_error: None,
                 last_samples: 0,
+                newest_sample_ms: None,
                 active: true,
                 generation: 0,
             };
@@ -274,12 +280,47 @@ impl Group {
 
     /// The replica that should lead when healthy: the pinned one, else the primary, else the
     /// first listed.
+    ///
+    /// Two or more primaries (discovery found a misconfigured pair) are a problem shown in status;
+    /// meanwhile the group is served from the primary with the freshest data, and stays with it
+    /// while it is healthy (no flapping between two primaries).
     fn preferred(&self) -> Option<usize> {
         if let Some(p) = self.pin {
             return Some(p);
         }
         let active = || self.replicas.iter().enumerate().filter(|(_, r)| r.active);
-        active().find(|(_, r)| r.role == Role::Primary).or_else(|| active().next()).map(|(i, _)| i)
+        let primaries: Vec<usize> = active().filter(|(_, r)| r.role == Role::Primary).map(|(i, _)| i).collect();
+        match primaries.as_slice() {
+            [] => active().next().map(|(i, _)| i),
+            [one] => Some(*one),
+            many => {
+                if let Some(l) = self.leader
+                    && many.contains(&l)
+                    && self.replicas[l].healthy != Some(false)
+                {
+                    return Some(l);
+                }
+                many.iter()
+                    .copied()
+                    .filter(|&i| self.replicas[i].healthy == Some(true))
+                    .max_by_key(|&i| (self.replicas[i].newest_sample_ms, std::cmp::Reverse(i)))
+                    .or(Some(many[0]))
+            }
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let primaries: Vec<&str> =
+            self.replicas.iter().filter(|r| r.active && r.role == Role::Primary).map(|r| r.name.as_str()).collect();
+        let mut p = Vec::new();
+        if primaries.len() > 1 {
+            p.push(format!(
+                "{} replicas have role primary ({}): a pair has one; serving from the one with the freshest data",
+                primaries.len(),
+                primaries.join(", ")
+            ));
+        }
+        p
     }
 
     /// Replicas in preference order: preferred first, then primaries, then the rest as listed.
@@ -375,6 +416,8 @@ impl Group {
                 r.consecutive_good_scrapes = r.consecutive_good_scrapes.saturating_add(1);
                 r.last_error = None;
                 r.last_samples = batch.len();
+                r.newest_sample_ms =
+                    batch.entries().iter().filter_map(|e| e.timestamp_ms).max().or(Some(outcome.started_ms));
                 self.ingest(slot, &batch, outcome.started_ms, &mut stats);
             }
             Err(e) => {
@@ -569,6 +612,7 @@ impl Group {
             series: self.series_count(),
             replicas: active.into_iter().cloned().collect(),
             rejected_targets: self.rejected_targets.clone(),
+            problems: self.problems(),
         }
     }
 }

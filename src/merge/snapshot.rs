@@ -138,6 +138,7 @@ mod tests {
                 series: keys.len(),
                 replicas: vec![],
                 rejected_targets: vec![],
+                problems: vec![],
             },
             entries: keys
                 .iter()

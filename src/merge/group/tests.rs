@@ -282,6 +282,40 @@ fn snapshot_keeps_families_contiguous() {
 }
 
 #[test]
+fn two_primaries_are_a_problem_served_from_the_freshest_without_flapping() {
+    let mut g = Group::new(settings());
+    g.set_replicas(&[
+        ReplicaSpec { name: "a".into(), role: Role::Primary, address: "a:1".into() },
+        ReplicaSpec { name: "c".into(), role: Role::Primary, address: "c:1".into() },
+    ]);
+    ok(&mut g, "a", 1, &[("x", 0.0, 0)]);
+    ok(&mut g, "c", 3, &[("x", 2.0, 2)]);
+    let s = g.status();
+    assert_eq!(s.problems.len(), 1, "{:?}", s.problems);
+    assert!(s.problems[0].contains("2 replicas have role primary (a, c)"), "{:?}", s.problems);
+    let first = s.leader.clone().unwrap();
+    // Whichever leads keeps leading while healthy, even when the other's data is fresher.
+    for t in (5..40).step_by(5) {
+        ok(&mut g, "a", t + 1, &[("x", t as f64, t)]);
+        ok(&mut g, "c", t + 3, &[("x", (t + 2) as f64, t + 2)]);
+        assert_eq!(g.status().leader.as_deref(), Some(first.as_str()));
+    }
+    // The leader fails: the other primary takes over and is kept.
+    fail(&mut g, &first, 41);
+    let other = if first == "a" { "c" } else { "a" };
+    assert_eq!(g.status().leader.as_deref(), Some(other));
+    ok(&mut g, &first, 46, &[("x", 45.0, 45)]);
+    ok(&mut g, &first, 51, &[("x", 50.0, 50)]);
+    assert_eq!(g.status().leader.as_deref(), Some(other), "no flapping back");
+    // Fixed by discovery: one primary, no problem.
+    g.set_replicas(&[
+        ReplicaSpec { name: "a".into(), role: Role::Primary, address: "a:1".into() },
+        ReplicaSpec { name: "c".into(), role: Role::Secondary, address: "c:1".into() },
+    ]);
+    assert!(g.status().problems.is_empty());
+}
+
+#[test]
 fn stale_markers_are_not_samples() {
     let mut g = group();
     ok(&mut g, "a", 1, &[("x", 1.0, 0)]);

@@ -264,6 +264,13 @@ impl Group {
                     self.pin = None;
                 }
                 self.replicas[slot] = ReplicaStatus { generation, ..status };
+                // The series last emitted from the vanished replica were not emitted from the
+                // newcomer: its first sample is a change of source (rule 7), not a reset.
+                for s in &mut self.series {
+                    if usize::from(s.source) == slot {
+                        s.source = NO_SOURCE;
+                    }
+                }
             } else if self.replicas.len() < usize::from(NO_SOURCE) {
                 self.replicas.push(status);
             }

@@ -51,16 +51,17 @@ pub struct RunError {
 
 /// The settings the merge needs, from the config.
 pub fn group_settings(config: &Config) -> Vec<GroupSettings> {
-    config
-        .groups
-        .iter()
-        .map(|g| GroupSettings {
-            name: g.name.clone(),
-            hold_down: g.hold_down,
-            lookback_ms: g.lookback.as_millis() as i64,
-            scrape_interval_ms: g.scrape_interval.as_millis() as i64,
-        })
-        .collect()
+    config.groups.iter().filter(|g| !g.discover_groups).map(settings_of).collect()
+}
+
+/// The settings the merge needs for one group.
+pub fn settings_of(g: &crate::config::Group) -> GroupSettings {
+    GroupSettings {
+        name: g.name.clone(),
+        hold_down: g.hold_down,
+        lookback_ms: g.lookback.as_millis() as i64,
+        scrape_interval_ms: g.scrape_interval.as_millis() as i64,
+    }
 }
 
 /// A started promfed.

@@ -294,3 +294,60 @@ groups:
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_ec2_block_yields_a_group_per_federation_group_tag() {
+    let Some(moto) = start_moto().await else { return };
+    promfed::serve::install_crypto_provider();
+    let c = client(&moto.endpoint);
+    let mut ports = Vec::new();
+    for (group, role) in [("eu", "primary"), ("eu", "secondary"), ("us", "primary"), ("us", "secondary")] {
+        let addr = fake_replica(format!("{group}-{role}")).await;
+        ports.push(addr.port());
+        let port = addr.port().to_string();
+        launch(&c, 1, &[("federation-group", group), ("federation-role", role), ("test-port", &port), ("team", "sre")])
+            .await;
+    }
+    launch(&c, 1, &[("team", "other"), ("federation-group", "ignored"), ("federation-role", "primary")]).await;
+    let yaml = format!(
+        r#"
+groups:
+  - name: sre-pairs
+    discover_groups: true
+    scrape_interval: 300ms
+    scrape_timeout: 250ms
+    labels: {{federation_group: $group}}
+    ec2_sd_configs:
+      - {{region: {REGION}, endpoint: "{endpoint}", access_key: testing, secret_key: testing, refresh_interval: 1s,
+          filters: [{{name: "tag:team", values: [sre]}}]}}
+    relabel_configs:
+      - {{source_labels: [__meta_ec2_tag_test_port], regex: '.+', action: keep}}
+      - {{source_labels: [__meta_ec2_tag_test_port], target_label: __address__, replacement: "127.0.0.1:$1"}}
+"#,
+        endpoint = moto.endpoint
+    );
+    let config = promfed::config::parse(&yaml, "test").unwrap();
+    let running = promfed::run::start(config, Some(TcpListener::bind("127.0.0.1:0").await.unwrap())).await.unwrap();
+    let addr = running.address;
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: serde_json::Value =
+            http.get(format!("http://{addr}/api/v1/status/groups")).send().await.unwrap().json().await.unwrap();
+        let groups = v["data"].as_array().unwrap();
+        let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+        let ok = names == ["eu", "us"]
+            && groups.iter().all(|g| g["replicas"].as_array().unwrap().len() == 2 && g["leader"].is_string());
+        if ok {
+            for g in groups {
+                let primary = g["replicas"].as_array().unwrap().iter().find(|r| r["role"] == "primary").unwrap();
+                assert_eq!(g["leader"], primary["name"], "{g:#}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "one block, two groups: {v:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    running.shutdown();
+    running.wait().await.unwrap();
+}

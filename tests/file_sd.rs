@@ -144,3 +144,98 @@ groups:
     running.shutdown();
     running.wait().await.unwrap();
 }
+
+#[tokio::test]
+async fn one_template_yields_a_group_per_label_value() {
+    promfed::serve::install_crypto_provider();
+    let (a, b, c, d) =
+        (fake_replica("a").await, fake_replica("b").await, fake_replica("c").await, fake_replica("d").await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.json");
+    let target = |addr: SocketAddr, group: &str, role: &str| {
+        format!(
+            r#"{{"targets": ["{addr}"], "labels": {{"federation_group": "{group}", "federation_role": "{role}"}}}}"#
+        )
+    };
+    write_targets(
+        &file,
+        &format!(
+            "[{}, {}, {}, {}, {}]",
+            target(a, "eu", "primary"),
+            target(b, "eu", "secondary"),
+            target(c, "us", "primary"),
+            target(d, "us", "secondary"),
+            r#"{"targets": ["127.0.0.1:1"], "labels": {"federation_role": "primary"}}"#
+        ),
+    );
+    let yaml = format!(
+        r#"
+groups:
+  - name: all-pairs
+    discover_groups: true
+    scrape_interval: 300ms
+    scrape_timeout: 250ms
+    labels: {{source: file, federation_group: $group}}
+    file_sd_configs:
+      - files: ["{}/*.json"]
+        refresh_interval: 200ms
+"#,
+        dir.path().display()
+    );
+    let config = promfed::config::parse(&yaml, "test").unwrap();
+    let running = promfed::run::start(config, Some(TcpListener::bind("127.0.0.1:0").await.unwrap())).await.unwrap();
+    let addr = running.address;
+    let client = reqwest::Client::new();
+    let all = |client: reqwest::Client| async move {
+        let v: serde_json::Value =
+            client.get(format!("http://{addr}/api/v1/status/groups")).send().await.unwrap().json().await.unwrap();
+        v["data"].as_array().unwrap().clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let groups = all(client.clone()).await;
+        let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+        let led = groups.iter().all(|g| g["leader"].is_string() && g["replicas"][0]["healthy"] == true);
+        if names == ["eu", "us"] && led {
+            break;
+        }
+        assert!(Instant::now() < deadline, "two groups from one template: {groups:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = client
+        .get(format!("http://{addr}/federate"))
+        .query(&[("match[]", "up")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // One `up` per group (not per replica), told apart by the `$group` label.
+    let ups: Vec<&str> = body.lines().filter(|l| l.starts_with("up{")).collect();
+    assert_eq!(ups.len(), 2, "{body}");
+    assert!(ups[0].starts_with("up{federation_group=\"eu\",job=\"x\",source=\"file\"}"), "{body}");
+    assert!(ups[1].starts_with("up{federation_group=\"us\",job=\"x\",source=\"file\"}"), "{body}");
+    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("promfed_sd_rejected_targets{group=\"all-pairs\"} 1"),
+        "ungrouped target reported: {metrics}"
+    );
+
+    // The us pair is gone from the file: its replicas stop; eu is untouched.
+    write_targets(&file, &format!("[{}, {}]", target(a, "eu", "primary"), target(b, "eu", "secondary")));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let groups = all(client.clone()).await;
+        let us = groups.iter().find(|g| g["name"] == "us").unwrap();
+        if us["replicas"].as_array().unwrap().is_empty() {
+            let eu = groups.iter().find(|g| g["name"] == "eu").unwrap();
+            assert_eq!(eu["replicas"].as_array().unwrap().len(), 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "us not emptied: {groups:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown();
+    running.wait().await.unwrap();
+}

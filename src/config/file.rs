@@ -265,6 +265,11 @@ pub struct GroupConfig {
     /// The replicas, listed statically.
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,
+    /// When true this entry is a template: its discovery yields one group per value of the group
+    /// label (`__federation_group__`, else the EC2 tag `federation-group`, else the label
+    /// `federation_group`), each named by that value and run with every other setting here.
+    #[serde(default)]
+    pub discover_groups: bool,
     /// Replicas found through EC2 `DescribeInstances` (Prometheus' `ec2_sd_configs`), added to
     /// `replicas`.
     #[serde(default)]

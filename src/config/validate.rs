@@ -86,6 +86,8 @@ pub struct Group {
     pub file_sd: Vec<FileSdConfig>,
     pub ec2_sd: Vec<Ec2SdConfig>,
     pub relabel: Vec<Rule>,
+    /// A template whose discovery yields many groups (see `discover_groups`).
+    pub discover_groups: bool,
 }
 
 /// Media types of the scrape protocols promfed reads, by their Prometheus names.
@@ -357,6 +359,12 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         if gc.replicas.is_empty() && gc.file_sd_configs.is_empty() && gc.ec2_sd_configs.is_empty() {
             c.problem(format!("{p}.replicas"), "no replica is listed and no discovery is configured");
         }
+        if gc.discover_groups && gc.file_sd_configs.is_empty() && gc.ec2_sd_configs.is_empty() {
+            c.problem(format!("{p}.discover_groups"), "needs ec2_sd_configs or file_sd_configs");
+        }
+        if gc.discover_groups && !gc.replicas.is_empty() {
+            c.problem(format!("{p}.replicas"), "a discover_groups template takes its replicas from discovery only");
+        }
         if !gc.file_sd_configs.is_empty() && !gc.ec2_sd_configs.is_empty() {
             c.problem(format!("{p}.ec2_sd_configs"), "use either ec2_sd_configs or file_sd_configs in one group");
         }
@@ -435,6 +443,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             accept: accept_header(&protocols),
             file_sd: gc.file_sd_configs.clone(),
             ec2_sd: gc.ec2_sd_configs.clone(),
+            discover_groups: gc.discover_groups,
             relabel,
             replicas: gc
                 .replicas

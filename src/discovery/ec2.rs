@@ -119,10 +119,10 @@ pub use sdk::{Ec2Discoverer, describe, instance_labels};
 #[cfg(feature = "ec2")]
 mod sdk {
     use super::{Ec2SdConfig, sanitize_label_name};
-    use crate::discovery::relabel::{Labels, Rule};
-    use crate::discovery::{Discoverer, DiscoveryFuture, TargetSet};
-    use crate::merge::ReplicaSpec;
-    use crate::telemetry::{GroupLabels, MechanismLabels, Metrics};
+    use crate::config::Group;
+    use crate::discovery::relabel::Labels;
+    use crate::discovery::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
+    use crate::telemetry::{MechanismLabels, Metrics};
     use aws_sdk_ec2::Client;
     use aws_sdk_ec2::config::{Credentials, Region};
     use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
@@ -243,25 +243,23 @@ mod sdk {
         Ok(out)
     }
 
-    /// Discovers one group's replicas from EC2 (plus its static replicas, if any).
+    /// Discovers a group's replicas (or a template's groups) from EC2.
     pub struct Ec2Discoverer {
         group: String,
         configs: Vec<Ec2SdConfig>,
-        rules: Vec<Rule>,
-        static_replicas: Vec<ReplicaSpec>,
+        announcer: Announcer,
         metrics: Arc<Metrics>,
     }
 
     impl Ec2Discoverer {
-        /// A discoverer for `group`.
-        pub fn new(
-            group: String,
-            configs: Vec<Ec2SdConfig>,
-            rules: Vec<Rule>,
-            static_replicas: Vec<ReplicaSpec>,
-            metrics: Arc<Metrics>,
-        ) -> Self {
-            Ec2Discoverer { group, configs, rules, static_replicas, metrics }
+        /// A discoverer for the group (or `discover_groups` template) `config`.
+        pub fn new(config: Arc<Group>, metrics: Arc<Metrics>) -> Self {
+            Ec2Discoverer {
+                group: config.name.clone(),
+                configs: config.ec2_sd.clone(),
+                announcer: Announcer::new(config, metrics.clone()),
+                metrics,
+            }
         }
     }
 
@@ -272,20 +270,19 @@ mod sdk {
 
         fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture {
             Box::pin(async move {
+                let mut this = *self;
                 let mut clients = Vec::new();
-                for c in &self.configs {
+                for c in &this.configs {
                     clients.push(client(c).await);
                 }
                 let refresh =
-                    self.configs.iter().map(|c| c.refresh_interval.0).min().unwrap_or(Duration::from_secs(60));
+                    this.configs.iter().map(|c| c.refresh_interval.0).min().unwrap_or(Duration::from_secs(60));
                 let mechanism = MechanismLabels { mechanism: "ec2".into() };
-                let group = GroupLabels { group: self.group.clone() };
-                let mut last_good: Vec<Option<Vec<Labels>>> = vec![None; self.configs.len()];
-                let mut last_sent: Option<TargetSet> = None;
+                let mut last_good: Vec<Option<Vec<Labels>>> = vec![None; this.configs.len()];
                 let mut backoff = Duration::from_secs(1);
                 loop {
                     let mut failed = false;
-                    for (k, (c, client)) in self.configs.iter().zip(&clients).enumerate() {
+                    for (k, (c, client)) in this.configs.iter().zip(&clients).enumerate() {
                         let result = tokio::select! {
                             _ = shutdown.cancelled() => return,
                             r = tokio::time::timeout(refresh.max(Duration::from_secs(10)), describe(client, c)) => r,
@@ -294,41 +291,25 @@ mod sdk {
                             Ok(Ok(targets)) => last_good[k] = Some(targets),
                             Ok(Err(e)) => {
                                 failed = true;
-                                tracing::warn!(group = %self.group, "ec2 discovery: {e}; keeping the last good targets");
+                                tracing::warn!(group = %this.group, "ec2 discovery: {e}; keeping the last good targets");
                             }
                             Err(_) => {
                                 failed = true;
-                                tracing::warn!(group = %self.group, "ec2 discovery: DescribeInstances timed out; keeping the last good targets");
+                                tracing::warn!(group = %this.group, "ec2 discovery: DescribeInstances timed out; keeping the last good targets");
                             }
                         }
                     }
                     if failed {
-                        self.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
+                        this.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
                     } else {
                         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-                        self.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
+                        this.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
                     }
                     // Until every config has answered once there is no set to announce.
                     if last_good.iter().all(Option::is_some) {
                         let targets: Vec<Labels> = last_good.iter().flatten().flatten().cloned().collect();
-                        let (mut replicas, rejected) = crate::discovery::target::replicas(&targets, &self.rules);
-                        for s in &self.static_replicas {
-                            if !replicas.iter().any(|r| r.name == s.name) {
-                                replicas.push(s.clone());
-                            }
-                        }
-                        let set = TargetSet { group: self.group.clone(), replicas, rejected };
-                        if last_sent.as_ref() != Some(&set) {
-                            self.metrics.sd_targets.get_or_create(&group).set(set.replicas.len() as i64);
-                            self.metrics.sd_rejected_targets.get_or_create(&group).set(set.rejected.len() as i64);
-                            for r in &set.rejected {
-                                tracing::warn!(group = %self.group, address = %r.address, "discovered instance rejected: {}", r.reason);
-                            }
-                            tracing::info!(group = %self.group, replicas = set.replicas.len(), "ec2 discovery: replica set changed");
-                            if tx.send(set.clone()).await.is_err() {
-                                return;
-                            }
-                            last_sent = Some(set);
+                        if !this.announcer.announce(&targets, "ec2", &tx).await {
+                            return;
                         }
                     }
                     let wait = if failed {

@@ -7,10 +7,10 @@
 //! read or parsed keeps the targets it had last time (the error is logged and counted), so a
 //! half-written file never empties a group.
 
-use super::relabel::{Labels, Rule};
-use super::{Discoverer, DiscoveryFuture, TargetSet};
-use crate::merge::ReplicaSpec;
-use crate::telemetry::{GroupLabels, MechanismLabels, Metrics};
+use super::relabel::Labels;
+use super::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
+use crate::config::Group;
+use crate::telemetry::{MechanismLabels, Metrics};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,25 +147,23 @@ impl FileWatcher {
 /// checks more often).
 const CHECK_EVERY: Duration = Duration::from_secs(5);
 
-/// Discovers one group's replicas from target files (plus its static replicas, if any).
+/// Discovers a group's replicas (or a template's groups) from target files.
 pub struct FileDiscoverer {
     group: String,
     configs: Vec<FileSdConfig>,
-    rules: Vec<Rule>,
-    static_replicas: Vec<ReplicaSpec>,
+    announcer: Announcer,
     metrics: Arc<Metrics>,
 }
 
 impl FileDiscoverer {
-    /// A discoverer for `group`.
-    pub fn new(
-        group: String,
-        configs: Vec<FileSdConfig>,
-        rules: Vec<Rule>,
-        static_replicas: Vec<ReplicaSpec>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        FileDiscoverer { group, configs, rules, static_replicas, metrics }
+    /// A discoverer for the group (or `discover_groups` template) `config`.
+    pub fn new(config: Arc<Group>, metrics: Arc<Metrics>) -> Self {
+        FileDiscoverer {
+            group: config.name.clone(),
+            configs: config.file_sd.clone(),
+            announcer: Announcer::new(config, metrics.clone()),
+            metrics,
+        }
     }
 }
 
@@ -176,15 +174,14 @@ impl Discoverer for FileDiscoverer {
 
     fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture {
         Box::pin(async move {
-            let check = self.configs.iter().map(|c| c.refresh_interval.0).fold(CHECK_EVERY, Duration::min);
-            let mut watchers: Vec<(FileWatcher, Duration, std::time::Instant)> = self
+            let mut this = *self;
+            let check = this.configs.iter().map(|c| c.refresh_interval.0).fold(CHECK_EVERY, Duration::min);
+            let mut watchers: Vec<(FileWatcher, Duration, std::time::Instant)> = this
                 .configs
                 .iter()
                 .map(|c| (FileWatcher::new(c.files.clone()), c.refresh_interval.0, std::time::Instant::now()))
                 .collect();
             let mechanism = MechanismLabels { mechanism: "file".into() };
-            let group = GroupLabels { group: self.group.clone() };
-            let mut last: Option<TargetSet> = None;
             let mut ticker = tokio::time::interval(check);
             loop {
                 tokio::select! {
@@ -201,39 +198,22 @@ impl Discoverer for FileDiscoverer {
                     let r = w.refresh(force);
                     for e in &r.errors {
                         failed = true;
-                        tracing::warn!(group = %self.group, "file discovery: {e}; keeping the last good targets");
+                        tracing::warn!(group = %this.group, "file discovery: {e}; keeping the last good targets");
                     }
                     targets.extend(r.targets);
                 }
                 if failed {
-                    self.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
+                    this.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
                 } else {
                     let now = SystemTime::now()
                         .duration_since(SystemTime::UNIX_EPOCH)
                         .map(|d| d.as_secs_f64())
                         .unwrap_or(0.0);
-                    self.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
+                    this.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
                 }
-                let (mut replicas, rejected) = super::target::replicas(&targets, &self.rules);
-                for s in &self.static_replicas {
-                    if !replicas.iter().any(|r| r.name == s.name) {
-                        replicas.push(s.clone());
-                    }
-                }
-                let set = TargetSet { group: self.group.clone(), replicas, rejected };
-                if last.as_ref() == Some(&set) {
-                    continue;
-                }
-                self.metrics.sd_targets.get_or_create(&group).set(set.replicas.len() as i64);
-                self.metrics.sd_rejected_targets.get_or_create(&group).set(set.rejected.len() as i64);
-                for r in &set.rejected {
-                    tracing::warn!(group = %self.group, address = %r.address, "discovered target rejected: {}", r.reason);
-                }
-                tracing::info!(group = %self.group, replicas = set.replicas.len(), "file discovery: replica set changed");
-                if tx.send(set.clone()).await.is_err() {
+                if !this.announcer.announce(&targets, "file", &tx).await {
                     return;
                 }
-                last = Some(set);
             }
         })
     }

@@ -24,12 +24,112 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The complete, current replica set of one group.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct TargetSet {
     pub group: String,
     pub replicas: Vec<ReplicaSpec>,
     /// Discovered targets that could not become replicas (no valid role, …), for status.
     pub rejected: Vec<target::Rejected>,
+    /// For a group found by a `discover_groups` template: its settings (the template's, named
+    /// after the group), so that it can be created when first seen.
+    pub template: Option<Arc<Group>>,
+}
+
+impl PartialEq for TargetSet {
+    /// The same replicas and rejections for the same group (templates are compared by the
+    /// scrape manager, which restarts a group whose settings changed).
+    fn eq(&self, other: &Self) -> bool {
+        self.group == other.group && self.replicas == other.replicas && self.rejected == other.rejected
+    }
+}
+
+/// Turns what a discoverer found into target sets, and sends those that changed since the
+/// last call: one set for a plain group (its static replicas included), or one per group value
+/// for a `discover_groups` template — with an empty set for a group that is no longer found.
+pub struct Announcer {
+    config: Arc<Group>,
+    metrics: Arc<Metrics>,
+    last: std::collections::HashMap<String, TargetSet>,
+    last_ungrouped: usize,
+}
+
+impl Announcer {
+    /// An announcer for a group (or template) of the config.
+    pub fn new(config: Arc<Group>, metrics: Arc<Metrics>) -> Self {
+        Announcer { config, metrics, last: Default::default(), last_ungrouped: usize::MAX }
+    }
+
+    /// Sends what changed; false when the receiver is gone.
+    pub async fn announce(
+        &mut self,
+        targets: &[relabel::Labels],
+        mechanism: &str,
+        tx: &mpsc::Sender<TargetSet>,
+    ) -> bool {
+        let c = &self.config;
+        let sets: Vec<TargetSet> = if c.discover_groups {
+            let (groups, ungrouped) = target::replicas_by_group(targets, &c.relabel);
+            if ungrouped.len() != self.last_ungrouped {
+                for r in &ungrouped {
+                    tracing::warn!(template = %c.name, address = %r.address, "discovered target rejected: {}", r.reason);
+                }
+                let labels = crate::telemetry::GroupLabels { group: c.name.clone() };
+                self.metrics.sd_rejected_targets.get_or_create(&labels).set(ungrouped.len() as i64);
+                self.last_ungrouped = ungrouped.len();
+            }
+            let mut sets: Vec<TargetSet> = groups
+                .into_iter()
+                .map(|(name, (replicas, rejected))| {
+                    let mut settings = (**c).clone();
+                    settings.name.clone_from(&name);
+                    // `$group` in an added label's value names the group: `{federation_group: $group}`.
+                    for (_, v) in &mut settings.labels {
+                        *v = v.replace("$group", &name);
+                    }
+                    settings.discover_groups = false;
+                    settings.file_sd.clear();
+                    settings.ec2_sd.clear();
+                    settings.relabel.clear();
+                    TargetSet { group: name, replicas, rejected, template: Some(Arc::new(settings)) }
+                })
+                .collect();
+            for (gone, old) in &self.last {
+                if !sets.iter().any(|s| &s.group == gone) {
+                    sets.push(TargetSet { replicas: Vec::new(), rejected: Vec::new(), ..old.clone() });
+                }
+            }
+            sets
+        } else {
+            let (mut replicas, rejected) = target::replicas(targets, &c.relabel);
+            for s in &c.replicas {
+                if !replicas.iter().any(|r| r.name == s.name) {
+                    replicas.push(s.clone());
+                }
+            }
+            vec![TargetSet { group: c.name.clone(), replicas, rejected, template: None }]
+        };
+        for set in sets {
+            if self.last.get(&set.group) == Some(&set) {
+                continue;
+            }
+            let labels = crate::telemetry::GroupLabels { group: set.group.clone() };
+            self.metrics.sd_targets.get_or_create(&labels).set(set.replicas.len() as i64);
+            self.metrics.sd_rejected_targets.get_or_create(&labels).set(set.rejected.len() as i64);
+            for r in &set.rejected {
+                tracing::warn!(group = %set.group, address = %r.address, "discovered target rejected: {}", r.reason);
+            }
+            tracing::info!(group = %set.group, replicas = set.replicas.len(), "{mechanism} discovery: replica set changed");
+            if tx.send(set.clone()).await.is_err() {
+                return false;
+            }
+            if set.replicas.is_empty() && set.template.is_some() && set.rejected.is_empty() {
+                self.last.remove(&set.group);
+            } else {
+                self.last.insert(set.group.clone(), set);
+            }
+        }
+        true
+    }
 }
 
 /// A boxed discovery task.
@@ -65,26 +165,19 @@ impl Discovery {
         for g in groups {
             #[cfg(feature = "ec2")]
             if !g.ec2_sd.is_empty() {
-                let d = ec2::Ec2Discoverer::new(
-                    g.name.clone(),
-                    g.ec2_sd.clone(),
-                    g.relabel.clone(),
-                    g.replicas.clone(),
-                    metrics.clone(),
-                );
+                let d = ec2::Ec2Discoverer::new(Arc::new(g.clone()), metrics.clone());
                 tasks.spawn(Box::new(d).run(tx.clone(), token.clone()));
                 continue;
             }
             if g.file_sd.is_empty() {
-                statics.push(TargetSet { group: g.name.clone(), replicas: g.replicas.clone(), rejected: Vec::new() });
+                statics.push(TargetSet {
+                    group: g.name.clone(),
+                    replicas: g.replicas.clone(),
+                    rejected: Vec::new(),
+                    template: None,
+                });
             } else {
-                let d = FileDiscoverer::new(
-                    g.name.clone(),
-                    g.file_sd.clone(),
-                    g.relabel.clone(),
-                    g.replicas.clone(),
-                    metrics.clone(),
-                );
+                let d = FileDiscoverer::new(Arc::new(g.clone()), metrics.clone());
                 tasks.spawn(Box::new(d).run(tx.clone(), token.clone()));
             }
         }

@@ -14,6 +14,9 @@ use crate::merge::{ReplicaSpec, Role};
 
 /// Labels read for the role, in order.
 pub const ROLE_LABELS: [&str; 3] = ["__federation_role__", "__meta_ec2_tag_federation_role", "federation_role"];
+/// Labels read for the group name of a `discover_groups` template, in order (the EC2 tag
+/// `federation-group` is the second).
+pub const GROUP_LABELS: [&str; 3] = ["__federation_group__", "__meta_ec2_tag_federation_group", "federation_group"];
 /// Labels read for the replica name, in order.
 pub const NAME_LABELS: [&str; 3] = ["__federation_replica__", "__meta_ec2_instance_id", "__address__"];
 
@@ -30,11 +33,36 @@ fn first<'a>(labels: &'a Labels, names: &[&str]) -> Option<&'a str> {
 
 /// Relabels `targets` and turns the survivors into replicas.
 pub fn replicas(targets: &[Labels], rules: &[Rule]) -> (Vec<ReplicaSpec>, Vec<Rejected>) {
+    let relabeled: Vec<Labels> = targets.iter().filter_map(|t| relabel(t, rules)).collect();
+    to_replicas(&relabeled)
+}
+
+/// Relabels `targets` and splits them into groups by [`GROUP_LABELS`]: per group its replicas
+/// and rejections, plus the targets that name no group.
+pub fn replicas_by_group(
+    targets: &[Labels],
+    rules: &[Rule],
+) -> (std::collections::BTreeMap<String, (Vec<ReplicaSpec>, Vec<Rejected>)>, Vec<Rejected>) {
+    let mut groups: std::collections::BTreeMap<String, Vec<Labels>> = Default::default();
+    let mut ungrouped = Vec::new();
+    for l in targets.iter().filter_map(|t| relabel(t, rules)) {
+        match first(&l, &GROUP_LABELS) {
+            Some(g) => groups.entry(g.to_owned()).or_default().push(l),
+            None => ungrouped.push(Rejected {
+                address: l.get("__address__").cloned().unwrap_or_default(),
+                reason: format!("no group label (one of {GROUP_LABELS:?})"),
+            }),
+        }
+    }
+    (groups.into_iter().map(|(g, ts)| (g, to_replicas(&ts))).collect(), ungrouped)
+}
+
+fn to_replicas(relabeled: &[Labels]) -> (Vec<ReplicaSpec>, Vec<Rejected>) {
     let mut out: Vec<ReplicaSpec> = Vec::new();
     let mut rejected = Vec::new();
-    for t in targets {
-        let Some(l) = relabel(t, rules) else { continue };
+    for l in relabeled {
         let address = l.get("__address__").cloned().unwrap_or_default();
+        let l = l.clone();
         if address.is_empty() {
             rejected.push(Rejected { address, reason: "no __address__ after relabeling".into() });
             continue;

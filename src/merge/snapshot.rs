@@ -61,7 +61,24 @@ impl Snapshot {
 
     /// Every served series of every group, sorted by key (a k-way merge of the sorted groups),
     /// so that a metric family is contiguous in the output whatever group its series come from.
+    ///
+    /// A series that two groups both serve (their labels collide: give groups distinguishing
+    /// labels) is served once, with the newest sample; each group's timestamps only grow, so
+    /// the newest of them does too.
     pub fn entries(&self) -> impl Iterator<Item = &SnapEntry> {
+        let mut merged = self.merged().peekable();
+        std::iter::from_fn(move || {
+            let mut best = merged.next()?;
+            while let Some(next) = merged.next_if(|n| n.key == best.key) {
+                if next.ts > best.ts {
+                    best = next;
+                }
+            }
+            Some(best)
+        })
+    }
+
+    fn merged(&self) -> impl Iterator<Item = &SnapEntry> {
         let mut heap: BinaryHeap<Reverse<HeapItem<'_>>> = self
             .groups
             .iter()
@@ -157,6 +174,17 @@ mod tests {
         let keys: Vec<&str> = s.entries().map(|e| &*e.key).collect();
         assert_eq!(keys, vec!["a", "b", "c", "c{g=\"1\"}", "c{g=\"2\"}", "c_x", "d"]);
         assert_eq!(s.len(), 7);
+    }
+
+    #[test]
+    fn a_series_two_groups_serve_is_served_once_with_the_newest_sample() {
+        let mut g1 = group(&["a", "x"]);
+        let mut g2 = group(&["x", "y"]);
+        Arc::get_mut(&mut g1).unwrap().entries[1].ts = 5;
+        Arc::get_mut(&mut g2).unwrap().entries[0].ts = 7;
+        let s = Snapshot::new(vec![g1, g2], true, 1);
+        let got: Vec<(&str, i64)> = s.entries().map(|e| (&*e.key, e.ts)).collect();
+        assert_eq!(got, vec![("a", 0), ("x", 7), ("y", 0)]);
     }
 
     #[test]

@@ -24,8 +24,11 @@ pub enum Command {
     /// Set the replicas of `group` (from discovery), with the discovered targets that could not
     /// become replicas (`address: reason`), shown in status.
     SetReplicas { group: String, replicas: Vec<ReplicaSpec>, rejected: Vec<String> },
-    /// Replace the set of groups (config reload): groups that remain keep their state.
+    /// Replace the set of groups (config reload): groups that remain keep their state; groups
+    /// added by discovery stay (discovery announces them again, or not).
     Reconfigure { groups: Vec<GroupSettings> },
+    /// Add a group found by discovery (a `discover_groups` template), unless it exists.
+    AddGroup { settings: GroupSettings },
 }
 
 enum Input {
@@ -69,6 +72,8 @@ pub struct Store {
     groups: Vec<Group>,
     snapshots: Vec<Arc<GroupSnapshot>>,
     applied: Vec<bool>,
+    /// Per group: added by discovery rather than listed in the config.
+    dynamic: Vec<bool>,
     generation: u64,
     rx: mpsc::Receiver<Input>,
     published: Arc<ArcSwap<Snapshot>>,
@@ -92,6 +97,7 @@ impl Store {
             groups: Vec::new(),
             snapshots: Vec::new(),
             applied: Vec::new(),
+            dynamic: Vec::new(),
             generation: 0,
             rx,
             published: published.clone(),
@@ -104,23 +110,36 @@ impl Store {
     }
 
     fn reconfigure(&mut self, settings: Vec<GroupSettings>) {
-        let mut old: Vec<(Group, bool)> =
-            std::mem::take(&mut self.groups).into_iter().zip(self.applied.drain(..)).collect();
+        let old: Vec<(Group, bool, bool)> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .zip(self.applied.drain(..))
+            .zip(self.dynamic.drain(..))
+            .map(|((g, a), d)| (g, a, d))
+            .collect();
+        let mut old = old;
         for s in settings {
-            match old.iter().position(|(g, _)| g.name() == s.name) {
+            match old.iter().position(|(g, _, _)| g.name() == s.name) {
                 Some(i) => {
-                    let (mut g, applied) = old.swap_remove(i);
+                    let (mut g, applied, _) = old.swap_remove(i);
                     g.set_settings(s);
                     self.groups.push(g);
                     self.applied.push(applied);
+                    self.dynamic.push(false);
                 }
                 None => {
                     self.groups.push(Group::new(s));
                     self.applied.push(false);
+                    self.dynamic.push(false);
                 }
             }
         }
-        for (g, _) in old {
+        let (keep, old): (Vec<_>, Vec<_>) = old.into_iter().partition(|(_, _, dynamic)| *dynamic);
+        for (g, applied, _) in keep {
+            self.groups.push(g);
+            self.applied.push(applied);
+            self.dynamic.push(true);
+        }
+        for (g, _, _) in old {
             tracing::info!(group = %g.name(), "group removed by reload");
             let labels = GroupLabels { group: g.name().to_owned() };
             self.metrics.group_up.remove(&labels);
@@ -223,6 +242,18 @@ impl Store {
                 self.reconfigure(groups);
                 self.publish_all();
             }
+            Command::AddGroup { settings } => match self.index(&settings.name) {
+                Ok(i) => self.groups[i].set_settings(settings),
+                Err(_) => {
+                    tracing::info!(group = %settings.name, "group found by discovery");
+                    let g = Group::new(settings);
+                    self.snapshots.push(Arc::new(GroupSnapshot { status: g.status(), entries: Vec::new() }));
+                    self.groups.push(g);
+                    self.applied.push(false);
+                    self.dynamic.push(true);
+                    self.publish();
+                }
+            },
         }
         Ok(())
     }

@@ -22,6 +22,8 @@ struct GroupRuntime {
     interval: Duration,
     /// What the client and loops were built from; a reload that changes it restarts the loops.
     fingerprint: String,
+    /// Created from a `discover_groups` template rather than listed in the config.
+    dynamic: bool,
 }
 
 /// The scrape-relevant settings of a group: everything but where the replicas come from.
@@ -66,7 +68,7 @@ impl ScrapeManager {
         shutdown: CancellationToken,
     ) -> Result<Self, super::ClientError> {
         let mut runtimes = HashMap::new();
-        for g in groups {
+        for g in groups.iter().filter(|g| !g.discover_groups) {
             runtimes.insert(g.name.clone(), runtime(g)?);
         }
         Ok(ScrapeManager {
@@ -105,7 +107,15 @@ impl ScrapeManager {
     /// is built before anything changes, so a bad TLS file leaves the old config running.
     pub async fn reconfigure(&mut self, groups: Vec<Group>) -> Result<(), super::ClientError> {
         let mut next = HashMap::new();
-        for g in &groups {
+        // Groups found by discovery stay; their template's discovery re-announces them with the
+        // new settings (restarting them if those changed) or stops announcing them.
+        let dynamic: Vec<String> = self.groups.iter().filter(|(_, rt)| rt.dynamic).map(|(n, _)| n.clone()).collect();
+        for name in dynamic {
+            if let Some(rt) = self.groups.remove(&name) {
+                next.insert(name, rt);
+            }
+        }
+        for g in groups.iter().filter(|g| !g.discover_groups) {
             let fp = fingerprint(g);
             match self.groups.remove(&g.name) {
                 Some(old) if old.fingerprint == fp => {
@@ -151,8 +161,34 @@ impl ScrapeManager {
         Ok(())
     }
 
-    /// Starts, stops or restarts loops so that `set.group` scrapes exactly `set.replicas`.
+    /// Starts, stops or restarts loops so that `set.group` scrapes exactly `set.replicas`. A set
+    /// from a `discover_groups` template creates its group when first seen and restarts it when
+    /// the template's settings changed.
     pub async fn apply(&mut self, set: TargetSet) {
+        if let Some(template) = &set.template {
+            let fp = fingerprint(template);
+            if self.groups.get(&set.group).map(|rt| rt.fingerprint == fp) != Some(true) {
+                let rt = match runtime(template) {
+                    Ok(rt) => GroupRuntime { dynamic: true, ..rt },
+                    Err(e) => {
+                        tracing::error!(group = %set.group, "discovered group not started: {e}");
+                        return;
+                    }
+                };
+                let settings = crate::run::settings_of(template);
+                if self.store.command(Command::AddGroup { settings }).await.is_err() {
+                    return;
+                }
+                self.loops.retain(|(g, _), running| {
+                    if g == &set.group {
+                        running.token.cancel();
+                        return false;
+                    }
+                    true
+                });
+                self.groups.insert(set.group.clone(), rt);
+            }
+        }
         let Some(rt) = self.groups.get(&set.group) else {
             tracing::warn!(group = %set.group, "targets for an unknown group ignored");
             return;
@@ -208,6 +244,7 @@ fn runtime(g: &Group) -> Result<GroupRuntime, super::ClientError> {
         client: Arc::new(GroupClient::new(g)?),
         interval: g.scrape_interval,
         fingerprint: fingerprint(g),
+        dynamic: false,
     })
 }
 

@@ -37,12 +37,12 @@ pub fn replicas(targets: &[Labels], rules: &[Rule]) -> (Vec<ReplicaSpec>, Vec<Re
     to_replicas(&relabeled)
 }
 
+/// Per group name: its replicas and the targets rejected in it.
+pub type ByGroup = std::collections::BTreeMap<String, (Vec<ReplicaSpec>, Vec<Rejected>)>;
+
 /// Relabels `targets` and splits them into groups by [`GROUP_LABELS`]: per group its replicas
 /// and rejections, plus the targets that name no group.
-pub fn replicas_by_group(
-    targets: &[Labels],
-    rules: &[Rule],
-) -> (std::collections::BTreeMap<String, (Vec<ReplicaSpec>, Vec<Rejected>)>, Vec<Rejected>) {
+pub fn replicas_by_group(targets: &[Labels], rules: &[Rule]) -> (ByGroup, Vec<Rejected>) {
     let mut groups: std::collections::BTreeMap<String, Vec<Labels>> = Default::default();
     let mut ungrouped = Vec::new();
     for l in targets.iter().filter_map(|t| relabel(t, rules)) {

@@ -371,18 +371,7 @@ mod tests {
         let entries = (0..n)
             .map(|i| entry(&format!("m_{}{{i=\"{i:06}\"}}", i / 1000), i as f64, i as i64, MetricType::Untyped))
             .collect();
-        let status = GroupStatus {
-            name: "g".into(),
-            leader: None,
-            preferred: None,
-            pinned: None,
-            down: false,
-            failovers: 0,
-            series: n,
-            replicas: vec![],
-            rejected_targets: vec![],
-            problems: vec![],
-        };
+        let status = GroupStatus { name: "g".into(), series: n, ..Default::default() };
         Arc::new(Snapshot::new(vec![Arc::new(GroupSnapshot { status, entries })], true, 1))
     }
 

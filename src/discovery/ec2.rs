@@ -127,7 +127,7 @@ mod sdk {
     use aws_sdk_ec2::config::{Credentials, Region};
     use aws_sdk_ec2::types::{Filter, Instance, InstanceStateName};
     use std::sync::Arc;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
     use tokio::sync::mpsc;
     use tokio_util::sync::CancellationToken;
 
@@ -299,12 +299,7 @@ mod sdk {
                             }
                         }
                     }
-                    if failed {
-                        this.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
-                    } else {
-                        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-                        this.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
-                    }
+                    crate::discovery::record_refresh(&this.metrics, &mechanism, failed);
                     // Until every config has answered once there is no set to announce.
                     if last_good.iter().all(Option::is_some) {
                         let targets: Vec<Labels> = last_good.iter().flatten().flatten().cloned().collect();

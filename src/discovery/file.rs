@@ -202,15 +202,7 @@ impl Discoverer for FileDiscoverer {
                     }
                     targets.extend(r.targets);
                 }
-                if failed {
-                    this.metrics.sd_refresh_failures.get_or_create(&mechanism).inc();
-                } else {
-                    let now = SystemTime::now()
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0);
-                    this.metrics.sd_last_success_timestamp_seconds.get_or_create(&mechanism).set(now);
-                }
+                super::record_refresh(&this.metrics, &mechanism, failed);
                 if !this.announcer.announce(&targets, "file", &tx).await {
                     return;
                 }

@@ -43,6 +43,17 @@ impl PartialEq for TargetSet {
     }
 }
 
+/// Counts a failed refresh, or records the time of a successful one.
+pub fn record_refresh(metrics: &Metrics, mechanism: &crate::telemetry::MechanismLabels, failed: bool) {
+    if failed {
+        metrics.sd_refresh_failures.get_or_create(mechanism).inc();
+    } else {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        metrics.sd_last_success_timestamp_seconds.get_or_create(mechanism).set(now);
+    }
+}
+
 /// Turns what a discoverer found into target sets, and sends those that changed since the
 /// last call: one set for a plain group (its static replicas included), or one per group value
 /// for a `discover_groups` template — with an empty set for a group that is no longer found.

@@ -140,7 +140,7 @@ pub struct ReplicaStatus {
 }
 
 /// A group's state as shown by the status API.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct GroupStatus {
     pub name: String,
     pub leader: Option<String>,

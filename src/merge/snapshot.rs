@@ -145,18 +145,7 @@ mod tests {
 
     fn group(keys: &[&str]) -> Arc<GroupSnapshot> {
         Arc::new(GroupSnapshot {
-            status: GroupStatus {
-                name: "g".into(),
-                leader: None,
-                preferred: None,
-                pinned: None,
-                down: false,
-                failovers: 0,
-                series: keys.len(),
-                replicas: vec![],
-                rejected_targets: vec![],
-                problems: vec![],
-            },
+            status: GroupStatus { name: "g".into(), series: keys.len(), ..Default::default() },
             entries: keys
                 .iter()
                 .map(|k| SnapEntry { key: Arc::from(*k), ts: 0, value: 0.0, render_type: MetricType::Untyped })

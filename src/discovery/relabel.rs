@@ -130,6 +130,46 @@ fn hash_md5(s: &str) -> u64 {
     u64::from_be_bytes(last)
 }
 
+/// Sets a label as Prometheus' `labels.Builder.Set` does: an empty value deletes it (an empty
+/// label is an absent one).
+fn set(ls: &mut Labels, name: String, value: String) {
+    if value.is_empty() {
+        ls.remove(&name);
+    } else {
+        ls.insert(name, value);
+    }
+}
+
+/// Go's `strings.ToLower`: each character by its simple (one-to-one) Unicode mapping, without
+/// context. Rust's `str::to_lowercase` differs on a final `Σ` (`ς`, Go: `σ`) and on `İ`
+/// (`i̇`, Go: `i`); `char::to_lowercase` is one character for all but `İ`, whose simple
+/// mapping is the first of its two.
+fn go_to_lower(s: &str) -> String {
+    s.chars().map(|c| c.to_lowercase().next().unwrap_or(c)).collect()
+}
+
+/// Go's `strings.ToUpper`: each character by its simple Unicode mapping. Where the full mapping
+/// (Rust's) is several characters (`ß` → `SS`, `ﬁ` → `FI`, ...) the simple mapping is none, so
+/// the character stays, except for the Greek small letters with ypogegrammeni, which map to
+/// their titlecase form (`ᾀ` → `ᾈ`, `ᾳ` → `ᾼ`).
+fn go_to_upper(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut up = c.to_uppercase();
+            match (up.next(), up.next()) {
+                (Some(u), None) => u,
+                _ => match c {
+                    '\u{1F80}'..='\u{1F87}' | '\u{1F90}'..='\u{1F97}' | '\u{1FA0}'..='\u{1FA7}' => {
+                        char::from_u32(c as u32 + 8).unwrap_or(c)
+                    }
+                    '\u{1FB3}' | '\u{1FC3}' | '\u{1FF3}' => char::from_u32(c as u32 + 9).unwrap_or(c),
+                    _ => c,
+                },
+            }
+        })
+        .collect()
+}
+
 fn apply(ls: &mut Labels, rule: &Rule) -> bool {
     let c = &rule.config;
     let value = c.source_labels.iter().map(|l| ls.get(l).map(String::as_str).unwrap_or("")).collect::<Vec<_>>();
@@ -151,19 +191,15 @@ fn apply(ls: &mut Labels, rule: &Rule) -> bool {
             }
             let mut res = String::new();
             caps.expand(&c.replacement, &mut res);
-            if res.is_empty() {
-                ls.remove(&name);
-            } else {
-                ls.insert(name, res);
-            }
+            set(ls, name, res);
             true
         }
         Action::Lowercase => {
-            ls.insert(target.to_owned(), value.to_lowercase());
+            set(ls, target.to_owned(), go_to_lower(&value));
             true
         }
         Action::Uppercase => {
-            ls.insert(target.to_owned(), value.to_uppercase());
+            set(ls, target.to_owned(), go_to_upper(&value));
             true
         }
         Action::HashMod => {
@@ -178,7 +214,7 @@ fn apply(ls: &mut Labels, rule: &Rule) -> bool {
                 .map(|(k, v)| (rule.regex.replace(k, c.replacement.as_str()).into_owned(), v.clone()))
                 .collect();
             for (k, v) in mapped {
-                ls.insert(k, v);
+                set(ls, k, v);
             }
             true
         }
@@ -297,6 +333,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!((out["lower"].as_str(), out["upper"].as_str()), ("prom-1", "SRE"));
+    }
+
+    #[test]
+    fn case_actions_match_go_and_an_empty_result_deletes() {
+        // Found by tests/relabel_vs_prometheus.rs against Prometheus 2.42: Go's strings.ToLower
+        // and ToUpper use simple one-to-one mappings; an empty value deletes the label.
+        let t = &[("a", "ΟΔΟΣ İzmir"), ("b", "Straße ﬁ ᾳᾀᾈ ǅ"), ("old", "x")];
+        let out = run(
+            t,
+            &[
+                "{source_labels: [a], target_label: lower, action: lowercase}",
+                "{source_labels: [b], target_label: upper, action: uppercase}",
+                "{source_labels: [missing], target_label: old, action: uppercase}",
+                "{source_labels: [missing], target_label: new, action: lowercase}",
+            ],
+        )
+        .unwrap();
+        assert_eq!(out["lower"], "οδοσ izmir");
+        assert_eq!(out["upper"], "STRAßE ﬁ ᾼᾈᾈ Ǆ");
+        assert!(!out.contains_key("old") && !out.contains_key("new"), "{out:?}");
+        // labelmap of an empty value does not create an empty label either.
+        let out = run(&[("__meta_x_e", ""), ("__meta_x_f", "1")], &["{regex: '__meta_x_(.+)', action: labelmap}"]);
+        assert_eq!(out.unwrap().get("e"), None);
     }
 
     #[test]

@@ -71,8 +71,10 @@ pub fn read_file(path: &Path) -> Result<Vec<Labels>, FileSdError> {
     };
     let mut out = Vec::new();
     for g in groups {
+        // As in Prometheus, a label with an empty value is no label.
+        let group_labels: BTreeMap<String, String> = g.labels.into_iter().filter(|(_, v)| !v.is_empty()).collect();
         for t in g.targets {
-            let mut labels = g.labels.clone();
+            let mut labels = group_labels.clone();
             labels.insert("__address__".into(), t);
             labels.insert("__meta_filepath".into(), shown.clone());
             out.push(labels);
@@ -220,7 +222,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("a.json"),
-            r#"[{"targets": ["10.0.1.5:9090", "10.0.2.5:9090"], "labels": {"federation_role": "primary"}}]"#,
+            r#"[{"targets": ["10.0.1.5:9090", "10.0.2.5:9090"], "labels": {"federation_role": "primary", "empty": ""}}]"#,
         )
         .unwrap();
         std::fs::write(
@@ -240,6 +242,7 @@ mod tests {
         assert_eq!(t["__address__"], "127.0.0.1:9091");
         assert_eq!(t["federation_role"], "secondary");
         assert!(t["__meta_filepath"].ends_with("b.yml"));
+        assert!(!r.targets[0].contains_key("empty"), "an empty value is no label, as in Prometheus");
         // Nothing changed: nothing re-read, nothing reported.
         assert!(!w.refresh(false).changed);
     }

@@ -114,7 +114,7 @@ pub fn sanitize_label_name(s: &str) -> String {
 }
 
 #[cfg(feature = "ec2")]
-pub use sdk::{Ec2Discoverer, describe, instance_labels};
+pub use sdk::{Ec2Discoverer, client, describe, instance_labels};
 
 #[cfg(feature = "ec2")]
 mod sdk {

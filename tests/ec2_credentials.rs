@@ -1,0 +1,96 @@
+//! EC2 discovery's credential sources other than static keys, against the moto emulator: a named
+//! `profile` from the AWS config files, and `role_arn` assumed through STS (moto emulates STS
+//! too). Each is shown to be what makes the call work: the same call without it fails.
+//!
+//! One test in its own binary, because it sets process-wide AWS environment variables.
+#![cfg(feature = "ec2")]
+
+use promfed::discovery::ec2::{Ec2SdConfig, client, describe};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn moto_bin() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("PROMFED_MOTO_SERVER") {
+        return Some(PathBuf::from(p));
+    }
+    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/promfed/venv/bin/moto_server");
+    venv.exists().then_some(venv)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn sd(endpoint: &str, extra: &str) -> Ec2SdConfig {
+    serde_saphyr::from_str(&format!("{{region: eu-west-1, endpoint: '{endpoint}', {extra}}}")).unwrap()
+}
+
+#[tokio::test]
+async fn profile_and_role_arn_supply_the_credentials() {
+    let Some(bin) = moto_bin() else {
+        assert!(std::env::var_os("CI").is_none(), "moto_server is not installed and CI is set: run tests/run-all.sh");
+        eprintln!("SKIPPED: moto_server not found (tests/run-all.sh installs it)");
+        return;
+    };
+    let port = free_port();
+    let _moto = Moto(
+        Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not listen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credentials"),
+        "[promfed-test]\naws_access_key_id = testing\naws_secret_access_key = testing\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("config"), "[profile promfed-test]\nregion = eu-west-1\n").unwrap();
+    // SAFETY: this binary has one test, and these are set before any SDK client exists. No
+    // credentials from the environment, never the instance-metadata address, the files above.
+    unsafe {
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        std::env::remove_var("AWS_ACCESS_KEY_ID");
+        std::env::remove_var("AWS_SECRET_ACCESS_KEY");
+        std::env::remove_var("AWS_SESSION_TOKEN");
+        std::env::remove_var("AWS_PROFILE");
+        std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("credentials"));
+        std::env::set_var("AWS_CONFIG_FILE", dir.path().join("config"));
+    }
+
+    // A named profile works; a profile that does not exist leaves no credentials.
+    let with_profile = sd(&endpoint, "profile: promfed-test");
+    describe(&client(&with_profile).await, &with_profile).await.expect("profile credentials");
+    let missing = sd(&endpoint, "profile: nobody");
+    let err = describe(&client(&missing).await, &missing).await.unwrap_err();
+    assert!(err.to_lowercase().contains("credential"), "{err}");
+
+    // role_arn: the static keys are exchanged for the role's through STS. STS is reached at the
+    // emulator through the SDK's standard endpoint override; pointed at a closed port, the
+    // assume-role step fails and so does the call, showing the role path is the one used.
+    let role = "arn:aws:iam::123456789012:role/promfed-discovery";
+    let with_role = sd(&endpoint, &format!("access_key: testing, secret_key: testing, role_arn: '{role}'"));
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL_STS", &endpoint) };
+    describe(&client(&with_role).await, &with_role).await.expect("assumed-role credentials");
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{}", free_port())) };
+    let err = describe(&client(&with_role).await, &with_role).await.unwrap_err();
+    assert!(err.to_lowercase().contains("credential"), "{err}");
+}

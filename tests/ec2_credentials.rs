@@ -5,31 +5,10 @@
 //! One test in its own binary, because it sets process-wide AWS environment variables.
 #![cfg(feature = "ec2")]
 
+mod common;
+
+use common::moto::{Moto, moto_binary};
 use promfed::discovery::ec2::{Ec2SdConfig, client, describe};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn moto_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("PROMFED_MOTO_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/promfed/venv/bin/moto_server");
-    venv.exists().then_some(venv)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn sd(endpoint: &str, extra: &str) -> Ec2SdConfig {
     serde_saphyr::from_str(&format!("{{region: eu-west-1, endpoint: '{endpoint}', {extra}}}")).unwrap()
@@ -37,26 +16,9 @@ fn sd(endpoint: &str, extra: &str) -> Ec2SdConfig {
 
 #[tokio::test]
 async fn profile_and_role_arn_supply_the_credentials() {
-    let Some(bin) = moto_bin() else {
-        assert!(std::env::var_os("CI").is_none(), "moto_server is not installed and CI is set: run tests/run-all.sh");
-        eprintln!("SKIPPED: moto_server not found (tests/run-all.sh installs it)");
-        return;
-    };
-    let port = free_port();
-    let _moto = Moto(
-        Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let Some(bin) = moto_binary() else { return };
+    let moto = Moto::start(&bin).await;
+    let endpoint = moto.endpoint.clone();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("credentials"),
@@ -90,7 +52,7 @@ async fn profile_and_role_arn_supply_the_credentials() {
     let with_role = sd(&endpoint, &format!("access_key: testing, secret_key: testing, role_arn: '{role}'"));
     unsafe { std::env::set_var("AWS_ENDPOINT_URL_STS", &endpoint) };
     describe(&client(&with_role).await, &with_role).await.expect("assumed-role credentials");
-    unsafe { std::env::set_var("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{}", free_port())) };
+    unsafe { std::env::set_var("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{}", common::free_port())) };
     let err = describe(&client(&with_role).await, &with_role).await.unwrap_err();
     assert!(err.to_lowercase().contains("credential"), "{err}");
 }

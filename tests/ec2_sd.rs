@@ -6,109 +6,32 @@
 //! notice and pass without running.
 #![cfg(feature = "ec2")]
 
+mod common;
+
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::config::{Credentials, Region};
-use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use common::moto::{Moto, REGION, disable_instance_metadata, ec2_client, launch_tagged, moto_binary};
 use promfed::discovery::ec2::{Ec2SdConfig, describe};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 
-const REGION: &str = "eu-west-1";
-
-/// The emulator; killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_bin() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("PROMFED_MOTO_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let venv = PathBuf::from(home).join(".cache/promfed/venv/bin/moto_server");
-    if venv.exists() {
-        return Some(venv);
-    }
-    std::env::var("PATH").unwrap_or_default().split(':').map(|d| PathBuf::from(d).join("moto_server")).find(|p| {
-        p.exists()
-            && Command::new(p)
-                .arg("--help")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-    })
-}
-
+/// Starts the emulator, or `None` (skip) when it is not installed and `CI` is not set.
 async fn start_moto() -> Option<Moto> {
-    // Never let the SDK probe the instance-metadata address.
-    // SAFETY: set before any SDK client exists in this process; every test sets the same value.
-    unsafe { std::env::set_var("AWS_EC2_METADATA_DISABLED", "true") };
-    let Some(bin) = moto_bin() else {
-        assert!(std::env::var_os("CI").is_none(), "moto_server is not installed and CI is set: run tests/run-all.sh");
-        eprintln!("SKIPPED: moto_server not found (tests/run-all.sh installs it)");
-        return None;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen within 30s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(moto)
+    disable_instance_metadata();
+    let bin = moto_binary()?;
+    Some(Moto::start(&bin).await)
 }
 
 fn client(endpoint: &str) -> Client {
-    let conf = aws_sdk_ec2::Config::builder()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint)
-        .build();
-    Client::from_conf(conf)
+    ec2_client(endpoint)
 }
 
-/// Launches `count` instances with these tags; returns their ids.
 async fn launch(c: &Client, count: i32, tags: &[(&str, &str)]) -> Vec<String> {
-    let images = c.describe_images().send().await.unwrap();
-    let ami = images.images()[0].image_id().unwrap().to_owned();
-    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-    for (k, v) in tags {
-        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    let out = c
-        .run_instances()
-        .image_id(ami)
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(count)
-        .max_count(count)
-        .tag_specifications(spec.build())
-        .send()
-        .await
-        .unwrap();
-    out.instances().iter().map(|i| i.instance_id().unwrap().to_owned()).collect()
+    launch_tagged(c, count, tags).await
 }
 
 fn sd_config(endpoint: &str, group: &str) -> Ec2SdConfig {
@@ -279,8 +202,7 @@ groups:
     wait_for(&http, addr, "the new primary leading", |s| s["leader"] == new[0].as_str()).await;
 
     // The emulator goes away: the last good set stays and failures are counted.
-    let _ = moto.child.kill();
-    let _ = moto.child.wait();
+    moto.stop();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let m = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();

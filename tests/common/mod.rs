@@ -7,6 +7,9 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+#[cfg(feature = "ec2")]
+pub mod moto;
+
 use promfed::parse::{parse_protobuf_delimited, parse_text};
 use promfed::series::{BatchBuilder, Identity};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};

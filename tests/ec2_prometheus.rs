@@ -23,21 +23,15 @@
 mod common;
 
 use aws_sdk_ec2::Client;
-use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use common::moto::{Moto, REGION, ec2_client, launch_tagged, moto_binary};
-use common::{PromApi, Prometheus, TlsFiles, now_secs, poll, samples_of, text_series};
+use common::{PromApi, Prometheus, TextServer, TlsFiles, now_secs, poll, samples_of, text_series};
 use promfed::merge::StoreHandle;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// Scrape interval everywhere (replicas, promfed, global) and EC2 refresh interval, in seconds.
 const INTERVAL_S: f64 = 1.0;
@@ -72,42 +66,11 @@ const COUNTERS: [&str; 5] = [
 
 /// An in-process exporter on loopback: counters growing with time (the same function of time for
 /// every replica that scrapes it), a gauge and a histogram; ~45 series.
-struct SyntheticTarget {
-    address: SocketAddr,
-    stop: CancellationToken,
-}
-
-impl SyntheticTarget {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind synthetic target");
-        let address = listener.local_addr().expect("address");
-        let started = Arc::new(Instant::now());
-        let app = Router::new().route(
-            "/metrics",
-            get(move || {
-                let started = started.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                        synthetic_metrics(started.elapsed().as_secs_f64()),
-                    )
-                        .into_response()
-                }
-            }),
-        );
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        });
-        SyntheticTarget { address, stop }
-    }
-}
-
-impl Drop for SyntheticTarget {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+///
+/// Started on a loopback port; stopped when dropped.
+async fn synthetic_target() -> TextServer {
+    let started = Instant::now();
+    TextServer::start("/metrics", move || synthetic_metrics(started.elapsed().as_secs_f64())).await
 }
 
 const PODS: usize = 4;
@@ -306,7 +269,7 @@ async fn scenario(binary: &Path, moto_binary: &Path) {
     let t0 = now_secs();
     let at = |t: f64| format!("+{:.1}s", t - t0);
 
-    let target = SyntheticTarget::start().await;
+    let target = synthetic_target().await;
     let (a_config, b_config) = (replica_config("a", target.address), replica_config("b", target.address));
     let (moto, mut a, b) = tokio::join!(
         Moto::start(moto_binary),

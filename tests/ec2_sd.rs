@@ -9,14 +9,10 @@
 mod common;
 
 use aws_sdk_ec2::Client;
-use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 use common::moto::{Moto, REGION, disable_instance_metadata, ec2_client, launch_tagged, moto_binary};
 use promfed::discovery::ec2::{Ec2SdConfig, describe};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// Starts the emulator, or `None` (skip) when it is not installed and `CI` is not set.
@@ -100,21 +96,7 @@ async fn describes_running_instances_with_prometheus_labels_across_pages() {
 }
 
 async fn fake_replica(name: String) -> SocketAddr {
-    let router = Router::new().route(
-        "/federate",
-        get(move || {
-            let name = name.clone();
-            async move {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
-                let body = format!("up{{job=\"x\",replica=\"{name}\"}} 1 {now}\n");
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-            }
-        }),
-    );
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, router).await });
-    addr
+    common::fake_replica(move |now| format!("up{{job=\"x\",replica=\"{name}\"}} 1 {now}\n")).await
 }
 
 async fn status(http: &reqwest::Client, addr: SocketAddr) -> serde_json::Value {

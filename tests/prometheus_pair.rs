@@ -18,19 +18,13 @@
 
 mod common;
 
-use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use common::{PromApi, Prometheus, TlsFiles, now_secs, poll, samples_of, text_series};
+use common::{PromApi, Prometheus, TextServer, TlsFiles, now_secs, poll, samples_of, text_series};
 use promfed::merge::StoreHandle;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// Scrape and evaluation interval everywhere (replicas, promfed, global), in seconds.
 const INTERVAL_S: f64 = 1.0;
@@ -68,42 +62,11 @@ const WEIRD_PATH: &str = "C:\\temp\\\"quoted\"\nnext";
 
 /// An in-process exporter on loopback: ~400 series of counters growing with time, gauges, a
 /// histogram, and one series with an awkward label value.
-struct SyntheticTarget {
-    address: SocketAddr,
-    stop: CancellationToken,
-}
-
-impl SyntheticTarget {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind synthetic target");
-        let address = listener.local_addr().expect("address");
-        let started = Arc::new(Instant::now());
-        let app = Router::new().route(
-            "/metrics",
-            get(move || {
-                let started = started.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                        synthetic_metrics(started.elapsed().as_secs_f64()),
-                    )
-                        .into_response()
-                }
-            }),
-        );
-        let stop = CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-        });
-        SyntheticTarget { address, stop }
-    }
-}
-
-impl Drop for SyntheticTarget {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+///
+/// Started on a loopback port; stopped when dropped.
+async fn synthetic_target() -> TextServer {
+    let started = Instant::now();
+    TextServer::start("/metrics", move || synthetic_metrics(started.elapsed().as_secs_f64())).await
 }
 
 const PODS: usize = 20;
@@ -291,7 +254,7 @@ async fn real_pair_is_served_once_and_gap_free_across_primary_crash_and_return()
     common::init_tracing();
     let t0 = now_secs();
 
-    let target = SyntheticTarget::start().await;
+    let target = synthetic_target().await;
     let rules = [("rules.yml", RULES)];
     let (a_config, b_config) = (replica_config("a", target.address), replica_config("b", target.address));
     let (mut a, b) = tokio::join!(

@@ -4,29 +4,18 @@
 //!
 //! The upstreams are `FakeReplica`s (in-process servers with a small federate body).
 
-use axum::Router;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 async fn fake_replica(name: &'static str) -> SocketAddr {
-    let router = Router::new().route(
-        "/federate",
-        get(move || async move {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
-            let body =
-                format!("up{{job=\"{name}\",replica=\"{name}\"}} 1 {now}\nreqs_total{{replica=\"{name}\"}} 5 {now}\n");
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
-        }),
-    );
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, router).await });
-    addr
+    common::fake_replica(move |now| {
+        format!("up{{job=\"{name}\",replica=\"{name}\"}} 1 {now}\nreqs_total{{replica=\"{name}\"}} 5 {now}\n")
+    })
+    .await
 }
 
 fn group(name: &str, interval: &str, a: SocketAddr, b: SocketAddr) -> String {

@@ -20,6 +20,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
 
 /// Sends promfed's log to the test's captured output (shown when a test fails).
 pub fn init_tracing() {
@@ -494,4 +495,59 @@ pub fn key_diff<V>(left: &BTreeMap<String, V>, right: &BTreeMap<String, V>, n: u
     let only_left: Vec<&String> = left.keys().filter(|k| !right.contains_key(*k)).take(n).collect();
     let only_right: Vec<&String> = right.keys().filter(|k| !left.contains_key(*k)).take(n).collect();
     format!("only left ({} total): {only_left:#?}\nonly right: {only_right:#?}", left.len())
+}
+
+/// An in-process HTTP server on loopback answering `GET path` with a text-format body that
+/// `body` makes at each request (a synthetic exporter, or a fake replica's `/federate`).
+/// Stopped when dropped, unless detached.
+pub struct TextServer {
+    pub address: std::net::SocketAddr,
+    stop: Option<CancellationToken>,
+}
+
+impl TextServer {
+    pub async fn start(path: &'static str, body: impl Fn() -> String + Clone + Send + Sync + 'static) -> Self {
+        use axum::response::IntoResponse;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let address = listener.local_addr().expect("address");
+        let app = axum::Router::new().route(
+            path,
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move {
+                    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body())
+                        .into_response()
+                }
+            }),
+        );
+        let stop = CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        });
+        TextServer { address, stop: Some(stop) }
+    }
+
+    /// Keeps the server running until the test's runtime ends; returns its address.
+    pub fn detach(mut self) -> std::net::SocketAddr {
+        self.stop = None;
+        self.address
+    }
+}
+
+impl Drop for TextServer {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            stop.cancel();
+        }
+    }
+}
+
+/// A fake replica: `/federate` serving `body(now_ms)`, for as long as the test runs.
+pub async fn fake_replica(body: impl Fn(u128) -> String + Clone + Send + Sync + 'static) -> std::net::SocketAddr {
+    TextServer::start("/federate", move || {
+        body(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis())
+    })
+    .await
+    .detach()
 }

@@ -264,10 +264,6 @@ mod sdk {
     }
 
     impl Discoverer for Ec2Discoverer {
-        fn mechanism(&self) -> &'static str {
-            "ec2"
-        }
-
         fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture {
             Box::pin(async move {
                 let mut this = *self;

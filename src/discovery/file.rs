@@ -170,10 +170,6 @@ impl FileDiscoverer {
 }
 
 impl Discoverer for FileDiscoverer {
-    fn mechanism(&self) -> &'static str {
-        "file"
-    }
-
     fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture {
         Box::pin(async move {
             let mut this = *self;

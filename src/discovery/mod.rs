@@ -148,9 +148,6 @@ pub type DiscoveryFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A source of target sets.
 pub trait Discoverer: Send + 'static {
-    /// A short name for logs and metrics (`static`, `ec2`, `file`).
-    fn mechanism(&self) -> &'static str;
-
     /// Runs until `shutdown`, sending a group's whole target set each time it changes.
     fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture;
 }

@@ -17,10 +17,6 @@ impl StaticDiscoverer {
 }
 
 impl Discoverer for StaticDiscoverer {
-    fn mechanism(&self) -> &'static str {
-        "static"
-    }
-
     fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture {
         Box::pin(async move {
             for set in self.sets {

@@ -131,6 +131,11 @@ fn next_field<'a>(msg: &mut &'a [u8]) -> Option<Option<(u64, Field<'a>)>> {
     }
     let (key, n) = read_varint(msg).ok()?;
     *msg = &msg[n..];
+    // prost refuses keys wider than 32 bits (field number 0 too); so does the fast path, by
+    // handing the body to prost for the error.
+    if key > u64::from(u32::MAX) {
+        return None;
+    }
     let number = key >> 3;
     if number == 0 {
         return None;
@@ -161,13 +166,15 @@ fn next_field<'a>(msg: &mut &'a [u8]) -> Option<Option<(u64, Field<'a>)>> {
     Some(Some((number, field)))
 }
 
-/// The `value` (field 1, a double) of a `Gauge`/`Counter`/`Untyped` message; `None` when absent.
+/// The `value` (field 1, a double) of a `Gauge`/`Counter`/`Untyped` message; `Some(None)` when
+/// absent. Any other known field (a counter's exemplar or created timestamp) is a nested message
+/// prost would decode and validate, so it sends the family to prost (`None`).
 fn simple_value(mut msg: &[u8]) -> Option<Option<f64>> {
     let mut value = None;
     while let Some((number, field)) = next_field(&mut msg)? {
         match (number, field) {
             (1, Field::Fixed64(bits)) => value = Some(f64::from_bits(bits)),
-            (1, _) => return None,
+            (1..=3, _) => return None,
             _ => {}
         }
     }

@@ -391,6 +391,28 @@ fn fast_path_matches_prost_on_edge_cases() {
     same_both_ways(&encode(&[MetricFamily { name: Some("x".into()), r#type: Some(42), ..Default::default() }]));
 }
 
+/// Found by the proptest below in CI: a key varint wider than 32 bits inside a `Metric`. prost
+/// refuses it (`InvalidKey`); the fast path used to read it as a large unknown field and accept.
+#[test]
+fn fast_path_refuses_keys_wider_than_32_bits() {
+    for key in [1u64 << 32, 6_219_366_400, u64::MAX] {
+        let mut metric = Vec::new();
+        prost::encoding::encode_varint(key, &mut metric);
+        prost::encoding::encode_varint(0, &mut metric);
+        // Metric field 2 (gauge) after the bad key, so the only defect is the key.
+        metric.extend_from_slice(&[0x12, 0x09, 0x09]);
+        metric.extend_from_slice(&1.0f64.to_le_bytes());
+        let mut family = vec![0x0a, 0x01, b'g', 0x18, 0x01, 0x22];
+        prost::encoding::encode_varint(metric.len() as u64, &mut family);
+        family.extend_from_slice(&metric);
+        let mut body = Vec::new();
+        prost::encoding::encode_varint(family.len() as u64, &mut body);
+        body.extend_from_slice(&family);
+        same_both_ways(&body);
+        assert!(super::decode(&body, &mut Collect::default(), true).is_err(), "key {key} accepted");
+    }
+}
+
 proptest! {
     /// Corrupted federate bodies: whatever the fast path accepts, prost accepts with the same
     /// samples, and both reject the same bodies.

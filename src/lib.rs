@@ -11,6 +11,7 @@
 //! - [`series`]: series identity (canonical keys without replica labels) and scrape batches.
 //! - [`merge`]: the HA merge per group and the store task publishing immutable snapshots.
 //! - [`render`]: `/federate` bodies, text and protobuf, gzip.
+//! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster.
 //! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
@@ -23,6 +24,7 @@ pub mod discovery;
 pub mod merge;
 pub mod parse;
 pub mod reload;
+pub mod remote;
 pub mod render;
 pub mod run;
 pub mod scrape;

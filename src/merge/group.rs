@@ -20,7 +20,7 @@
 //! - a series no replica has reported for longer than the lookback is dropped.
 
 use crate::parse::MetricType;
-use crate::series::{Batch, Kind, cmp_keys};
+use crate::series::{Batch, Entry, Kind, cmp_keys};
 use hashbrown::HashTable;
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -80,6 +80,9 @@ pub struct ApplyStats {
     pub expired: u64,
     /// Stale markers received and ignored.
     pub stale_markers: u64,
+    /// Pushed samples not newer than the series' last emitted sample (re-sent after a
+    /// failover, or out of order), dropped.
+    pub too_old: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -449,39 +452,7 @@ impl Group {
             }
             let key = batch.key(entry);
             let ts = entry.timestamp_ms.unwrap_or(scrape_ms);
-            let series = &self.series;
-            let idx = match self.index.find(entry.hash, |&i| &*series[i as usize].key == key) {
-                Some(&i) => i as usize,
-                None => {
-                    let s = Series {
-                        key: Arc::from(key),
-                        hash: entry.hash,
-                        emitted_ts: NEVER,
-                        emitted_value: 0.0,
-                        offset: 0.0,
-                        interval_ms: 0,
-                        source: NO_SOURCE,
-                        kind: entry.kind,
-                        render_type: entry.render_type,
-                        latest: SmallVec::new(),
-                    };
-                    let i = match self.free.pop() {
-                        Some(i) => {
-                            self.series[i as usize] = s;
-                            i
-                        }
-                        None => {
-                            self.series.push(s);
-                            (self.series.len() - 1) as u32
-                        }
-                    };
-                    let series = &self.series;
-                    self.index.insert_unique(entry.hash, i, |&j| series[j as usize].hash);
-                    self.order.push(i);
-                    self.order_dirty = true;
-                    i as usize
-                }
-            };
+            let idx = self.series_index(entry, key);
             let s = &mut self.series[idx];
             if s.latest.len() <= slot {
                 s.latest.resize(slot + 1, Latest { ts: NEVER, value: 0.0, generation: 0 });
@@ -505,6 +476,55 @@ impl Group {
             }
             *l = Latest { ts, value: entry.value, generation };
         }
+    }
+
+    /// The slab index of the series `key` (with `entry`'s hash and types), created if new.
+    fn series_index(&mut self, entry: &Entry, key: &str) -> usize {
+        let series = &self.series;
+        if let Some(&i) = self.index.find(entry.hash, |&i| &*series[i as usize].key == key) {
+            return i as usize;
+        }
+        let s = Series {
+            key: Arc::from(key),
+            hash: entry.hash,
+            emitted_ts: NEVER,
+            emitted_value: 0.0,
+            offset: 0.0,
+            interval_ms: 0,
+            source: NO_SOURCE,
+            kind: entry.kind,
+            render_type: entry.render_type,
+            latest: SmallVec::new(),
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.series[i as usize] = s;
+                i
+            }
+            None => {
+                self.series.push(s);
+                (self.series.len() - 1) as u32
+            }
+        };
+        let series = &self.series;
+        self.index.insert_unique(entry.hash, i, |&j| series[j as usize].hash);
+        self.order.push(i);
+        self.order_dirty = true;
+        i as usize
+    }
+
+    /// Forgets the series at slab index `idx` (expired); its slot is reused.
+    fn remove_series(&mut self, idx: usize) {
+        let s = &mut self.series[idx];
+        let hash = s.hash;
+        s.latest = SmallVec::new();
+        s.emitted_ts = NEVER;
+        s.key = Arc::from("");
+        if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == idx) {
+            e.remove();
+        }
+        self.free.push(idx as u32);
+        self.order_dirty = true;
     }
 
     fn present(&self, s: &Series, slot: usize) -> Option<Latest> {
@@ -558,17 +578,8 @@ impl Group {
             }
         }
         for idx in expired {
-            let s = &mut self.series[idx];
-            let hash = s.hash;
-            s.latest = SmallVec::new();
-            s.emitted_ts = NEVER;
-            s.key = Arc::from("");
-            if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == idx) {
-                e.remove();
-            }
-            self.free.push(idx as u32);
+            self.remove_series(idx);
             stats.expired += 1;
-            self.order_dirty = true;
         }
     }
 
@@ -656,6 +667,9 @@ pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 fn is_stale_marker(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
+
+mod push;
+pub use push::{PUSH_ADDRESS, Push};
 
 #[cfg(test)]
 mod tests;

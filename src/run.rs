@@ -116,6 +116,9 @@ pub async fn start_from_file(
         listener.local_addr().map_err(|source| StartError::Listen { address: config.server.listen, source })?;
 
     let (mut store, handle) = Store::new(group_settings(&config), metrics.clone());
+    if config.groups.is_empty() {
+        store.ready_when_empty();
+    }
     let prerender = Arc::new(Prerender::default());
     store.on_publish({
         let prerender = prerender.clone();
@@ -151,6 +154,10 @@ pub async fn start_from_file(
             tls: tls.clone(),
             reload: Some(reload.clone()),
             prerender,
+            receiver: config
+                .receiver
+                .clone()
+                .map(|r| Arc::new(crate::remote::receive::Receiver::new(r, handle.clone(), metrics.clone()))),
         }),
         auth,
     );

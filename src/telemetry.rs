@@ -56,6 +56,25 @@ pub struct FormatLabels {
     pub encoding: String,
 }
 
+/// Labels of counts by a short reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Labels of the HA tracker's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
+/// Labels of the HA tracker's elected replica.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ElectedLabels {
+    pub cluster: String,
+    pub replica: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// All of promfed's metrics.
@@ -93,6 +112,11 @@ pub struct Metrics {
     pub sd_rejected_targets: Family<GroupLabels, Gauge>,
     pub config_last_reload_successful: Gauge,
     pub config_last_reload_success_timestamp_seconds: FloatGauge,
+    pub remote_write_refused_requests: Family<ReasonLabels, Counter>,
+    pub remote_write_samples_received: Counter,
+    pub remote_write_samples_dropped: Family<ReasonLabels, Counter>,
+    pub ha_elected_replica: Family<ElectedLabels, Gauge>,
+    pub ha_failovers: Family<ClusterLabels, Counter>,
 }
 
 /// Labels of `promfed_build_info`.
@@ -142,6 +166,11 @@ impl Metrics {
             sd_rejected_targets: Family::default(),
             config_last_reload_successful: Gauge::default(),
             config_last_reload_success_timestamp_seconds: FloatGauge::default(),
+            remote_write_refused_requests: Family::default(),
+            remote_write_samples_received: Counter::default(),
+            remote_write_samples_dropped: Family::default(),
+            ha_elected_replica: Family::default(),
+            ha_failovers: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -229,6 +258,27 @@ impl Metrics {
             "Discovered targets that could not become replicas (no valid role, duplicate name, no address)",
             m.sd_rejected_targets.clone(),
         );
+        r.register(
+            "remote_write_refused_requests",
+            "Remote-write requests refused (400/413/415), by reason; nothing of them was stored",
+            m.remote_write_refused_requests.clone(),
+        );
+        r.register(
+            "remote_write_samples_received",
+            "Samples in remote-write requests that were decoded and validated",
+            m.remote_write_samples_received.clone(),
+        );
+        r.register(
+            "remote_write_samples_dropped",
+            "Received samples not taken, by reason (not_elected, too_old, stale_marker, native_histogram_series, exemplar, too_many_clusters)",
+            m.remote_write_samples_dropped.clone(),
+        );
+        r.register(
+            "ha_elected_replica",
+            "1 for the replica the HA tracker takes a cluster's pushes from",
+            m.ha_elected_replica.clone(),
+        );
+        r.register("ha_failovers", "Changes of a cluster's elected replica", m.ha_failovers.clone());
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         Metrics { registry, ..m }
     }
@@ -239,6 +289,13 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts `n` received samples dropped for `reason`.
+    pub fn drop_samples(&self, reason: &str, n: u64) {
+        if n > 0 {
+            self.remote_write_samples_dropped.get_or_create(&ReasonLabels { reason: reason.to_owned() }).inc_by(n);
+        }
     }
 
     /// Removes the per-replica series of a replica that discovery no longer lists.

@@ -29,6 +29,98 @@ pub struct FileConfig {
     /// The HA groups to federate.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
+    /// Accept Prometheus Remote-Write pushes on `POST /api/v1/write` (absent: not served).
+    #[serde(default)]
+    pub remote_write_receiver: Option<ReceiverConfig>,
+}
+
+/// The Remote-Write receiver.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Largest request body accepted as received (snappy-compressed); larger gets 413.
+    #[serde(default = "default_receiver_body")]
+    pub max_body_size: ByteSize,
+    /// Largest body after snappy decompression, checked from the snappy header before
+    /// decompressing; larger gets 413.
+    #[serde(default = "default_receiver_decoded")]
+    pub max_decoded_size: ByteSize,
+    /// Most labels in one series (`__name__` included); more gets 413.
+    #[serde(default = "default_max_labels")]
+    pub max_labels_per_series: usize,
+    /// Longest label name; longer gets 413.
+    #[serde(default = "default_max_label_name")]
+    pub max_label_name_length: usize,
+    /// Longest label value; longer gets 413.
+    #[serde(default = "default_max_label_value")]
+    pub max_label_value_length: usize,
+    /// Pushed series not pushed again for this long disappear (default: global lookback_delta).
+    #[serde(default)]
+    pub lookback_delta: Option<PromDuration>,
+    /// Elect one replica per cluster (Mimir's HA tracker). Absent: every push is taken.
+    #[serde(default)]
+    pub ha_tracker: Option<HaTrackerConfig>,
+}
+
+/// Election of one pushing replica per cluster.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaTrackerConfig {
+    /// The label naming the cluster (the HA pair); kept on the series.
+    #[serde(default = "default_cluster_label")]
+    pub cluster_label: String,
+    /// The label naming the replica; removed from the series.
+    #[serde(default = "default_replica_label")]
+    pub replica_label: String,
+    /// How often the elected replica's "last received" time is refreshed.
+    #[serde(default = "default_update_timeout")]
+    pub update_timeout: PromDuration,
+    /// Silence of the elected replica after which another pushing replica is elected.
+    #[serde(default = "default_failover_timeout")]
+    pub failover_timeout: PromDuration,
+    /// Most clusters tracked; pushes for more are refused (400).
+    #[serde(default = "default_max_clusters")]
+    pub max_clusters: usize,
+    /// Take a series from a non-elected replica when the elected one has not sent it for
+    /// `fill_after` (or never). Off by default: Mimir never does this.
+    #[serde(default)]
+    pub fill_from_non_elected: bool,
+    #[serde(default = "default_fill_after")]
+    pub fill_after: PromDuration,
+}
+
+fn default_receiver_body() -> ByteSize {
+    ByteSize(10 << 20)
+}
+fn default_receiver_decoded() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_max_labels() -> usize {
+    30
+}
+fn default_max_label_name() -> usize {
+    1024
+}
+fn default_max_label_value() -> usize {
+    2048
+}
+fn default_cluster_label() -> String {
+    "cluster".into()
+}
+fn default_replica_label() -> String {
+    "__replica__".into()
+}
+fn default_update_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(15))
+}
+fn default_failover_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(30))
+}
+fn default_max_clusters() -> usize {
+    1000
+}
+fn default_fill_after() -> PromDuration {
+    PromDuration(Duration::from_secs(30))
 }
 
 /// Defaults for every group; a group may override each.

@@ -6,7 +6,7 @@ pub mod units;
 pub mod validate;
 
 pub use file::FileConfig;
-pub use validate::{Config, Credentials, Group, Problem, Server, ServerTls, validate};
+pub use validate::{Config, Credentials, Group, HaTracker, Problem, Receiver, Server, ServerTls, validate};
 
 use std::path::Path;
 

@@ -141,3 +141,50 @@ fn scrape_protocols_set_the_accept_header() {
     let err = parse(&text, "t").unwrap_err().to_string();
     assert!(err.contains("groups[0].scrape_protocols[0]: \"OpenMetricsText1.0.0\" is not"), "{err}");
 }
+
+#[test]
+fn receiver_defaults_and_a_receiver_only_config() {
+    let c = parse("remote_write_receiver: {ha_tracker: {}}\n", "test").unwrap();
+    assert!(c.groups.is_empty(), "no group is needed when promfed receives pushes");
+    let r = c.receiver.unwrap();
+    assert_eq!(r.max_body_size, 10 << 20);
+    assert_eq!(r.limits, crate::remote::decode::Limits::default());
+    assert_eq!(r.lookback.as_secs(), 300);
+    let ha = r.ha.unwrap();
+    assert_eq!((ha.cluster_label.as_str(), ha.replica_label.as_str()), ("cluster", "__replica__"));
+    assert_eq!((ha.settings.update_timeout_ms, ha.settings.failover_timeout_ms), (15_000, 30_000));
+    assert_eq!(ha.fill_after, None);
+    // Neither groups nor a receiver: nothing to do.
+    assert!(parse("server: {}\n", "test").unwrap_err().to_string().contains("no group is configured"));
+}
+
+#[test]
+fn receiver_problems_are_reported_with_paths() {
+    let text = r#"
+remote_write_receiver:
+  max_body_size: 0
+  max_decoded_size: 1KiB
+  max_labels_per_series: 0
+  ha_tracker:
+    cluster_label: "bad-label"
+    replica_label: "bad-label"
+    update_timeout: 30s
+    failover_timeout: 30s
+    max_clusters: 0
+    unknown_key: 1
+"#;
+    let err = parse(text, "t.yml").unwrap_err().to_string();
+    assert!(err.contains("unknown_key"), "{err}");
+    let text = text.replace("    unknown_key: 1\n", "");
+    let err = parse(&text, "t.yml").unwrap_err().to_string();
+    for want in [
+        "remote_write_receiver.max_body_size: must be more than 0",
+        "remote_write_receiver.max_labels_per_series: must be more than 0",
+        "remote_write_receiver.ha_tracker.cluster_label: \"bad-label\" is not a valid label name",
+        "remote_write_receiver.ha_tracker.replica_label: must differ from cluster_label",
+        "remote_write_receiver.ha_tracker.failover_timeout: 30s must be longer than update_timeout (30s)",
+        "remote_write_receiver.ha_tracker.max_clusters: must be at least 1",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+}

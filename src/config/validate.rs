@@ -108,11 +108,31 @@ pub fn accept_header(protocols: &[String]) -> String {
         .join(",")
 }
 
+/// The checked Remote-Write receiver settings.
+#[derive(Clone, Debug)]
+pub struct Receiver {
+    pub max_body_size: usize,
+    pub limits: crate::remote::decode::Limits,
+    pub lookback: Duration,
+    pub ha: Option<HaTracker>,
+}
+
+/// The checked HA tracker settings.
+#[derive(Clone, Debug)]
+pub struct HaTracker {
+    pub cluster_label: String,
+    pub replica_label: String,
+    pub settings: crate::remote::ha::HaSettings,
+    /// `fill_after` when `fill_from_non_elected` is on.
+    pub fill_after: Option<Duration>,
+}
+
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub server: Server,
     pub groups: Vec<Group>,
+    pub receiver: Option<Receiver>,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
 }
@@ -254,9 +274,11 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         c.problem("global.decompressed_size_limit", "must be at least body_size_limit");
     }
 
+    let receiver = file.remote_write_receiver.as_ref().map(|r| receiver(&mut c, r, g.lookback_delta.0));
+
     // Groups.
-    if file.groups.is_empty() {
-        c.problem("groups", "no group is configured");
+    if file.groups.is_empty() && receiver.is_none() {
+        c.problem("groups", "no group is configured (and no remote_write_receiver)");
     }
     let mut names = HashSet::new();
     let mut groups = Vec::new();
@@ -457,10 +479,79 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         Ok(Config {
             server: Server { listen, tls, auth, max_connections: s.max_connections },
             groups,
+            receiver,
             warnings: c.warnings,
         })
     } else {
         Err(c.problems)
+    }
+}
+
+fn receiver(c: &mut Checker, r: &crate::config::file::ReceiverConfig, lookback: Duration) -> Receiver {
+    let p = "remote_write_receiver";
+    let positive = |c: &mut Checker, field: &str, v: usize| {
+        if v == 0 {
+            c.problem(format!("{p}.{field}"), "must be more than 0");
+        }
+    };
+    positive(c, "max_body_size", r.max_body_size.0 as usize);
+    positive(c, "max_labels_per_series", r.max_labels_per_series);
+    positive(c, "max_label_name_length", r.max_label_name_length);
+    positive(c, "max_label_value_length", r.max_label_value_length);
+    if r.max_decoded_size.0 < r.max_body_size.0 {
+        c.problem(format!("{p}.max_decoded_size"), "must be at least max_body_size");
+    }
+    let lookback = r.lookback_delta.map_or(lookback, |d| d.0);
+    if lookback.is_zero() {
+        c.problem(format!("{p}.lookback_delta"), "must be more than 0");
+    }
+    let ha = r.ha_tracker.as_ref().map(|h| {
+        let hp = format!("{p}.ha_tracker");
+        for (field, label) in [("cluster_label", &h.cluster_label), ("replica_label", &h.replica_label)] {
+            if !is_label_name(label) {
+                c.problem(format!("{hp}.{field}"), format!("{label:?} is not a valid label name"));
+            }
+        }
+        if h.cluster_label == h.replica_label {
+            c.problem(format!("{hp}.replica_label"), "must differ from cluster_label");
+        }
+        if h.failover_timeout.0 <= h.update_timeout.0 {
+            c.problem(
+                format!("{hp}.failover_timeout"),
+                format!(
+                    "{} must be longer than update_timeout ({}): the elected replica's time is only refreshed that often",
+                    h.failover_timeout, h.update_timeout
+                ),
+            );
+        }
+        if h.max_clusters == 0 {
+            c.problem(format!("{hp}.max_clusters"), "must be at least 1");
+        }
+        if h.fill_from_non_elected && h.fill_after.0.is_zero() {
+            c.problem(format!("{hp}.fill_after"), "must be more than 0");
+        }
+        HaTracker {
+            cluster_label: h.cluster_label.clone(),
+            replica_label: h.replica_label.clone(),
+            settings: crate::remote::ha::HaSettings {
+                update_timeout_ms: h.update_timeout.0.as_millis() as i64,
+                failover_timeout_ms: h.failover_timeout.0.as_millis() as i64,
+                max_clusters: h.max_clusters,
+                forget_after_ms: 1_800_000,
+            },
+            fill_after: h.fill_from_non_elected.then_some(h.fill_after.0),
+        }
+    });
+    Receiver {
+        max_body_size: r.max_body_size.0 as usize,
+        limits: crate::remote::decode::Limits {
+            max_decoded_bytes: r.max_decoded_size.0 as usize,
+            max_labels_per_series: r.max_labels_per_series,
+            max_label_name_length: r.max_label_name_length,
+            max_label_value_length: r.max_label_value_length,
+        },
+        lookback,
+        ha,
     }
 }
 

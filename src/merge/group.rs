@@ -669,7 +669,7 @@ fn is_stale_marker(v: f64) -> bool {
 }
 
 mod push;
-pub use push::{PUSH_ADDRESS, Push};
+pub use push::{NO_REPLICA, PUSH_ADDRESS, Push};
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 //! snapshot through `ArcSwap`. Inputs come through a bounded channel: a slow merge slows the
 //! scrapers down (they wait to hand over their batch) instead of growing memory.
 
-use super::group::{CommandError, Group, GroupSettings, Outcome, ReplicaSpec};
+use super::group::{ApplyStats, CommandError, Group, GroupSettings, Outcome, Push, ReplicaSpec};
 use super::snapshot::{GroupSnapshot, Snapshot};
 use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};
 use arc_swap::ArcSwap;
@@ -33,6 +33,7 @@ pub enum Command {
 
 enum Input {
     Outcome { group: String, outcome: Outcome },
+    Push { group: String, lookback_ms: i64, push: Push, reply: oneshot::Sender<ApplyStats> },
     Command { command: Command, reply: oneshot::Sender<Result<(), CommandError>> },
 }
 
@@ -59,6 +60,15 @@ impl StoreHandle {
         self.tx.send(Input::Outcome { group: group.to_owned(), outcome }).await.map_err(|_| StoreClosed)
     }
 
+    /// Hands an accepted push to the store and waits until it is applied (so that a 2xx answer
+    /// means the samples are in the merged view). `group` is created on first use, with
+    /// `lookback_ms`.
+    pub async fn push(&self, group: String, lookback_ms: i64, push: Push) -> Result<ApplyStats, StoreClosed> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Input::Push { group, lookback_ms, push, reply }).await.map_err(|_| StoreClosed)?;
+        rx.await.map_err(|_| StoreClosed)
+    }
+
     /// Runs a command and waits for its result.
     pub async fn command(&self, command: Command) -> Result<Result<(), CommandError>, StoreClosed> {
         let (reply, rx) = oneshot::channel();
@@ -75,11 +85,24 @@ pub struct Store {
     /// Per group: added by discovery rather than listed in the config.
     dynamic: Vec<bool>,
     generation: u64,
+    /// Per group: fed by pushes (expired by the store's tick, published coalesced).
+    pushed: Vec<bool>,
+    /// Per group: changed since it was last published.
+    dirty: Vec<bool>,
+    last_publish: Instant,
+    /// Ready with no group at all (a receiver-only promfed); otherwise a first group is awaited.
+    ready_when_empty: bool,
     rx: mpsc::Receiver<Input>,
     published: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
     on_publish: Option<PublishHook>,
 }
+
+/// Longest time pushed samples wait to be published while inputs keep arriving.
+pub const PUSH_PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often pushed groups are checked for expired series.
+const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Called with every newly published snapshot (from the store task, inside the runtime).
 pub type PublishHook = Box<dyn Fn(Arc<Snapshot>) + Send>;
@@ -99,6 +122,10 @@ impl Store {
             applied: Vec::new(),
             dynamic: Vec::new(),
             generation: 0,
+            pushed: Vec::new(),
+            dirty: Vec::new(),
+            last_publish: Instant::now(),
+            ready_when_empty: false,
             rx,
             published: published.clone(),
             metrics,
@@ -110,6 +137,14 @@ impl Store {
     }
 
     fn reconfigure(&mut self, settings: Vec<GroupSettings>) {
+        let pushed: Vec<String> =
+            self.groups.iter().zip(&self.pushed).filter(|(_, p)| **p).map(|(g, _)| g.name().to_owned()).collect();
+        self.reconfigure_groups(settings);
+        self.pushed = self.groups.iter().map(|g| pushed.iter().any(|p| p == g.name())).collect();
+        self.dirty = vec![false; self.groups.len()];
+    }
+
+    fn reconfigure_groups(&mut self, settings: Vec<GroupSettings>) {
         let old: Vec<(Group, bool, bool)> = std::mem::take(&mut self.groups)
             .into_iter()
             .zip(self.applied.drain(..))
@@ -161,20 +196,89 @@ impl Store {
     }
 
     fn publish_group(&mut self, i: usize) {
+        self.dirty[i] = true;
+        self.publish_dirty();
+    }
+
+    /// Publishes every group changed since the last publication.
+    fn publish_dirty(&mut self) {
         let now = now_ms();
-        let g = &mut self.groups[i];
-        self.snapshots[i] = Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) });
+        for i in 0..self.groups.len() {
+            if self.dirty[i] {
+                let g = &mut self.groups[i];
+                self.snapshots[i] = Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) });
+            }
+        }
         self.publish();
     }
 
+    fn push(&mut self, group: String, lookback_ms: i64, push: Push) -> ApplyStats {
+        let i = match self.index(&group) {
+            Ok(i) => i,
+            Err(_) => {
+                tracing::info!(%group, "group created by a remote-write push");
+                let g =
+                    Group::new(GroupSettings { name: group.clone(), hold_down: 0, lookback_ms, scrape_interval_ms: 0 });
+                self.snapshots.push(Arc::new(GroupSnapshot { status: g.status(), entries: Vec::new() }));
+                self.groups.push(g);
+                self.applied.push(true);
+                self.dynamic.push(true);
+                self.pushed.push(true);
+                self.dirty.push(true);
+                self.groups.len() - 1
+            }
+        };
+        let started = Instant::now();
+        let stats = self.groups[i].apply_push(push, now_ms());
+        self.pushed[i] = true;
+        self.applied[i] = true;
+        self.dirty[i] = true;
+        self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
+        self.count(i, &stats);
+        stats
+    }
+
+    /// Expires the series of pushed groups nothing pushed for their lookback.
+    fn expire_pushed(&mut self) {
+        let now = now_ms();
+        for i in 0..self.groups.len() {
+            if self.pushed[i] {
+                let expired = self.groups[i].expire(now);
+                if expired > 0 {
+                    self.count(i, &ApplyStats { expired, ..ApplyStats::default() });
+                    self.dirty[i] = true;
+                }
+            }
+        }
+    }
+
+    fn count(&self, i: usize, stats: &ApplyStats) {
+        let gl = GroupLabels { group: self.groups[i].name().to_owned() };
+        let m = &self.metrics;
+        m.merge_emitted_samples.get_or_create(&gl).inc_by(stats.emitted);
+        m.merge_filled_samples.get_or_create(&gl).inc_by(stats.filled);
+        m.merge_duplicate_samples.get_or_create(&gl).inc_by(stats.duplicates);
+        m.merge_counter_offsets.get_or_create(&gl).inc_by(stats.offsets_applied);
+        m.merge_expired_series.get_or_create(&gl).inc_by(stats.expired);
+    }
+
     fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        self.dirty.iter_mut().for_each(|d| *d = false);
         self.generation += 1;
-        let ready = !self.applied.is_empty() && self.applied.iter().all(|a| *a);
+        let ready = (self.ready_when_empty || !self.applied.is_empty()) && self.applied.iter().all(|a| *a);
         let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation));
         self.published.store(snapshot.clone());
         if let Some(hook) = &self.on_publish {
             hook(snapshot);
         }
+    }
+
+    /// Makes the store ready while it has no group (no group is configured: promfed only receives
+    /// pushes, whose groups appear with them).
+    pub fn ready_when_empty(&mut self) {
+        self.ready_when_empty = true;
+        self.publish();
     }
 
     /// Calls `hook` with every snapshot published from now on (e.g. to render it ahead).
@@ -251,6 +355,8 @@ impl Store {
                     self.groups.push(g);
                     self.applied.push(false);
                     self.dynamic.push(true);
+                    self.pushed.push(false);
+                    self.dirty.push(false);
                     self.publish();
                 }
             },
@@ -268,30 +374,47 @@ impl Store {
         self.applied[i] = true;
         self.publish_group(i);
         self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
-        let gl = GroupLabels { group: group.to_owned() };
-        let m = &self.metrics;
-        m.merge_emitted_samples.get_or_create(&gl).inc_by(stats.emitted);
-        m.merge_filled_samples.get_or_create(&gl).inc_by(stats.filled);
-        m.merge_duplicate_samples.get_or_create(&gl).inc_by(stats.duplicates);
-        m.merge_counter_offsets.get_or_create(&gl).inc_by(stats.offsets_applied);
-        m.merge_expired_series.get_or_create(&gl).inc_by(stats.expired);
+        self.count(i, &stats);
         self.update_group_metrics(i);
     }
 
     /// Applies inputs until `shutdown` is cancelled or every handle is dropped.
+    ///
+    /// Pushes arrive far more often than scrapes (every few ms under load), so their groups are
+    /// published coalesced: when no input is waiting, or at least every [`PUSH_PUBLISH_EVERY`].
     pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(EXPIRE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = tick.tick() => {
+                    self.expire_pushed();
+                    None
+                }
                 input = self.rx.recv() => match input {
-                    Some(input) => input,
+                    Some(input) => Some(input),
                     None => break,
                 },
             };
             match input {
-                Input::Outcome { group, outcome } => self.outcome(&group, outcome),
-                Input::Command { command, reply } => {
+                None => {}
+                Some(Input::Outcome { group, outcome }) => self.outcome(&group, outcome),
+                Some(Input::Push { group, lookback_ms, push, reply }) => {
+                    let _ = reply.send(self.push(group, lookback_ms, push));
+                }
+                Some(Input::Command { command, reply }) => {
                     let _ = reply.send(self.command(command));
+                }
+            }
+            if self.dirty.iter().any(|d| *d)
+                && (self.rx.is_empty() || self.last_publish.elapsed() >= PUSH_PUBLISH_EVERY)
+            {
+                self.publish_dirty();
+                for i in 0..self.groups.len() {
+                    if self.pushed[i] {
+                        self.update_group_metrics(i);
+                    }
                 }
             }
         }

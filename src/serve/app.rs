@@ -5,6 +5,8 @@
 //! - `GET /metrics`: promfed's own metrics;
 //! - `GET /-/healthy`, `GET /-/ready` (ready once every group has merged a first scrape);
 //! - `GET /api/v1/status/groups`: groups, replicas, health, leader, pin, last scrape and error;
+//! - `GET /api/v1/status/ha`: the Remote-Write HA tracker's clusters and elected replicas;
+//! - `POST /api/v1/write`: Remote-Write pushes, when the receiver is configured;
 //! - `POST /api/v1/leader/{group}` `{"replica": "b"}` pins a leader, `DELETE` unpins.
 //!
 //! Errors are mapped to status codes in one place, [`ApiError`]'s `IntoResponse`.
@@ -12,6 +14,7 @@
 use super::tls::TlsReloader;
 use crate::merge::{Command, CommandError, GroupStatus, StoreHandle};
 use crate::reload::ReloadHandle;
+use crate::remote::receive::Receiver;
 use crate::render::{PROTOBUF_CONTENT_TYPE, Prerender, TEXT_CONTENT_TYPE, federate_body};
 use crate::selector::{SelectorError, SelectorSet};
 use crate::telemetry::{FormatLabels, Metrics, RequestLabels};
@@ -37,17 +40,27 @@ pub struct AppState {
     pub reload: Option<ReloadHandle>,
     /// Told which full-body formats scrapers ask for, to render them ahead.
     pub prerender: Arc<Prerender>,
+    /// The Remote-Write receiver, when configured.
+    pub receiver: Option<Arc<Receiver>>,
 }
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if let Some(receiver) = &state.receiver {
+        router = router.route(
+            "/api/v1/write",
+            post(remote_write).layer(axum::extract::DefaultBodyLimit::max(receiver.max_body_size())),
+        );
+    }
+    router
         .route("/federate", get(federate))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "promfed is Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .route("/api/v1/status/groups", get(status_groups))
+        .route("/api/v1/status/ha", get(status_ha))
         .route("/api/v1/leader/{group}", post(pin).delete(unpin))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -192,6 +205,13 @@ async fn federate(
     Ok(response)
 }
 
+async fn remote_write(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match &state.receiver {
+        Some(receiver) => receiver.write(&headers, body).await.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(tls) = &state.tls {
         let sync = |c: &prometheus_client::metrics::counter::Counter, total: u64| {
@@ -237,6 +257,10 @@ async fn reload(State(state): State<AppState>) -> Response {
 async fn status_groups(State(state): State<AppState>) -> Json<Envelope<Vec<GroupStatus>>> {
     let snapshot = state.store.snapshot();
     success(snapshot.groups.iter().map(|g| g.status.clone()).collect())
+}
+
+async fn status_ha(State(state): State<AppState>) -> Json<Envelope<Vec<crate::remote::ha::ClusterStatus>>> {
+    success(state.receiver.as_ref().map(|r| r.clusters()).unwrap_or_default())
 }
 
 /// Body of `POST /api/v1/leader/{group}`.

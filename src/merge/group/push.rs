@@ -29,6 +29,10 @@ pub struct Push {
     pub batch: Batch,
 }
 
+/// Replica name of pushes without a replica label: its samples are taken, but it never becomes
+/// the group's leader (there was no election).
+pub const NO_REPLICA: &str = "-";
+
 /// Replica address shown in status for pushing replicas.
 pub const PUSH_ADDRESS: &str = "(remote write)";
 
@@ -61,7 +65,7 @@ impl Group {
                 }
             }
         };
-        if push.elected && self.leader != Some(slot) {
+        if push.elected && push.replica != NO_REPLICA && self.leader != Some(slot) {
             if let Some(previous) = self.leader {
                 self.failovers += 1;
                 tracing::warn!(group = %self.settings.name, from = %self.replicas[previous].name,

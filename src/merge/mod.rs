@@ -9,6 +9,6 @@ pub mod group;
 pub mod snapshot;
 pub mod store;
 
-pub use group::{CommandError, Group, GroupSettings, GroupStatus, Outcome, ReplicaSpec, Role, SnapEntry};
-pub use snapshot::{GroupSnapshot, Snapshot};
+pub use group::{CommandError, Group, GroupSettings, GroupStatus, Outcome, ReplicaSpec, Role, SnapEntry, TextEntry};
+pub use snapshot::{GroupSnapshot, Served, Snapshot};
 pub use store::{Command, Store, StoreHandle};

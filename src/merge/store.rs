@@ -152,18 +152,14 @@ impl Store {
 
     fn publish_all(&mut self) {
         let now = now_ms();
-        self.snapshots = self
-            .groups
-            .iter_mut()
-            .map(|g| Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) }))
-            .collect();
+        self.snapshots = self.groups.iter_mut().map(|g| Arc::new(g.snapshot(now))).collect();
         self.publish();
     }
 
     fn publish_group(&mut self, i: usize) {
         let now = now_ms();
         let g = &mut self.groups[i];
-        self.snapshots[i] = Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) });
+        self.snapshots[i] = Arc::new(g.snapshot(now));
         self.publish();
     }
 
@@ -246,8 +242,8 @@ impl Store {
                 Ok(i) => self.groups[i].set_settings(settings),
                 Err(_) => {
                     tracing::info!(group = %settings.name, "group found by discovery");
-                    let g = Group::new(settings);
-                    self.snapshots.push(Arc::new(GroupSnapshot { status: g.status(), entries: Vec::new() }));
+                    let mut g = Group::new(settings);
+                    self.snapshots.push(Arc::new(g.snapshot(0)));
                     self.groups.push(g);
                     self.applied.push(false);
                     self.dynamic.push(true);

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use bytes::Bytes;
 use common::{PROTOBUF, TEXT};
-use promfed::merge::{GroupSnapshot, Snapshot};
+use promfed::merge::Snapshot;
 use promfed::render::federate_body;
 use promfed::selector::SelectorSet;
 
@@ -129,9 +129,9 @@ fn child(n: usize, text: bool) {
     phase(n, "group, steady, after malloc_trim(0)", base);
 
     let now = common::now_after(ROUNDS);
-    let entries = g.snapshot_entries(now);
-    assert_eq!(entries.len(), n);
-    let snapshot = Snapshot::new(vec![Arc::new(GroupSnapshot { status: g.status(), entries })], true, 1);
+    let group = g.snapshot(now);
+    assert_eq!(group.entries.len(), n);
+    let snapshot = Snapshot::new(vec![Arc::new(group)], true, 1);
     phase(n, "+ snapshot entries", base);
 
     let raw = vec![r#"{__name__=~".+"}"#.to_owned()];

@@ -10,7 +10,8 @@
 //!   start time, which lets one body per replica stand for every round (same code path as
 //!   explicit timestamps: `timestamp.unwrap_or(scrape_ms)`). Dropping the batch is timed: apply
 //!   consumes it.
-//! - `snapshot_entries`: what the store does after every apply to publish a snapshot.
+//! - `snapshot_entries`: `Group::snapshot`, what the store does after every apply to publish a
+//!   snapshot.
 //!
 //! Run: `cargo bench --bench merge -- --warm-up-time 1 --measurement-time 3`.
 
@@ -84,9 +85,9 @@ fn snapshot_entries(c: &mut Criterion) {
     for (n, label) in SIZES {
         let mut g = common::merged_group(n, 2);
         let now = common::now_after(2);
-        assert_eq!(g.snapshot_entries(now).len(), n);
+        assert_eq!(g.snapshot(now).entries.len(), n);
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| g.snapshot_entries(black_box(now))));
+        group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| g.snapshot(black_box(now))));
     }
     group.finish();
 }

@@ -31,12 +31,11 @@ fn text_of(s: &Snapshot) -> Vec<u8> {
 
 fn render(c: &mut Criterion) {
     let s100k = common::snapshot(100_000);
-    let entries = &s100k.groups[0].entries;
-    let first = &entries[0].key;
+    let first = s100k.entries().next().expect("series").key.to_string();
     eprintln!(
         "keys: mean {:.0} B, e.g. {first} ({} labels); 100k text body {} B",
-        common::mean_key_len(entries),
-        common::label_count(first),
+        common::mean_key_len(&s100k),
+        common::label_count(&first),
         text_of(&s100k).len()
     );
 

@@ -9,6 +9,7 @@
 //! - [`scrape`]: one loop per replica, bounded and negotiated scrapes of `/federate`.
 //! - [`parse`]: text and protobuf exposition decoders, pushing samples into a sink.
 //! - [`series`]: series identity (canonical keys without replica labels) and scrape batches.
+//! - [`key`]: compact keys as the store holds them: interned schemas (name, label names) + values.
 //! - [`merge`]: the HA merge per group and the store task publishing immutable snapshots.
 //! - [`render`]: `/federate` bodies, text and protobuf, gzip.
 //! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod discovery;
+pub mod key;
 pub mod merge;
 pub mod parse;
 pub mod reload;

@@ -1,18 +1,17 @@
 //! Rendering served series as a `/federate` body: text format 0.0.4 or length-delimited
 //! `MetricFamily` protobuf, optionally gzip-compressed.
 //!
-//! The text renderer writes each series' canonical key as it is stored (it already is the text
-//! form of the series) followed by the value and the timestamp: rendering is a copy, a float
-//! format and an integer format per series. Like Prometheus' own `/federate`, a `# TYPE` line
+//! The text renderer writes each series' canonical key from its compact form (the schema's
+//! fixed pieces and the escaped values in turn, see [`crate::key`]) followed by the value and the
+//! timestamp: rendering is a few copies, a float format and an integer format per series. Like Prometheus' own `/federate`, a `# TYPE` line
 //! opens each metric family and carries `untyped` unless the upstream declared a counter or
 //! gauge for exactly that name.
 
-use crate::merge::SnapEntry;
-use crate::merge::snapshot::{Body, BodyKey, Snapshot};
+use crate::merge::snapshot::{Body, BodyKey, Served, Snapshot};
 use crate::parse::MetricType;
 use crate::parse::proto;
 use crate::selector::SelectorSet;
-use crate::series::{labels_of, name_of, unescape_label_value};
+use crate::series::unescape_label_value;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -95,21 +94,21 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
 }
 
 /// Renders entries (sorted by key) as text; returns the number of series written.
-pub fn render_text<'a>(entries: impl Iterator<Item = &'a SnapEntry>, out: &mut Vec<u8>) -> u64 {
+pub fn render_text<'a>(entries: impl Iterator<Item = Served<'a>>, out: &mut Vec<u8>) -> u64 {
     let mut o = Out::Plain(std::mem::take(out));
     let n = text_into(entries, &mut o);
     *out = o.finish();
     n
 }
 
-fn text_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) -> u64 {
+fn text_into<'a>(entries: impl Iterator<Item = Served<'a>>, o: &mut Out) -> u64 {
     let mut count = 0;
     let mut family: &str = "";
     let mut itoa_buf = itoa::Buffer::new();
     for e in entries {
         o.maybe_flush();
         let out = o.buf();
-        let name = name_of(&e.key);
+        let name = e.key.name();
         if name != family || count == 0 {
             out.extend_from_slice(b"# TYPE ");
             out.extend_from_slice(name.as_bytes());
@@ -118,7 +117,7 @@ fn text_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) -> u
             out.push(b'\n');
             family = name;
         }
-        out.extend_from_slice(e.key.as_bytes());
+        e.key.write_to(out);
         out.push(b' ');
         write_value(out, e.value);
         out.push(b' ');
@@ -139,14 +138,14 @@ fn proto_type(t: MetricType) -> proto::MetricType {
 
 /// Renders entries (sorted by key) as length-delimited `MetricFamily` messages; returns the
 /// number of series written.
-pub fn render_protobuf<'a>(entries: impl Iterator<Item = &'a SnapEntry>, out: &mut Vec<u8>) -> u64 {
+pub fn render_protobuf<'a>(entries: impl Iterator<Item = Served<'a>>, out: &mut Vec<u8>) -> u64 {
     let mut o = Out::Plain(std::mem::take(out));
     let n = protobuf_into(entries, &mut o);
     *out = o.finish();
     n
 }
 
-fn protobuf_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) -> u64 {
+fn protobuf_into<'a>(entries: impl Iterator<Item = Served<'a>>, o: &mut Out) -> u64 {
     let mut count = 0;
     let mut current: Option<proto::MetricFamily> = None;
     let flush = |family: proto::MetricFamily, o: &mut Out| {
@@ -155,7 +154,7 @@ fn protobuf_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) 
         o.maybe_flush();
     };
     for e in entries {
-        let name = name_of(&e.key);
+        let name = e.key.name();
         if current.as_ref().is_none_or(|f| f.name.as_deref() != Some(name)) {
             if let Some(f) = current.take() {
                 flush(f, o);
@@ -166,7 +165,9 @@ fn protobuf_into<'a>(entries: impl Iterator<Item = &'a SnapEntry>, o: &mut Out) 
                 ..Default::default()
             });
         }
-        let label = labels_of(&e.key)
+        let label = e
+            .key
+            .labels()
             .map(|(n, v)| proto::LabelPair {
                 name: Some(n.to_owned()),
                 value: Some(unescape_label_value(v).into_owned()),
@@ -209,7 +210,7 @@ pub fn federate_body(
     key_selectors.dedup();
     let key = BodyKey { selectors: key_selectors, protobuf, gzip: gzipped };
     snapshot.body(key, |snap| {
-        let entries = snap.entries().filter(|e| all || selectors.matches(&e.key));
+        let entries = snap.entries().filter(|e| all || selectors.matches_key(&e.key));
         let mut out = Out::new(gzipped, if all { snap.len() * 112 } else { 4096 });
         let series = if protobuf { protobuf_into(entries, &mut out) } else { text_into(entries, &mut out) };
         let mut bytes = out.finish();
@@ -278,11 +279,16 @@ pub fn gzip(body: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::merge::{GroupSnapshot, GroupStatus, TextEntry};
     use crate::parse::{RawLabel, Sink, parse_protobuf_delimited, parse_text};
     use std::sync::Arc;
 
-    fn entry(key: &str, value: f64, ts: i64, t: MetricType) -> SnapEntry {
-        SnapEntry { key: Arc::from(key), ts, value, render_type: t }
+    fn entry(key: &str, value: f64, ts: i64, t: MetricType) -> TextEntry {
+        TextEntry { key: key.into(), ts, value, render_type: t }
+    }
+
+    fn group(entries: &[TextEntry]) -> GroupSnapshot {
+        GroupSnapshot::from_text(GroupStatus { name: "g".into(), series: entries.len(), ..Default::default() }, entries)
     }
 
     type Sample = (String, Vec<(String, String)>, f64, Option<i64>);
@@ -305,7 +311,11 @@ mod tests {
         }
     }
 
-    fn sample_entries() -> Vec<SnapEntry> {
+    fn sample_entries() -> GroupSnapshot {
+        group(&sample_text_entries())
+    }
+
+    fn sample_text_entries() -> Vec<TextEntry> {
         vec![
             entry(r#"a:b:rate5m{job="x"}"#, 0.5, 1000, MetricType::Untyped),
             entry(r#"http_requests_total{code="200",path="/a\"b\\c\nd"}"#, 1e20, 2000, MetricType::Counter),
@@ -318,7 +328,7 @@ mod tests {
     #[test]
     fn text_output_is_exact() {
         let mut out = Vec::new();
-        assert_eq!(render_text(sample_entries().iter(), &mut out), 5);
+        assert_eq!(render_text(sample_entries().served(), &mut out), 5);
         let expected = "# TYPE a:b:rate5m untyped\n\
             a:b:rate5m{job=\"x\"} 0.5 1000\n\
             # TYPE http_requests_total counter\n\
@@ -335,9 +345,9 @@ mod tests {
     fn text_and_protobuf_parse_back_to_the_same_samples() {
         let entries = sample_entries();
         let mut text = Vec::new();
-        render_text(entries.iter(), &mut text);
+        render_text(entries.served(), &mut text);
         let mut pb = Vec::new();
-        render_protobuf(entries.iter(), &mut pb);
+        render_protobuf(entries.served(), &mut pb);
         let mut a = Collect::default();
         parse_text(&text, &mut a).unwrap();
         let mut b = Collect::default();
@@ -367,12 +377,10 @@ mod tests {
     }
 
     fn big_snapshot(n: usize) -> Arc<Snapshot> {
-        use crate::merge::{GroupSnapshot, GroupStatus};
-        let entries = (0..n)
+        let entries: Vec<TextEntry> = (0..n)
             .map(|i| entry(&format!("m_{}{{i=\"{i:06}\"}}", i / 1000), i as f64, i as i64, MetricType::Untyped))
             .collect();
-        let status = GroupStatus { name: "g".into(), series: n, ..Default::default() };
-        Arc::new(Snapshot::new(vec![Arc::new(GroupSnapshot { status, entries })], true, 1))
+        Arc::new(Snapshot::new(vec![Arc::new(group(&entries))], true, 1))
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Prometheus' `/federate` accepts only plain vector selectors; promql-parser also accepts
 //! `offset`, `@`, ranges, functions and `or` matchers, which are rejected here with a message.
 
+use crate::key::KeyRef;
 use crate::series::{labels_of, name_of, unescape_label_value};
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::{self, Expr};
@@ -71,6 +72,16 @@ impl Selector {
             m.is_match(&unescape_label_value(value))
         })
     }
+
+    /// True when the series with this key matches (as [`Selector::matches`] on its text).
+    pub fn matches_key(&self, key: &KeyRef<'_>) -> bool {
+        self.matchers.iter().all(|m| {
+            if m.name == "__name__" {
+                return m.is_match(key.name());
+            }
+            m.is_match(&unescape_label_value(key.label(&m.name).unwrap_or("")))
+        })
+    }
 }
 
 /// Several `match[]` values: a series matches when any of them does (a union).
@@ -100,6 +111,11 @@ impl SelectorSet {
     pub fn matches(&self, key: &str) -> bool {
         self.selectors.iter().any(|s| s.matches(key))
     }
+
+    /// True when a series with this key matches one of the selectors.
+    pub fn matches_key(&self, key: &KeyRef<'_>) -> bool {
+        self.selectors.iter().any(|s| s.matches_key(key))
+    }
 }
 
 #[cfg(test)]
@@ -107,7 +123,12 @@ mod tests {
     use super::*;
 
     fn m(sel: &str, key: &str) -> bool {
-        Selector::parse(sel).unwrap().matches(key)
+        let selector = Selector::parse(sel).unwrap();
+        let (schema, values) = crate::key::split(key);
+        let schema = crate::key::Schema::new(&schema);
+        let compact = selector.matches_key(&KeyRef { schema: &schema, values: &values });
+        assert_eq!(selector.matches(key), compact, "{sel} on {key}: text and compact keys agree");
+        compact
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! Prometheus escapes them (`\\`, `\"`, `\n`). That one string is at once the identity (hashed
 //! with xxh3 for the store's table), the bytes rendered into `/federate`, and, parsed back by
 //! [`labels_of`], the labels a `match[]` selector is matched against — so a series' labels are
-//! stored once, compactly, whatever the number of replicas.
+//! stored once, compactly, whatever the number of replicas. The store keeps it split in two
+//! ([`crate::key`]): the metric name and label names, interned, and the label values.
 
 use crate::parse::{MetricType, RawLabel, Sink};
-use xxhash_rust::xxh3::xxh3_64;
 
 /// How a series behaves when its source replica changes (see `merge`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -90,6 +90,18 @@ pub fn escape_label_value(out: &mut String, value: &str, escaped: bool) {
             c => out.push(c),
         }
     }
+}
+
+/// [`escape_label_value`] into a byte buffer.
+fn escape_value_bytes(out: &mut Vec<u8>, value: &str, escaped: bool) {
+    let bytes = value.as_bytes();
+    if !bytes.iter().any(|&b| b == b'\\' || b == b'"' || b == b'\n') {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut s = String::new();
+    escape_label_value(&mut s, value, escaped);
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Reverses [`escape_label_value`] for a canonical value.
@@ -197,25 +209,38 @@ impl Identity {
     }
 }
 
-/// One sample of a [`Batch`]; its key lives in the batch's arena.
+/// One sample of a [`Batch`]; its key lives in the batch's arenas.
 #[derive(Clone, Copy, Debug)]
 pub struct Entry {
+    /// The key's hash ([`crate::key::hash_values`]), as the group's index uses it.
     pub hash: u64,
-    key_start: u32,
-    key_len: u32,
+    schema: u32,
+    values_start: u32,
+    values_len: u32,
     pub timestamp_ms: Option<i64>,
     pub value: f64,
     pub kind: Kind,
     pub render_type: MetricType,
 }
 
+/// A schema of a [`Batch`]: where its text is in the batch's schema arena, and its hash.
+#[derive(Clone, Copy, Debug)]
+struct BatchSchema {
+    start: u32,
+    len: u32,
+    hash: u64,
+}
+
 /// The samples of one successful scrape, keyed canonically.
 ///
-/// Keys are packed in one arena string so that a scrape of a million series costs a handful of
-/// allocations, not a million.
+/// Keys are split as [`crate::key`] stores them: schemas (metric name and label names) written
+/// once per run of samples that share one, and values packed in one arena, so that a scrape of
+/// a million series costs a handful of allocations, not a million.
 #[derive(Debug, Default)]
 pub struct Batch {
-    arena: String,
+    schema_text: String,
+    schemas: Vec<BatchSchema>,
+    values: Vec<u8>,
     entries: Vec<Entry>,
 }
 
@@ -225,9 +250,35 @@ impl Batch {
         &self.entries
     }
 
-    /// The canonical key of `entry`.
-    pub fn key(&self, entry: &Entry) -> &str {
-        &self.arena[entry.key_start as usize..(entry.key_start + entry.key_len) as usize]
+    /// The canonical key of `entry` (`name{a="1",b="2"}`).
+    pub fn key(&self, entry: &Entry) -> String {
+        let schema = crate::key::Schema::new(self.schema_text(entry));
+        let key = crate::key::KeyRef { schema: &schema, values: self.values(entry) };
+        let mut out = Vec::new();
+        key.write_to(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// The schema text of `entry`'s key (`name{a="",b=""}`).
+    pub fn schema_text(&self, entry: &Entry) -> &str {
+        let s = &self.schemas[entry.schema as usize];
+        &self.schema_text[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    /// The position of `entry`'s schema among the batch's schemas (equal positions, equal
+    /// schemas), and that schema's hash.
+    pub fn schema_of(&self, entry: &Entry) -> (usize, u64) {
+        (entry.schema as usize, self.schemas[entry.schema as usize].hash)
+    }
+
+    /// Number of schemas in the batch (an upper bound of [`Batch::schema_of`] positions).
+    pub fn schema_count(&self) -> usize {
+        self.schemas.len()
+    }
+
+    /// The values blob of `entry`'s key.
+    pub fn values(&self, entry: &Entry) -> &[u8] {
+        &self.values[entry.values_start as usize..(entry.values_start + entry.values_len) as usize]
     }
 
     /// Number of samples.
@@ -247,6 +298,7 @@ pub struct BatchBuilder<'i> {
     batch: Batch,
     family: Option<(String, MetricType)>,
     scratch: Vec<(usize, bool)>,
+    schema: String,
     /// Samples whose label set was rejected (e.g. a label repeated), counted, not stored.
     pub rejected: u64,
 }
@@ -256,9 +308,15 @@ impl<'i> BatchBuilder<'i> {
     pub fn new(identity: &'i Identity, size_hint: usize) -> Self {
         BatchBuilder {
             identity,
-            batch: Batch { arena: String::with_capacity(size_hint / 2), entries: Vec::with_capacity(size_hint / 128) },
+            batch: Batch {
+                schema_text: String::new(),
+                schemas: Vec::new(),
+                values: Vec::with_capacity(size_hint / 2),
+                entries: Vec::with_capacity(size_hint / 128),
+            },
             family: None,
             scratch: Vec::new(),
+            schema: String::new(),
             rejected: 0,
         }
     }
@@ -299,17 +357,21 @@ impl Sink for BatchBuilder<'_> {
             return;
         }
 
-        let start = self.batch.arena.len();
-        let out = &mut self.batch.arena;
-        out.push_str(name);
+        let start = self.batch.values.len();
+        let schema = &mut self.schema;
+        let values = &mut self.batch.values;
+        schema.clear();
+        schema.push_str(name);
         let mut first = true;
-        let mut push = |out: &mut String, n: &str, v: &str, escaped: bool| {
-            out.push(if first { '{' } else { ',' });
+        let mut push = |schema: &mut String, values: &mut Vec<u8>, n: &str, v: &str, escaped: bool| {
+            schema.push(if first { '{' } else { ',' });
             first = false;
-            out.push_str(n);
-            out.push_str("=\"");
-            escape_label_value(out, v, escaped);
-            out.push('"');
+            schema.push_str(n);
+            schema.push_str("=\"\"");
+            let at = values.len();
+            values.push(0);
+            escape_value_bytes(values, v, escaped);
+            crate::key::finish_value(values, at);
         };
         // Merge the sorted upstream labels with the sorted added labels.
         let mut add = identity.add.iter().peekable();
@@ -318,7 +380,7 @@ impl Sink for BatchBuilder<'_> {
             let l = &labels[i];
             while let Some((an, av)) = add.peek() {
                 if an.as_str() < l.name {
-                    push(out, an, av, false);
+                    push(schema, values, an, av, false);
                     add.next();
                 } else {
                     break;
@@ -329,50 +391,65 @@ impl Sink for BatchBuilder<'_> {
             {
                 add.next();
                 if identity.honor_labels {
-                    push(out, l.name, l.value, escaped);
+                    push(schema, values, l.name, l.value, escaped);
                 } else {
-                    push(out, an, av, false);
+                    push(schema, values, an, av, false);
                     exported.push((i, an.as_str()));
                 }
                 continue;
             }
-            push(out, l.name, l.value, escaped);
+            push(schema, values, l.name, l.value, escaped);
         }
         for (an, av) in add {
-            push(out, an, av, false);
+            push(schema, values, an, av, false);
         }
         if !first {
-            out.push('}');
+            schema.push('}');
         }
         if !exported.is_empty() {
             // Rare (honor_labels: false and a clash): rebuild the key with `exported_` labels
             // in their sorted place.
-            let mut all: Vec<(String, String)> =
-                labels_of(&out[start..]).map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+            let done = crate::key::Schema::new(schema);
+            let key = crate::key::KeyRef { schema: &done, values: &values[start..] };
+            let mut all: Vec<(String, String)> = key.labels().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
             for (i, an) in exported {
                 let mut v = String::new();
                 escape_label_value(&mut v, labels[i].value, labels[i].escaped);
                 all.push((format!("exported_{an}"), v));
             }
             all.sort();
-            out.truncate(start);
-            out.push_str(name);
+            values.truncate(start);
+            schema.clear();
+            schema.push_str(name);
             for (j, (n, v)) in all.iter().enumerate() {
-                out.push(if j == 0 { '{' } else { ',' });
-                out.push_str(n);
-                out.push_str("=\"");
-                out.push_str(v);
-                out.push('"');
+                schema.push(if j == 0 { '{' } else { ',' });
+                schema.push_str(n);
+                schema.push_str("=\"\"");
+                crate::key::push_value(values, v.as_bytes());
             }
-            out.push('}');
+            schema.push('}');
         }
 
-        let key = &out[start..];
+        // Samples of one family mostly share one schema: keep one copy per run.
+        let same = self.batch.schemas.last().is_some_and(|s| {
+            &self.batch.schema_text[s.start as usize..(s.start + s.len) as usize] == self.schema.as_str()
+        });
+        if !same {
+            self.batch.schemas.push(BatchSchema {
+                start: self.batch.schema_text.len() as u32,
+                len: self.schema.len() as u32,
+                hash: crate::key::hash_schema(&self.schema),
+            });
+            self.batch.schema_text.push_str(&self.schema);
+        }
+        let s = self.batch.schemas.len() - 1;
         let fam = self.family.as_ref().map(|(n, t)| (n.as_str(), *t));
+        let values = &self.batch.values[start..];
         self.batch.entries.push(Entry {
-            hash: xxh3_64(key.as_bytes()),
-            key_start: start as u32,
-            key_len: key.len() as u32,
+            hash: crate::key::hash_values(self.batch.schemas[s].hash, values),
+            schema: s as u32,
+            values_start: start as u32,
+            values_len: values.len() as u32,
             timestamp_ms,
             value,
             kind: kind_of(name, fam),
@@ -381,9 +458,10 @@ impl Sink for BatchBuilder<'_> {
     }
 }
 
-/// The hash the store indexes a canonical key by.
+/// The hash the store indexes a canonical key by (see [`crate::key::hash_values`]).
 pub fn hash_key(key: &str) -> u64 {
-    xxh3_64(key.as_bytes())
+    let (schema, values) = crate::key::split(key);
+    crate::key::hash_values(crate::key::hash_schema(&schema), &values)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use promfed::merge::GroupSnapshot;
-use promfed::merge::{Group, GroupSettings, Outcome, ReplicaSpec, Role, SnapEntry, Snapshot};
+use promfed::merge::{Group, GroupSettings, Outcome, ReplicaSpec, Role, Snapshot};
 use promfed::parse::proto::{LabelPair, Metric, MetricFamily, MetricType as WireType, Untyped};
 use promfed::scrape::fetch::decode;
 use promfed::series::{Batch, Identity};
@@ -178,14 +178,14 @@ pub fn now_after(rounds: u64) -> i64 {
 /// A published snapshot of one group holding `n` merged series.
 pub fn snapshot(n: usize) -> Snapshot {
     let mut g = merged_group(n, 2);
-    let entries = g.snapshot_entries(now_after(2));
-    assert_eq!(entries.len(), n, "every series is served");
-    Snapshot::new(vec![Arc::new(GroupSnapshot { status: g.status(), entries })], true, 1)
+    let group: GroupSnapshot = g.snapshot(now_after(2));
+    assert_eq!(group.entries.len(), n, "every series is served");
+    Snapshot::new(vec![Arc::new(group)], true, 1)
 }
 
-/// Mean canonical key length of the entries, in bytes.
-pub fn mean_key_len(entries: &[SnapEntry]) -> f64 {
-    entries.iter().map(|e| e.key.len()).sum::<usize>() as f64 / entries.len().max(1) as f64
+/// Mean canonical key length of the served series, in bytes.
+pub fn mean_key_len(s: &Snapshot) -> f64 {
+    s.entries().map(|e| e.key.to_string().len()).sum::<usize>() as f64 / s.len().max(1) as f64
 }
 
 /// Labels in a key (`,` separated inside the braces; our values never contain a `,`).

@@ -19,11 +19,12 @@
 //!   because of the switch; a drop inside one source is a real reset and clears the offset;
 //! - a series no replica has reported for longer than the lookback is dropped.
 
+use super::snapshot::GroupSnapshot;
+use crate::key::{KeyRef, Schemas, hash_values};
 use crate::parse::MetricType;
-use crate::series::{Batch, Entry, Kind, cmp_keys};
+use crate::series::{Batch, Entry, Kind};
 use hashbrown::HashTable;
 use serde::Serialize;
-use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// The role a replica plays in its group.
@@ -94,29 +95,71 @@ struct Latest {
     generation: u32,
 }
 
+/// One series of the slab; 104 bytes (a million of them are held, see `docs/benchmarks.md`).
+/// The replicas' latest samples are kept inline for the first two replica slots (an HA pair)
+/// as separate arrays (no padding), and in `more` for further slots.
 struct Series {
-    key: Arc<str>,
-    hash: u64,
+    /// The label values of the key ([`crate::key`]); the schema is `schema` in the group's table.
+    values: Arc<[u8]>,
+    /// [`FREE`] for a free slab slot.
+    schema: u32,
+    interval_ms: u32,
     emitted_ts: i64,
     emitted_value: f64,
     offset: f64,
-    interval_ms: u32,
+    latest_ts: [i64; 2],
+    latest_value: [f64; 2],
+    latest_generation: [u32; 2],
+    /// Boxed: 8 bytes in every series instead of a `Vec`'s 24; only groups of more than two
+    /// replicas pay the extra allocation.
+    #[allow(clippy::box_collection)]
+    more: Option<Box<Vec<Latest>>>,
     source: u8,
     kind: Kind,
     render_type: MetricType,
-    latest: SmallVec<[Latest; 2]>,
 }
 
 const NEVER: i64 = i64::MIN;
 const NO_SOURCE: u8 = u8::MAX;
+/// The schema of a free slab slot.
+const FREE: u32 = u32::MAX;
+const NO_SAMPLE: Latest = Latest { ts: NEVER, value: 0.0, generation: 0 };
 
 impl Series {
-    fn latest(&self, slot: usize) -> Option<&Latest> {
-        self.latest.get(slot).filter(|l| l.ts != NEVER)
+    /// What replica `slot` last reported ([`NO_SAMPLE`] if nothing).
+    fn get(&self, slot: usize) -> Latest {
+        if slot < 2 {
+            Latest {
+                ts: self.latest_ts[slot],
+                value: self.latest_value[slot],
+                generation: self.latest_generation[slot],
+            }
+        } else {
+            self.more.as_ref().and_then(|m| m.get(slot - 2)).copied().unwrap_or(NO_SAMPLE)
+        }
+    }
+
+    fn set(&mut self, slot: usize, l: Latest) {
+        if slot < 2 {
+            self.latest_ts[slot] = l.ts;
+            self.latest_value[slot] = l.value;
+            self.latest_generation[slot] = l.generation;
+        } else {
+            let more = self.more.get_or_insert_with(Default::default);
+            if more.len() <= slot - 2 {
+                more.resize(slot - 1, NO_SAMPLE);
+            }
+            more[slot - 2] = l;
+        }
+    }
+
+    fn latest(&self, slot: usize) -> Option<Latest> {
+        Some(self.get(slot)).filter(|l| l.ts != NEVER)
     }
 
     fn newest_known(&self) -> i64 {
-        self.latest.iter().map(|l| l.ts).fold(self.emitted_ts, i64::max)
+        let more = self.more.iter().flat_map(|m| m.iter().map(|l| l.ts));
+        self.latest_ts.iter().copied().chain(more).fold(self.emitted_ts, i64::max)
     }
 }
 
@@ -162,10 +205,22 @@ pub struct GroupStatus {
     pub problems: Vec<String>,
 }
 
-/// One series as published in a snapshot.
+/// One series as published in a snapshot (40 bytes); its key is `schema` in the snapshot's
+/// schema table and `values` ([`crate::key`]).
 #[derive(Clone, Debug)]
 pub struct SnapEntry {
-    pub key: Arc<str>,
+    pub values: Arc<[u8]>,
+    pub ts: i64,
+    pub value: f64,
+    pub schema: u32,
+    pub render_type: MetricType,
+}
+
+/// One served series with its key as text: what [`Group::snapshot_entries`] returns, for tests
+/// and tools (the store publishes the compact [`Group::snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextEntry {
+    pub key: String,
     pub ts: i64,
     pub value: f64,
     pub render_type: MetricType,
@@ -189,7 +244,12 @@ pub struct Group {
     failovers: u64,
     series: Vec<Series>,
     free: Vec<u32>,
+    /// Slab indices by key hash ([`KeyRef::hash`]); the hash is recomputed when the table grows
+    /// rather than stored in every series.
     index: HashTable<u32>,
+    schemas: Schemas,
+    /// The values of free slab slots (one shared empty allocation).
+    no_values: Arc<[u8]>,
     /// Live slab indices sorted by key, so snapshots come out sorted without a sort per merge.
     order: Vec<u32>,
     order_dirty: bool,
@@ -209,6 +269,8 @@ impl Group {
             series: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
+            schemas: Schemas::default(),
+            no_values: Arc::from(&[][..]),
             order: Vec::new(),
             order_dirty: false,
             tried: false,
@@ -445,19 +507,19 @@ impl Group {
 
     fn ingest(&mut self, slot: usize, batch: &Batch, scrape_ms: i64, stats: &mut ApplyStats) {
         let generation = self.replicas[slot].generation;
+        // The group's id of each of the batch's schemas, looked up on first use.
+        let mut schema_ids = vec![FREE; batch.schema_count()];
         for entry in batch.entries() {
             if is_stale_marker(entry.value) {
                 stats.stale_markers += 1;
                 continue;
             }
-            let key = batch.key(entry);
+            let schema = self.schema_for(batch, entry, &mut schema_ids);
+            let values = batch.values(entry);
             let ts = entry.timestamp_ms.unwrap_or(scrape_ms);
-            let idx = self.series_index(entry, key);
+            let idx = self.series_index(entry, schema, values);
             let s = &mut self.series[idx];
-            if s.latest.len() <= slot {
-                s.latest.resize(slot + 1, Latest { ts: NEVER, value: 0.0, generation: 0 });
-            }
-            let l = &mut s.latest[slot];
+            let l = s.get(slot);
             if l.generation == generation && l.ts != NEVER {
                 stats.duplicates += 1;
                 if ts <= l.ts {
@@ -474,28 +536,47 @@ impl Group {
                         as u32
                 };
             }
-            *l = Latest { ts, value: entry.value, generation };
+            s.set(slot, Latest { ts, value: entry.value, generation });
         }
     }
 
-    /// The slab index of the series `key` (with `entry`'s hash and types), created if new.
-    fn series_index(&mut self, entry: &Entry, key: &str) -> usize {
+    /// The group's schema id for `entry`'s schema, interned on first use in this batch
+    /// (`schema_ids` has one slot per schema of the batch).
+    fn schema_for(&mut self, batch: &Batch, entry: &Entry, schema_ids: &mut [u32]) -> u32 {
+        let (b, schema_hash) = batch.schema_of(entry);
+        if schema_ids[b] == FREE {
+            schema_ids[b] = self.schemas.intern(batch.schema_text(entry), schema_hash);
+        }
+        schema_ids[b]
+    }
+
+    /// The slab index of the series (`schema`, `values`), with `entry`'s hash and types,
+    /// created if new.
+    fn series_index(&mut self, entry: &Entry, schema: u32, values: &[u8]) -> usize {
         let series = &self.series;
-        if let Some(&i) = self.index.find(entry.hash, |&i| &*series[i as usize].key == key) {
+        let found = self.index.find(entry.hash, |&i| {
+            let s = &series[i as usize];
+            s.schema == schema && *s.values == *values
+        });
+        if let Some(&i) = found {
             return i as usize;
         }
         let s = Series {
-            key: Arc::from(key),
-            hash: entry.hash,
+            values: Arc::from(values),
+            schema,
+            interval_ms: 0,
             emitted_ts: NEVER,
             emitted_value: 0.0,
             offset: 0.0,
-            interval_ms: 0,
+            latest_ts: [NEVER; 2],
+            latest_value: [0.0; 2],
+            latest_generation: [0; 2],
+            more: None,
             source: NO_SOURCE,
             kind: entry.kind,
             render_type: entry.render_type,
-            latest: SmallVec::new(),
         };
+        self.schemas.acquire(schema);
         let i = match self.free.pop() {
             Some(i) => {
                 self.series[i as usize] = s;
@@ -506,8 +587,11 @@ impl Group {
                 (self.series.len() - 1) as u32
             }
         };
-        let series = &self.series;
-        self.index.insert_unique(entry.hash, i, |&j| series[j as usize].hash);
+        let (series, schemas) = (&self.series, &self.schemas);
+        self.index.insert_unique(entry.hash, i, |&j| {
+            let s = &series[j as usize];
+            hash_values(schemas.get(s.schema).hash(), &s.values)
+        });
         self.order.push(i);
         self.order_dirty = true;
         i as usize
@@ -516,10 +600,13 @@ impl Group {
     /// Forgets the series at slab index `idx` (expired); its slot is reused.
     fn remove_series(&mut self, idx: usize) {
         let s = &mut self.series[idx];
-        let hash = s.hash;
-        s.latest = SmallVec::new();
+        let hash = hash_values(self.schemas.get(s.schema).hash(), &s.values);
+        self.schemas.release(s.schema);
+        s.schema = FREE;
+        s.values = self.no_values.clone();
+        s.latest_ts = [NEVER; 2];
+        s.more = None;
         s.emitted_ts = NEVER;
-        s.key = Arc::from("");
         if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == idx) {
             e.remove();
         }
@@ -532,7 +619,7 @@ impl Group {
         if !r.active || r.healthy != Some(true) {
             return None;
         }
-        s.latest(slot).filter(|l| l.generation == r.generation).copied()
+        s.latest(slot).filter(|l| l.generation == r.generation)
     }
 
     fn select(&mut self, now_ms: i64, stats: &mut ApplyStats) {
@@ -543,8 +630,8 @@ impl Group {
         let slack = self.settings.scrape_interval_ms;
         let mut expired = Vec::new();
         for idx in 0..self.series.len() {
-            if self.series[idx].latest.is_empty() && self.series[idx].emitted_ts == NEVER {
-                continue; // a free slab slot
+            if self.series[idx].schema == FREE {
+                continue;
             }
             let s = &self.series[idx];
             let from_leader = leader.and_then(|l| self.present(s, l).map(|x| (l, x)));
@@ -590,15 +677,22 @@ impl Group {
 
     /// The series to serve at `now_ms`, sorted by key: every series with an emitted sample no
     /// older than the lookback.
-    pub fn snapshot_entries(&mut self, now_ms: i64) -> Vec<SnapEntry> {
+    fn served(&mut self, now_ms: i64) -> Vec<SnapEntry> {
         if self.order_dirty {
-            let series = &self.series;
+            let (series, schemas) = (&self.series, &self.schemas);
+            let key = |i: u32| {
+                let s = &series[i as usize];
+                KeyRef { schema: schemas.get(s.schema), values: &s.values }
+            };
             let index_len = self.index.len();
-            self.order.retain(|&i| series[i as usize].emitted_ts != NEVER || !series[i as usize].latest.is_empty());
+            self.order.retain(|&i| series[i as usize].schema != FREE);
             self.order.dedup();
             // Mostly sorted with new keys appended: the stable sort merges the runs cheaply.
-            self.order.sort_by(|&a, &b| cmp_keys(&series[a as usize].key, &series[b as usize].key));
-            self.order.dedup_by(|a, b| series[*a as usize].key == series[*b as usize].key);
+            self.order.sort_by(|&a, &b| key(a).cmp(&key(b)));
+            self.order.dedup_by(|a, b| {
+                let (a, b) = (&series[*a as usize], &series[*b as usize]);
+                a.schema == b.schema && a.values == b.values
+            });
             debug_assert_eq!(self.order.len(), index_len);
             self.order_dirty = false;
         }
@@ -608,11 +702,30 @@ impl Group {
             .map(|&i| &self.series[i as usize])
             .filter(|s| s.emitted_ts != NEVER && now_ms - s.emitted_ts <= lookback)
             .map(|s| SnapEntry {
-                key: s.key.clone(),
+                values: s.values.clone(),
                 ts: s.emitted_ts,
                 value: s.emitted_value,
+                schema: s.schema,
                 render_type: s.render_type,
             })
+            .collect()
+    }
+
+    /// The group's part of a snapshot at `now_ms`: its status, the series to serve (every
+    /// series with an emitted sample no older than the lookback, sorted by key) and the schema
+    /// table their keys refer to.
+    pub fn snapshot(&mut self, now_ms: i64) -> GroupSnapshot {
+        let entries = self.served(now_ms);
+        GroupSnapshot { status: self.status(), schemas: self.schemas.shared(), entries }
+    }
+
+    /// The series [`Group::snapshot`] would serve at `now_ms`, with their keys as text (tests
+    /// and tools).
+    pub fn snapshot_entries(&mut self, now_ms: i64) -> Vec<TextEntry> {
+        let snapshot = self.snapshot(now_ms);
+        snapshot
+            .served()
+            .map(|e| TextEntry { key: e.key.to_string(), ts: e.ts, value: e.value, render_type: e.render_type })
             .collect()
     }
 

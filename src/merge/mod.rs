@@ -9,6 +9,8 @@ pub mod group;
 pub mod snapshot;
 pub mod store;
 
-pub use group::{CommandError, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec, Role, SnapEntry};
-pub use snapshot::{GroupSnapshot, Snapshot};
+pub use group::{
+    CommandError, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec, Role, SnapEntry, TextEntry,
+};
+pub use snapshot::{GroupSnapshot, Served, Snapshot};
 pub use store::{Command, Store, StoreHandle};

@@ -4,22 +4,68 @@
 //! `ArcSwap` and never wait for the scraper or the merge. The rendered bodies of a snapshot are
 //! cached inside it, so a thousand scrapes of the same snapshot render it once.
 
-use super::group::{GroupStatus, SnapEntry};
-use crate::series::split_key;
+use super::group::{GroupStatus, SnapEntry, TextEntry};
+use crate::key::{KeyRef, Schema, Schemas};
+use crate::parse::MetricType;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// A k-way merge cursor: the next key (split for ordering), the group, the index in it.
-type HeapItem<'a> = ((&'a str, &'a str), usize, usize);
+/// A k-way merge cursor: the next key, the group, the index in it.
+type HeapItem<'a> = (KeyRef<'a>, usize, usize);
 
 /// One group's part of a snapshot.
 #[derive(Debug)]
 pub struct GroupSnapshot {
     pub status: GroupStatus,
+    /// The group's schema table as it was at the snapshot: [`SnapEntry::schema`] indexes it.
+    pub schemas: Arc<Vec<Arc<Schema>>>,
     /// Served series, sorted by key.
     pub entries: Vec<SnapEntry>,
+}
+
+/// One served series as readers see it: its key, and the sample to serve.
+#[derive(Clone, Copy, Debug)]
+pub struct Served<'a> {
+    pub key: KeyRef<'a>,
+    pub ts: i64,
+    pub value: f64,
+    pub render_type: MetricType,
+}
+
+impl GroupSnapshot {
+    /// A group snapshot of series given with text keys (sorted by key), with a schema table of
+    /// its own (tests, tools).
+    pub fn from_text(status: GroupStatus, entries: &[TextEntry]) -> GroupSnapshot {
+        let mut schemas = Schemas::default();
+        let entries = entries
+            .iter()
+            .map(|e| {
+                let (schema, values) = crate::key::split(&e.key);
+                let id = schemas.intern(&schema, crate::key::hash_schema(&schema));
+                schemas.acquire(id);
+                SnapEntry { values: values.into(), ts: e.ts, value: e.value, schema: id, render_type: e.render_type }
+            })
+            .collect();
+        GroupSnapshot { status, schemas: schemas.shared(), entries }
+    }
+
+    /// The key of `entry` (one of this snapshot's entries).
+    #[inline]
+    pub fn key<'a>(&'a self, entry: &'a SnapEntry) -> KeyRef<'a> {
+        KeyRef { schema: &self.schemas[entry.schema as usize], values: &entry.values }
+    }
+
+    /// The served series, sorted by key.
+    pub fn served(&self) -> impl Iterator<Item = Served<'_>> {
+        self.entries.iter().map(|e| self.served_at(e))
+    }
+
+    #[inline]
+    fn served_at<'a>(&'a self, e: &'a SnapEntry) -> Served<'a> {
+        Served { key: self.key(e), ts: e.ts, value: e.value, render_type: e.render_type }
+    }
 }
 
 /// What a body in the cache was rendered for.
@@ -65,33 +111,37 @@ impl Snapshot {
     /// A series that two groups both serve (their labels collide: give groups distinguishing
     /// labels) is served once, with the newest sample; each group's timestamps only grow, so
     /// the newest of them does too.
-    pub fn entries(&self) -> impl Iterator<Item = &SnapEntry> {
+    pub fn entries(&self) -> Box<dyn Iterator<Item = Served<'_>> + '_> {
+        // One group (the usual case): its entries are the answer, without a merge.
+        if let [only] = self.groups.as_slice() {
+            return Box::new(only.served());
+        }
         let mut merged = self.merged().peekable();
-        std::iter::from_fn(move || {
+        Box::new(std::iter::from_fn(move || {
             let mut best = merged.next()?;
-            while let Some(next) = merged.next_if(|n| n.key == best.key) {
+            while let Some(next) = merged.next_if(|n| n.key.same(&best.key)) {
                 if next.ts > best.ts {
                     best = next;
                 }
             }
             Some(best)
-        })
+        }))
     }
 
-    fn merged(&self) -> impl Iterator<Item = &SnapEntry> {
+    fn merged(&self) -> impl Iterator<Item = Served<'_>> {
         let mut heap: BinaryHeap<Reverse<HeapItem<'_>>> = self
             .groups
             .iter()
             .enumerate()
-            .filter_map(|(g, gs)| gs.entries.first().map(|e| Reverse((split_key(&e.key), g, 0))))
+            .filter_map(|(g, gs)| gs.entries.first().map(|e| Reverse((gs.key(e), g, 0))))
             .collect();
         std::iter::from_fn(move || {
             let Reverse((_, g, i)) = heap.pop()?;
-            let entries = &self.groups[g].entries;
-            if let Some(next) = entries.get(i + 1) {
-                heap.push(Reverse((split_key(&next.key), g, i + 1)));
+            let gs = &self.groups[g];
+            if let Some(next) = gs.entries.get(i + 1) {
+                heap.push(Reverse((gs.key(next), g, i + 1)));
             }
-            Some(&entries[i])
+            Some(gs.served_at(&gs.entries[i]))
         })
     }
 
@@ -141,16 +191,18 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::MetricType;
 
     fn group(keys: &[&str]) -> Arc<GroupSnapshot> {
-        Arc::new(GroupSnapshot {
-            status: GroupStatus { name: "g".into(), series: keys.len(), ..Default::default() },
-            entries: keys
-                .iter()
-                .map(|k| SnapEntry { key: Arc::from(*k), ts: 0, value: 0.0, render_type: MetricType::Untyped })
-                .collect(),
-        })
+        group_at(keys.iter().map(|k| (*k, 0)).collect())
+    }
+
+    fn group_at(keys: Vec<(&str, i64)>) -> Arc<GroupSnapshot> {
+        let status = GroupStatus { name: "g".into(), series: keys.len(), ..Default::default() };
+        let entries: Vec<TextEntry> = keys
+            .into_iter()
+            .map(|(k, ts)| TextEntry { key: k.into(), ts, value: 0.0, render_type: MetricType::Untyped })
+            .collect();
+        Arc::new(GroupSnapshot::from_text(status, &entries))
     }
 
     #[test]
@@ -160,19 +212,18 @@ mod tests {
             true,
             1,
         );
-        let keys: Vec<&str> = s.entries().map(|e| &*e.key).collect();
+        let keys: Vec<String> = s.entries().map(|e| e.key.to_string()).collect();
         assert_eq!(keys, vec!["a", "b", "c", "c{g=\"1\"}", "c{g=\"2\"}", "c_x", "d"]);
         assert_eq!(s.len(), 7);
     }
 
     #[test]
     fn a_series_two_groups_serve_is_served_once_with_the_newest_sample() {
-        let mut g1 = group(&["a", "x"]);
-        let mut g2 = group(&["x", "y"]);
-        Arc::get_mut(&mut g1).unwrap().entries[1].ts = 5;
-        Arc::get_mut(&mut g2).unwrap().entries[0].ts = 7;
+        let g1 = group_at(vec![("a", 0), ("x", 5)]);
+        let g2 = group_at(vec![("x", 7), ("y", 0)]);
         let s = Snapshot::new(vec![g1, g2], true, 1);
-        let got: Vec<(&str, i64)> = s.entries().map(|e| (&*e.key, e.ts)).collect();
+        let got: Vec<(String, i64)> = s.entries().map(|e| (e.key.to_string(), e.ts)).collect();
+        let got: Vec<(&str, i64)> = got.iter().map(|(k, ts)| (k.as_str(), *ts)).collect();
         assert_eq!(got, vec![("a", 0), ("x", 7), ("y", 0)]);
     }
 

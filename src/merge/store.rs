@@ -187,11 +187,7 @@ impl Store {
 
     fn publish_all(&mut self) {
         let now = now_ms();
-        self.snapshots = self
-            .groups
-            .iter_mut()
-            .map(|g| Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) }))
-            .collect();
+        self.snapshots = self.groups.iter_mut().map(|g| Arc::new(g.snapshot(now))).collect();
         self.publish();
     }
 
@@ -205,8 +201,7 @@ impl Store {
         let now = now_ms();
         for i in 0..self.groups.len() {
             if self.dirty[i] {
-                let g = &mut self.groups[i];
-                self.snapshots[i] = Arc::new(GroupSnapshot { status: g.status(), entries: g.snapshot_entries(now) });
+                self.snapshots[i] = Arc::new(self.groups[i].snapshot(now));
             }
         }
         self.publish();
@@ -217,9 +212,9 @@ impl Store {
             Ok(i) => i,
             Err(_) => {
                 tracing::info!(%group, "group created by a remote-write push");
-                let g =
+                let mut g =
                     Group::new(GroupSettings { name: group.clone(), hold_down: 0, lookback_ms, scrape_interval_ms: 0 });
-                self.snapshots.push(Arc::new(GroupSnapshot { status: g.status(), entries: Vec::new() }));
+                self.snapshots.push(Arc::new(g.snapshot(now_ms())));
                 self.groups.push(g);
                 self.applied.push(true);
                 self.dynamic.push(true);
@@ -350,8 +345,8 @@ impl Store {
                 Ok(i) => self.groups[i].set_settings(settings),
                 Err(_) => {
                     tracing::info!(group = %settings.name, "group found by discovery");
-                    let g = Group::new(settings);
-                    self.snapshots.push(Arc::new(GroupSnapshot { status: g.status(), entries: Vec::new() }));
+                    let mut g = Group::new(settings);
+                    self.snapshots.push(Arc::new(g.snapshot(0)));
                     self.groups.push(g);
                     self.applied.push(false);
                     self.dynamic.push(true);

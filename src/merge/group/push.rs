@@ -15,7 +15,7 @@
 //!   source carry an offset, as in the scrape merge (rule 7);
 //! - series not pushed for the lookback expire ([`Group::expire`]).
 
-use super::{ApplyStats, Group, Latest, NEVER, ReplicaSpec, Role, emit, is_stale_marker};
+use super::{ApplyStats, FREE, Group, Latest, NEVER, ReplicaSpec, Role, emit, is_stale_marker};
 use crate::series::Batch;
 
 /// One accepted push of one replica.
@@ -86,20 +86,19 @@ impl Group {
         }
         let generation = self.replicas[slot].generation;
         let leader = self.leader;
+        let mut schema_ids = vec![FREE; batch.schema_count()];
         for entry in batch.entries() {
             if is_stale_marker(entry.value) {
                 stats.stale_markers += 1;
                 continue;
             }
             let ts = entry.timestamp_ms.unwrap_or(now_ms);
-            let idx = self.series_index(entry, batch.key(entry));
+            let schema = self.schema_for(&batch, entry, &mut schema_ids);
+            let idx = self.series_index(entry, schema, batch.values(entry));
             let s = &mut self.series[idx];
-            if s.latest.len() <= slot {
-                s.latest.resize(slot + 1, Latest { ts: NEVER, value: 0.0, generation: 0 });
-            }
             let sample = Latest { ts, value: entry.value, generation };
-            if s.latest[slot].ts < ts {
-                s.latest[slot] = sample;
+            if s.get(slot).ts < ts {
+                s.set(slot, sample);
             }
             let take = if push.elected {
                 true
@@ -132,7 +131,7 @@ impl Group {
         let expired: Vec<usize> = (0..self.series.len())
             .filter(|&i| {
                 let s = &self.series[i];
-                !(s.latest.is_empty() && s.emitted_ts == NEVER) && now_ms - s.newest_known() > lookback
+                s.schema != FREE && now_ms - s.newest_known() > lookback
             })
             .collect();
         for &idx in &expired {

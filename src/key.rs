@@ -54,10 +54,14 @@ impl Schema {
     }
 
     /// The name of label `i`.
+    ///
+    /// Names from a protobuf body are not validated, and one containing `=""` or `{` would cut
+    /// the schema in odd places: such a name reads back wrong (as it renders wrong) but never
+    /// panics.
     pub fn label_name(&self, i: usize) -> &str {
-        let end = self.cuts[i] as usize - 2;
+        let end = (self.cuts[i] as usize).saturating_sub(2);
         let start = if i == 0 { self.name_len as usize + 1 } else { self.cuts[i - 1] as usize + 2 };
-        &self.text[start..end]
+        self.text.get(start..end).unwrap_or_default()
     }
 
     /// The position of label `name`, if the schema has it.
@@ -165,7 +169,7 @@ impl<'a> KeyRef<'a> {
         let name_len = self.schema.name_len as usize;
         self.schema.pieces().enumerate().flat_map(move |(i, p)| {
             let v = if i == 0 { None } else { values.next() };
-            v.into_iter().chain(std::iter::once(if i == 0 { &p[name_len..] } else { p }))
+            v.into_iter().chain(std::iter::once(if i == 0 { p.get(name_len..).unwrap_or_default() } else { p }))
         })
     }
 
@@ -471,6 +475,56 @@ mod tests {
                 assert_eq!(ka.cmp_key(&kb), cmp_keys(a, b), "{a} vs {b}");
                 assert_eq!(ka.same(&kb), a == b);
             }
+        }
+    }
+
+    fn text_key(name: &str, labels: &[(usize, String)]) -> String {
+        let mut key = name.to_owned();
+        let mut labels = labels.to_vec();
+        labels.sort();
+        labels.dedup_by_key(|l| l.0);
+        for (j, (n, v)) in labels.iter().enumerate() {
+            key.push(if j == 0 { '{' } else { ',' });
+            key.push_str(["x", "xy", "y"][*n]);
+            key.push_str("=\"");
+            crate::series::escape_label_value(&mut key, v, false);
+            key.push('"');
+        }
+        if !labels.is_empty() {
+            key.push('}');
+        }
+        key
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn order_and_identity_follow_the_text(
+            a in (0..3usize, proptest::collection::vec((0..3usize, "[ !#a0\"\\\\]{0,3}"), 0..3)),
+            b in (0..3usize, proptest::collection::vec((0..3usize, "[ !#a0\"\\\\]{0,3}"), 0..3)),
+        ) {
+            let names = ["a", "a_b", "ab"];
+            let (ta, tb) = (text_key(names[a.0], &a.1), text_key(names[b.0], &b.1));
+            let ((sa, va), (sb, vb)) = (key(&ta), key(&tb));
+            let (ka, kb) = (KeyRef { schema: &sa, values: &va }, KeyRef { schema: &sb, values: &vb });
+            proptest::prop_assert_eq!(ka.to_string(), ta.clone());
+            proptest::prop_assert_eq!(ka.cmp_key(&kb), cmp_keys(&ta, &tb));
+            proptest::prop_assert_eq!(ka.same(&kb), ta == tb);
+            proptest::prop_assert_eq!(ka.hash() == kb.hash(), ta == tb);
+        }
+    }
+
+    #[test]
+    fn odd_names_from_protobuf_do_not_panic() {
+        for text in [r#"m{a=""=""}"#, r#"a=""{b=""}"#, r#"m{é=""é=""}"#, r#"m{=""}"#, "=\"\"", "{", r#"m{a="""#] {
+            let s = Schema::new(text);
+            let mut blob = Vec::new();
+            for _ in 0..s.label_count() {
+                push_value(&mut blob, b"v");
+            }
+            let k = KeyRef { schema: &s, values: &blob };
+            let _ = (k.to_string(), k.labels().count(), k.label("a"), k.name());
+            let (o, ob) = key(r#"m{a="1"}"#);
+            let _ = k.cmp_key(&KeyRef { schema: &o, values: &ob });
         }
     }
 

@@ -61,6 +61,18 @@ pub fn render_type_of(name: &str, family: Option<(&str, MetricType)>) -> MetricT
     }
 }
 
+/// A valid label name, `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus' data model).
+pub fn is_label_name(name: &[u8]) -> bool {
+    matches!(name.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// A valid metric name, `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(name: &[u8]) -> bool {
+    matches!(name.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_' || *c == b':')
+        && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+}
+
 /// Appends `value` to `out`, escaped for a text-format label value.
 ///
 /// `escaped` says `value` is already the raw text between quotes (from our text parser); then

@@ -7,6 +7,7 @@ use crate::discovery::file::FileSdConfig;
 use crate::discovery::relabel::Rule;
 use crate::merge::{ReplicaSpec, Role};
 use crate::selector::SelectorSet;
+use crate::series::is_label_name;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -137,12 +138,6 @@ pub struct Config {
     pub warnings: Vec<Problem>,
 }
 
-fn is_label_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
 struct Checker {
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
@@ -263,7 +258,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
 
     // Global defaults.
     for (i, l) in g.replica_labels.iter().enumerate() {
-        if !is_label_name(l) {
+        if !is_label_name(l.as_bytes()) {
             c.problem(format!("global.replica_labels[{i}]"), format!("{l:?} is not a valid label name"));
         }
     }
@@ -327,12 +322,12 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         }
         let replica_labels = gc.replica_labels.clone().unwrap_or_else(|| g.replica_labels.clone());
         for (i, l) in replica_labels.iter().enumerate() {
-            if !is_label_name(l) {
+            if !is_label_name(l.as_bytes()) {
                 c.problem(format!("{p}.replica_labels[{i}]"), format!("{l:?} is not a valid label name"));
             }
         }
         for (k, v) in &gc.labels {
-            if !is_label_name(k) || k.starts_with("__") {
+            if !is_label_name(k.as_bytes()) || k.starts_with("__") {
                 c.problem(format!("{p}.labels.{k}"), format!("{k:?} is not a valid label name"));
             } else if replica_labels.contains(k) {
                 c.problem(format!("{p}.labels.{k}"), "is also a replica label, which is removed from every series");
@@ -508,7 +503,7 @@ fn receiver(c: &mut Checker, r: &crate::config::file::ReceiverConfig, lookback: 
     let ha = r.ha_tracker.as_ref().map(|h| {
         let hp = format!("{p}.ha_tracker");
         for (field, label) in [("cluster_label", &h.cluster_label), ("replica_label", &h.replica_label)] {
-            if !is_label_name(label) {
+            if !is_label_name(label.as_bytes()) {
                 c.problem(format!("{hp}.{field}"), format!("{label:?} is not a valid label name"));
             }
         }

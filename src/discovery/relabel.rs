@@ -5,6 +5,7 @@
 //! `modulus`. Reference: <https://prometheus.io/docs/prometheus/latest/configuration/configuration/#relabel_config>
 //! and Prometheus' `model/relabel/relabel.go`.
 
+use crate::series::is_label_name;
 use md5::{Digest, Md5};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -73,12 +74,6 @@ pub struct Rule {
     regex: Regex,
 }
 
-fn is_label_name(s: &str) -> bool {
-    let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
-}
-
 impl Rule {
     /// Checks a rule; the error says what is wrong (the caller adds the field path).
     pub fn new(config: RelabelConfig) -> Result<Rule, String> {
@@ -95,7 +90,7 @@ impl Rule {
         );
         match &config.target_label {
             None if needs_target => return Err(format!("action {:?} needs target_label", config.action)),
-            Some(t) if config.action != Action::Replace && !is_label_name(t) => {
+            Some(t) if config.action != Action::Replace && !is_label_name(t.as_bytes()) => {
                 return Err(format!("{t:?} is not a valid target_label"));
             }
             _ => {}
@@ -186,7 +181,7 @@ fn apply(ls: &mut Labels, rule: &Rule) -> bool {
             };
             let mut name = String::new();
             caps.expand(target, &mut name);
-            if !is_label_name(&name) {
+            if !is_label_name(name.as_bytes()) {
                 return true;
             }
             let mut res = String::new();

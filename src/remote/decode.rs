@@ -20,6 +20,7 @@
 //! - exemplars are skipped (counted); native histograms cannot be federated as text: their series
 //!   are skipped and counted, not refused.
 
+use crate::series::{is_label_name, is_metric_name};
 use std::ops::Range;
 
 /// Limits applied while decoding; the body-size limit is the receiver's.
@@ -237,7 +238,7 @@ fn decode_series<'a>(
                     return Err(fail(SeriesProblem::EmptyLabelName));
                 }
                 let is_name_label = name == b"__name__";
-                if !is_name_label && !valid_label_name(name) {
+                if !is_name_label && !is_label_name(name) {
                     return Err(fail(SeriesProblem::InvalidLabelName(String::from_utf8_lossy(name).into_owned())));
                 }
                 // Valid label names are ASCII, so this is the same as comparing strings.
@@ -266,7 +267,7 @@ fn decode_series<'a>(
                 }
                 let value = std::str::from_utf8(value).map_err(|_| fail(SeriesProblem::NotUtf8(name.to_owned())))?;
                 if is_name_label {
-                    if !valid_metric_name(value) {
+                    if !is_metric_name(value.as_bytes()) {
                         return Err(fail(SeriesProblem::InvalidMetricName(value.to_owned())));
                     }
                     name_seen = true;
@@ -356,19 +357,6 @@ fn decode_sample(msg: &[u8]) -> Result<(i64, f64), DecodeError> {
         }
     }
     Ok((ts, value))
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn valid_label_name(name: &[u8]) -> bool {
-    matches!(name.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
-        && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-pub fn valid_metric_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    matches!(b.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_' || *c == b':')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 //! the primary is stopped (its port refuses connections, as a dead Prometheus does) and started
 //! again, so failover, fill and the hold-down return show in the log and in the status API.
 
+use crate::clock::now_ms;
 use crate::config::{self, Config};
 use crate::run;
 use axum::Router;
@@ -18,7 +19,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -113,10 +114,6 @@ fn federate_body(r: &Replica, now_ms: i64) -> String {
         );
     }
     out
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn replica_router(r: Replica) -> Router {

@@ -2,6 +2,7 @@
 //! each group, merges and deduplicates their series, and serves one clean view over TLS.
 //!
 //! # Layout
+//! - [`clock`]: wall-clock time in Prometheus' units.
 //! - [`cli`]: the command line (`serve`, `check-config`, `demo`) and exit codes.
 //! - [`demo`]: `promfed demo`, two synthetic replicas federated over HTTPS, nothing installed.
 //! - [`config`]: the YAML file, validated up front with every problem reported at once.
@@ -19,6 +20,7 @@
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod discovery;

@@ -14,7 +14,6 @@ use crate::scrape::manager::Reconfigure;
 use crate::telemetry::Metrics;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -91,7 +90,7 @@ impl Reloader {
                         Ok(()) => {
                             tracing::info!("configuration reloaded");
                             self.metrics.config_last_reload_successful.set(1);
-                            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                            let now = crate::clock::now_secs();
                             self.metrics.config_last_reload_success_timestamp_seconds.set(now);
                         }
                         Err(e) => {

@@ -48,8 +48,7 @@ pub fn record_refresh(metrics: &Metrics, mechanism: &crate::telemetry::Mechanism
     if failed {
         metrics.sd_refresh_failures.get_or_create(mechanism).inc();
     } else {
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let now = crate::clock::now_secs();
         metrics.sd_last_success_timestamp_seconds.get_or_create(mechanism).set(now);
     }
 }

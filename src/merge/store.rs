@@ -7,10 +7,11 @@
 
 use super::group::{ApplyStats, CommandError, Group, GroupSettings, Outcome, Push, ReplicaSpec};
 use super::snapshot::{GroupSnapshot, Snapshot};
+use crate::clock::now_ms;
 use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -106,10 +107,6 @@ const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Called with every newly published snapshot (from the store task, inside the runtime).
 pub type PublishHook = Box<dyn Fn(Arc<Snapshot>) + Send>;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 impl Store {
     /// A store for these groups, and its handle.

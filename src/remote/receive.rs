@@ -15,6 +15,7 @@
 
 use super::decode::{self, DecodeError};
 use super::ha::{Decision, HaTracker};
+use crate::clock::now_ms;
 use crate::config::Receiver as Settings;
 use crate::merge::group::NO_REPLICA;
 use crate::merge::{Push, StoreHandle};
@@ -25,7 +26,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Group name of pushes without a cluster label, and the prefix of the others.
 pub const PUSH_GROUP: &str = "push";
@@ -53,10 +53,6 @@ impl IntoResponse for Answer {
         }
         (self.status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], self.message + "\n").into_response()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// One (cluster, replica) of a request and the indices of its series.

@@ -11,7 +11,7 @@ use crate::merge::{Command, Outcome, StoreHandle};
 use crate::telemetry::{Metrics, ReplicaLabels, ScrapeErrorLabels};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -274,7 +274,7 @@ impl ScrapeLoop {
                 _ = token.cancelled() => return,
                 _ = ticker.tick() => {}
             }
-            let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+            let started_ms = crate::clock::now_ms();
             let started = Instant::now();
             let result = tokio::select! {
                 _ = token.cancelled() => return,

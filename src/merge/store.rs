@@ -80,16 +80,10 @@ impl StoreHandle {
 
 /// The state owner; run it with [`Store::run`].
 pub struct Store {
-    groups: Vec<Group>,
+    groups: Vec<Slot>,
+    /// The last published snapshot of each group, in the order of `groups`.
     snapshots: Vec<Arc<GroupSnapshot>>,
-    applied: Vec<bool>,
-    /// Per group: added by discovery rather than listed in the config.
-    dynamic: Vec<bool>,
     generation: u64,
-    /// Per group: fed by pushes (expired by the store's tick, published coalesced).
-    pushed: Vec<bool>,
-    /// Per group: changed since it was last published.
-    dirty: Vec<bool>,
     last_publish: Instant,
     /// Ready with no group at all (a receiver-only promfed); otherwise a first group is awaited.
     ready_when_empty: bool,
@@ -97,6 +91,25 @@ pub struct Store {
     published: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
     on_publish: Option<PublishHook>,
+}
+
+/// One group and what the store knows about it.
+struct Slot {
+    group: Group,
+    /// Added by discovery or by a push rather than listed in the config: kept across reloads.
+    dynamic: bool,
+    /// Fed by pushes: expired by the store's tick.
+    pushed: bool,
+    /// Has merged a first input (readiness).
+    applied: bool,
+    /// Changed since it was last published.
+    dirty: bool,
+}
+
+impl Slot {
+    fn new(group: Group, dynamic: bool) -> Self {
+        Slot { group, dynamic, pushed: false, applied: false, dirty: false }
+    }
 }
 
 /// Longest time pushed samples wait to be published while inputs keep arriving.
@@ -116,11 +129,7 @@ impl Store {
         let mut store = Store {
             groups: Vec::new(),
             snapshots: Vec::new(),
-            applied: Vec::new(),
-            dynamic: Vec::new(),
             generation: 0,
-            pushed: Vec::new(),
-            dirty: Vec::new(),
             last_publish: Instant::now(),
             ready_when_empty: false,
             rx,
@@ -134,44 +143,21 @@ impl Store {
     }
 
     fn reconfigure(&mut self, settings: Vec<GroupSettings>) {
-        let pushed: Vec<String> =
-            self.groups.iter().zip(&self.pushed).filter(|(_, p)| **p).map(|(g, _)| g.name().to_owned()).collect();
-        self.reconfigure_groups(settings);
-        self.pushed = self.groups.iter().map(|g| pushed.iter().any(|p| p == g.name())).collect();
-        self.dirty = vec![false; self.groups.len()];
-    }
-
-    fn reconfigure_groups(&mut self, settings: Vec<GroupSettings>) {
-        let old: Vec<(Group, bool, bool)> = std::mem::take(&mut self.groups)
-            .into_iter()
-            .zip(self.applied.drain(..))
-            .zip(self.dynamic.drain(..))
-            .map(|((g, a), d)| (g, a, d))
-            .collect();
-        let mut old = old;
-        for s in settings {
-            match old.iter().position(|(g, _, _)| g.name() == s.name) {
+        let mut old = std::mem::take(&mut self.groups);
+        for settings in settings {
+            match old.iter().position(|slot| slot.group.name() == settings.name) {
                 Some(i) => {
-                    let (mut g, applied, _) = old.swap_remove(i);
-                    g.set_settings(s);
-                    self.groups.push(g);
-                    self.applied.push(applied);
-                    self.dynamic.push(false);
+                    let mut slot = old.swap_remove(i);
+                    slot.group.set_settings(settings);
+                    slot.dynamic = false;
+                    self.groups.push(slot);
                 }
-                None => {
-                    self.groups.push(Group::new(s));
-                    self.applied.push(false);
-                    self.dynamic.push(false);
-                }
+                None => self.groups.push(Slot::new(Group::new(settings), false)),
             }
         }
-        let (keep, old): (Vec<_>, Vec<_>) = old.into_iter().partition(|(_, _, dynamic)| *dynamic);
-        for (g, applied, _) in keep {
-            self.groups.push(g);
-            self.applied.push(applied);
-            self.dynamic.push(true);
-        }
-        for (g, _, _) in old {
+        let (keep, old): (Vec<_>, Vec<_>) = old.into_iter().partition(|slot| slot.dynamic);
+        self.groups.extend(keep);
+        for Slot { group: g, .. } in old {
             tracing::info!(group = %g.name(), "group removed by reload");
             let labels = GroupLabels { group: g.name().to_owned() };
             self.metrics.group_up.remove(&labels);
@@ -184,24 +170,31 @@ impl Store {
 
     fn publish_all(&mut self) {
         let now = now_ms();
-        self.snapshots = self.groups.iter_mut().map(|g| Arc::new(g.snapshot(now))).collect();
+        self.snapshots = self.groups.iter_mut().map(|slot| Arc::new(slot.group.snapshot(now))).collect();
         self.publish();
     }
 
     fn publish_group(&mut self, i: usize) {
-        self.dirty[i] = true;
+        self.groups[i].dirty = true;
         self.publish_dirty();
     }
 
     /// Publishes every group changed since the last publication.
     fn publish_dirty(&mut self) {
         let now = now_ms();
-        for i in 0..self.groups.len() {
-            if self.dirty[i] {
-                self.snapshots[i] = Arc::new(self.groups[i].snapshot(now));
+        for (slot, snapshot) in self.groups.iter_mut().zip(&mut self.snapshots) {
+            if slot.dirty {
+                *snapshot = Arc::new(slot.group.snapshot(now));
             }
         }
         self.publish();
+    }
+
+    /// Adds `group` (with its first snapshot) and returns its index.
+    fn add(&mut self, mut slot: Slot) -> usize {
+        self.snapshots.push(Arc::new(slot.group.snapshot(now_ms())));
+        self.groups.push(slot);
+        self.groups.len() - 1
     }
 
     fn push(&mut self, group: String, lookback_ms: i64, push: Push) -> ApplyStats {
@@ -209,22 +202,17 @@ impl Store {
             Ok(i) => i,
             Err(_) => {
                 tracing::info!(%group, "group created by a remote-write push");
-                let mut g =
+                let g =
                     Group::new(GroupSettings { name: group.clone(), hold_down: 0, lookback_ms, scrape_interval_ms: 0 });
-                self.snapshots.push(Arc::new(g.snapshot(now_ms())));
-                self.groups.push(g);
-                self.applied.push(true);
-                self.dynamic.push(true);
-                self.pushed.push(true);
-                self.dirty.push(true);
-                self.groups.len() - 1
+                self.add(Slot::new(g, true))
             }
         };
         let started = Instant::now();
-        let stats = self.groups[i].apply_push(push, now_ms());
-        self.pushed[i] = true;
-        self.applied[i] = true;
-        self.dirty[i] = true;
+        let slot = &mut self.groups[i];
+        let stats = slot.group.apply_push(push, now_ms());
+        slot.pushed = true;
+        slot.applied = true;
+        slot.dirty = true;
         self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
         self.count(i, &stats);
         stats
@@ -234,18 +222,18 @@ impl Store {
     fn expire_pushed(&mut self) {
         let now = now_ms();
         for i in 0..self.groups.len() {
-            if self.pushed[i] {
-                let expired = self.groups[i].expire(now);
+            if self.groups[i].pushed {
+                let expired = self.groups[i].group.expire(now);
                 if expired > 0 {
                     self.count(i, &ApplyStats { expired, ..ApplyStats::default() });
-                    self.dirty[i] = true;
+                    self.groups[i].dirty = true;
                 }
             }
         }
     }
 
     fn count(&self, i: usize, stats: &ApplyStats) {
-        let gl = GroupLabels { group: self.groups[i].name().to_owned() };
+        let gl = GroupLabels { group: self.groups[i].group.name().to_owned() };
         let m = &self.metrics;
         m.merge_emitted_samples.get_or_create(&gl).inc_by(stats.emitted);
         m.merge_filled_samples.get_or_create(&gl).inc_by(stats.filled);
@@ -256,9 +244,9 @@ impl Store {
 
     fn publish(&mut self) {
         self.last_publish = Instant::now();
-        self.dirty.iter_mut().for_each(|d| *d = false);
+        self.groups.iter_mut().for_each(|slot| slot.dirty = false);
         self.generation += 1;
-        let ready = (self.ready_when_empty || !self.applied.is_empty()) && self.applied.iter().all(|a| *a);
+        let ready = (self.ready_when_empty || !self.groups.is_empty()) && self.groups.iter().all(|slot| slot.applied);
         let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation));
         self.published.store(snapshot.clone());
         if let Some(hook) = &self.on_publish {
@@ -304,30 +292,33 @@ impl Store {
     }
 
     fn index(&self, group: &str) -> Result<usize, CommandError> {
-        self.groups.iter().position(|g| g.name() == group).ok_or_else(|| CommandError::NoSuchGroup(group.to_owned()))
+        self.groups
+            .iter()
+            .position(|slot| slot.group.name() == group)
+            .ok_or_else(|| CommandError::NoSuchGroup(group.to_owned()))
     }
 
     fn command(&mut self, command: Command) -> Result<(), CommandError> {
         match command {
             Command::Pin { group, replica } => {
                 let i = self.index(&group)?;
-                self.groups[i].pin(&replica)?;
+                self.groups[i].group.pin(&replica)?;
                 tracing::info!(%group, %replica, "leader pinned by operator");
                 self.publish_group(i);
                 self.update_group_metrics(i);
             }
             Command::Unpin { group } => {
                 let i = self.index(&group)?;
-                self.groups[i].unpin();
+                self.groups[i].group.unpin();
                 tracing::info!(%group, "leader unpinned by operator");
                 self.publish_group(i);
                 self.update_group_metrics(i);
             }
             Command::SetReplicas { group, replicas, rejected } => {
                 let i = self.index(&group)?;
-                self.groups[i].set_rejected_targets(rejected);
-                let before: Vec<String> = self.groups[i].status().replicas.into_iter().map(|r| r.name).collect();
-                self.groups[i].set_replicas(&replicas);
+                self.groups[i].group.set_rejected_targets(rejected);
+                let before: Vec<String> = self.groups[i].group.status().replicas.into_iter().map(|r| r.name).collect();
+                self.groups[i].group.set_replicas(&replicas);
                 for gone in before.iter().filter(|n| !replicas.iter().any(|r| &r.name == *n)) {
                     self.metrics.forget_replica(&group, gone);
                 }
@@ -339,16 +330,10 @@ impl Store {
                 self.publish_all();
             }
             Command::AddGroup { settings } => match self.index(&settings.name) {
-                Ok(i) => self.groups[i].set_settings(settings),
+                Ok(i) => self.groups[i].group.set_settings(settings),
                 Err(_) => {
                     tracing::info!(group = %settings.name, "group found by discovery");
-                    let mut g = Group::new(settings);
-                    self.snapshots.push(Arc::new(g.snapshot(0)));
-                    self.groups.push(g);
-                    self.applied.push(false);
-                    self.dynamic.push(true);
-                    self.pushed.push(false);
-                    self.dirty.push(false);
+                    self.add(Slot::new(Group::new(settings), true));
                     self.publish();
                 }
             },
@@ -362,8 +347,8 @@ impl Store {
             return;
         };
         let started = Instant::now();
-        let stats = self.groups[i].apply(outcome, now_ms());
-        self.applied[i] = true;
+        let stats = self.groups[i].group.apply(outcome, now_ms());
+        self.groups[i].applied = true;
         self.publish_group(i);
         self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
         self.count(i, &stats);
@@ -399,14 +384,11 @@ impl Store {
                     let _ = reply.send(self.command(command));
                 }
             }
-            if self.dirty.iter().any(|d| *d)
-                && (self.rx.is_empty() || self.last_publish.elapsed() >= PUSH_PUBLISH_EVERY)
-            {
+            let changed: Vec<usize> = (0..self.groups.len()).filter(|&i| self.groups[i].dirty).collect();
+            if !changed.is_empty() && (self.rx.is_empty() || self.last_publish.elapsed() >= PUSH_PUBLISH_EVERY) {
                 self.publish_dirty();
-                for i in 0..self.groups.len() {
-                    if self.pushed[i] {
-                        self.update_group_metrics(i);
-                    }
+                for i in changed {
+                    self.update_group_metrics(i);
                 }
             }
         }

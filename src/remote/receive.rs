@@ -123,6 +123,8 @@ impl Receiver {
         let now = now_ms();
         let mut pushes = Vec::with_capacity(origins.len());
         let mut dropped_not_elected = 0u64;
+        // Labels of the series being added, reused from one series to the next.
+        let mut raw: Vec<RawLabel<'_>> = Vec::new();
         for o in &origins {
             let samples: u64 = o.series.iter().map(|&i| decoded.series[i].samples.len() as u64).sum();
             let (elected, fill_after_ms) = match (&self.tracker, o.cluster, o.replica) {
@@ -161,11 +163,9 @@ impl Receiver {
                 let s = &decoded.series[i];
                 let labels = decoded.labels_of(s);
                 let name = labels.iter().find(|(n, _)| *n == "__name__").map_or("", |(_, v)| *v);
-                let raw: Vec<RawLabel<'_>> = labels
-                    .iter()
-                    .filter(|(n, _)| *n != "__name__")
-                    .map(|&(name, value)| RawLabel { name, value, escaped: false })
-                    .collect();
+                // The builder leaves `__name__` out of the key itself.
+                raw.clear();
+                raw.extend(labels.iter().map(|&(name, value)| RawLabel { name, value, escaped: false }));
                 // Remote-Write 1.0 carries no types: kinds come from the name (`_total`…).
                 builder.family(name, MetricType::Untyped);
                 for &(ts, value) in decoded.samples_of(s) {

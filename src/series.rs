@@ -469,12 +469,6 @@ impl Sink for BatchBuilder<'_> {
     }
 }
 
-/// The hash the store indexes a canonical key by (see [`crate::key::hash_values`]).
-pub fn hash_key(key: &str) -> u64 {
-    let (schema, values) = crate::key::split(key);
-    crate::key::hash_values(crate::key::hash_schema(&schema), &values)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

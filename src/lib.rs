@@ -2,6 +2,7 @@
 //! each group, merges and deduplicates their series, and serves one clean view over TLS.
 //!
 //! # Layout
+//! - [`client`]: HTTP clients to upstreams: `tls_config`, `basic_auth`, `authorization`.
 //! - [`clock`]: wall-clock time in Prometheus' units.
 //! - [`cli`]: the command line (`serve`, `check-config`, `demo`) and exit codes.
 //! - [`demo`]: `promfed demo`, two synthetic replicas federated over HTTPS, nothing installed.
@@ -13,13 +14,15 @@
 //! - [`key`]: compact keys as the store holds them: interned schemas (name, label names) + values.
 //! - [`merge`]: the HA merge per group and the store task publishing immutable snapshots.
 //! - [`render`]: `/federate` bodies, text and protobuf, gzip.
-//! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster.
+//! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster, and the
+//!   sender of the merged stream through a durable queue per destination.
 //! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Defaults for every group.
@@ -32,6 +32,161 @@ pub struct FileConfig {
     /// Accept Prometheus Remote-Write pushes on `POST /api/v1/write` (absent: not served).
     #[serde(default)]
     pub remote_write_receiver: Option<ReceiverConfig>,
+    /// Send every new merged sample to remote storage (Prometheus' `remote_write`), each
+    /// destination through its own durable queue under `data_dir`.
+    #[serde(default)]
+    pub remote_write: Vec<RemoteWriteConfig>,
+    /// Where promfed keeps state that must survive a restart (the remote-write queues).
+    /// Relative paths are relative to the working directory, as Prometheus' `--storage.tsdb.path`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// One remote-write destination (Prometheus' `remote_write` entry).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// The receiver's endpoint, e.g. `https://mimir:9009/api/v1/push`.
+    pub url: String,
+    /// Names the destination in metrics and its queue directory (`<data_dir>/remote_write/<name>`);
+    /// default: a hash of `url`, as Prometheus does.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Timeout of one request.
+    #[serde(default = "default_remote_timeout")]
+    pub remote_timeout: PromDuration,
+    /// Extra HTTP headers sent with every request (not the ones the protocol sets).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Relabeling of every series before it is queued; `drop` / `keep` filter what is sent.
+    #[serde(default)]
+    pub write_relabel_configs: Vec<RelabelConfig>,
+    /// TLS to the receiver.
+    #[serde(default)]
+    pub tls_config: Option<TlsConfig>,
+    /// Basic auth to the receiver.
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// Authorization header to the receiver.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
+    /// Batching, parallelism and retries (Prometheus' names and defaults).
+    #[serde(default)]
+    pub queue_config: QueueConfig,
+    /// The on-disk queue that keeps unsent samples across outages and restarts (promfed's).
+    #[serde(default)]
+    pub durable_queue: DurableQueueConfig,
+}
+
+/// Prometheus' `queue_config`, with Prometheus 2.42's defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Samples buffered in memory per shard, read ahead from the durable queue.
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+    /// Most concurrent requests (series are spread over shards by hash: per series, order is kept).
+    #[serde(default = "default_max_shards")]
+    pub max_shards: usize,
+    #[serde(default = "default_min_shards")]
+    pub min_shards: usize,
+    /// Most samples in one request.
+    #[serde(default = "default_max_samples_per_send")]
+    pub max_samples_per_send: usize,
+    /// Longest a sample waits in a shard before a partial request is sent.
+    #[serde(default = "default_batch_send_deadline")]
+    pub batch_send_deadline: PromDuration,
+    /// First retry delay; doubled per retry up to `max_backoff`, with jitter.
+    #[serde(default = "default_min_backoff")]
+    pub min_backoff: PromDuration,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: PromDuration,
+    /// Retry on 429 Too Many Requests (honouring `Retry-After`). Default true, unlike Prometheus
+    /// 2.42 (false): dropping samples because the receiver asked to slow down loses data.
+    #[serde(default = "default_true")]
+    pub retry_on_http_429: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            capacity: default_capacity(),
+            max_shards: default_max_shards(),
+            min_shards: default_min_shards(),
+            max_samples_per_send: default_max_samples_per_send(),
+            batch_send_deadline: default_batch_send_deadline(),
+            min_backoff: default_min_backoff(),
+            max_backoff: default_max_backoff(),
+            retry_on_http_429: true,
+        }
+    }
+}
+
+fn default_remote_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(30))
+}
+fn default_capacity() -> usize {
+    2500
+}
+fn default_max_shards() -> usize {
+    200
+}
+fn default_min_shards() -> usize {
+    1
+}
+fn default_max_samples_per_send() -> usize {
+    500
+}
+fn default_batch_send_deadline() -> PromDuration {
+    PromDuration(Duration::from_secs(5))
+}
+fn default_min_backoff() -> PromDuration {
+    PromDuration(Duration::from_millis(30))
+}
+fn default_max_backoff() -> PromDuration {
+    PromDuration(Duration::from_secs(5))
+}
+
+/// The on-disk queue of one destination.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DurableQueueConfig {
+    /// Most disk used; beyond it the oldest unsent samples are dropped (counted in
+    /// `promfed_remote_storage_samples_dropped_total{reason="queue_full"}`).
+    #[serde(default = "default_queue_max_size")]
+    pub max_size: ByteSize,
+    /// Size of one segment file; the cap drops whole segments.
+    #[serde(default = "default_queue_segment_size")]
+    pub segment_size: ByteSize,
+    /// How often appended data is fsynced. A crash of promfed loses nothing (the data is in the
+    /// kernel's page cache); a crash of the machine loses at most this much. `0s`: fsync after
+    /// every append.
+    #[serde(default = "default_queue_sync_interval")]
+    pub sync_interval: PromDuration,
+}
+
+impl Default for DurableQueueConfig {
+    fn default() -> Self {
+        DurableQueueConfig {
+            max_size: default_queue_max_size(),
+            segment_size: default_queue_segment_size(),
+            sync_interval: default_queue_sync_interval(),
+        }
+    }
+}
+
+fn default_queue_max_size() -> ByteSize {
+    ByteSize(1 << 30)
+}
+fn default_queue_segment_size() -> ByteSize {
+    ByteSize(16 << 20)
+}
+fn default_queue_sync_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(1))
 }
 
 /// The Remote-Write receiver.

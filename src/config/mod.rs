@@ -6,7 +6,9 @@ pub mod units;
 pub mod validate;
 
 pub use file::FileConfig;
-pub use validate::{Config, Credentials, Group, HaTracker, Problem, Receiver, Server, ServerTls, validate};
+pub use validate::{
+    Config, Credentials, Group, HaTracker, Problem, Receiver, RemoteWrite, Server, ServerTls, validate,
+};
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Turns a [`FileConfig`] into a checked [`Config`], collecting *every* problem with its field
 //! path and value before failing, and the risky-but-legal settings as warnings.
 
-use super::file::{Authorization, BasicAuth, FileConfig, TlsConfig};
+use super::file::{Authorization, BasicAuth, FileConfig, RemoteWriteConfig, TlsConfig};
 use crate::discovery::ec2::Ec2SdConfig;
 use crate::discovery::file::FileSdConfig;
 use crate::discovery::relabel::Rule;
@@ -128,12 +128,38 @@ pub struct HaTracker {
     pub fill_after: Option<Duration>,
 }
 
+/// The checked settings of one remote-write destination.
+#[derive(Clone, Debug)]
+pub struct RemoteWrite {
+    pub name: String,
+    pub url: String,
+    pub timeout: Duration,
+    pub headers: Vec<(String, String)>,
+    pub relabel: Vec<Rule>,
+    pub tls: TlsConfig,
+    pub auth: Credentials,
+    pub capacity: usize,
+    pub min_shards: usize,
+    pub max_shards: usize,
+    pub max_samples_per_send: usize,
+    pub batch_send_deadline: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    pub retry_on_http_429: bool,
+    /// `<data_dir>/remote_write/<name>`.
+    pub queue_dir: PathBuf,
+    pub queue_max_bytes: u64,
+    pub queue_segment_bytes: u64,
+    pub queue_sync_interval: Duration,
+}
+
 /// A configuration ready to run.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub server: Server,
     pub groups: Vec<Group>,
     pub receiver: Option<Receiver>,
+    pub remote_write: Vec<RemoteWrite>,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
 }
@@ -155,6 +181,21 @@ impl Checker {
     fn file(&mut self, path: &str, file: &Path) {
         if let Err(e) = std::fs::metadata(file) {
             self.problem(path, format!("cannot read {}: {e}", file.display()));
+        }
+    }
+
+    /// Checks the files of a client `tls_config` at `path`.
+    fn tls_files(&mut self, path: &str, tls: &TlsConfig) {
+        for (field, f) in [("ca_file", &tls.ca_file), ("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+            if let Some(f) = f {
+                self.file(&format!("{path}.{field}"), f);
+            }
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            self.problem(path, "cert_file and key_file go together");
+        }
+        if tls.insecure_skip_verify {
+            self.warn(format!("{path}.insecure_skip_verify"), "the peer's certificates are not verified");
         }
     }
 
@@ -270,6 +311,19 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
     }
 
     let receiver = file.remote_write_receiver.as_ref().map(|r| receiver(&mut c, r, g.lookback_delta.0));
+    let mut remote_names = HashSet::new();
+    let remote_write: Vec<RemoteWrite> = file
+        .remote_write
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let rw = remote_write(&mut c, &format!("remote_write[{i}]"), r, &file.data_dir);
+            if !remote_names.insert(rw.name.clone()) {
+                c.problem(format!("remote_write[{i}].name"), format!("{:?} is used by another destination", rw.name));
+            }
+            rw
+        })
+        .collect();
 
     // Groups.
     if file.groups.is_empty() && receiver.is_none() {
@@ -337,19 +391,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             }
         }
         let tls_config = gc.tls_config.clone().unwrap_or_default();
-        for (field, f) in
-            [("ca_file", &tls_config.ca_file), ("cert_file", &tls_config.cert_file), ("key_file", &tls_config.key_file)]
-        {
-            if let Some(f) = f {
-                c.file(&format!("{p}.tls_config.{field}"), f);
-            }
-        }
-        if tls_config.cert_file.is_some() != tls_config.key_file.is_some() {
-            c.problem(format!("{p}.tls_config"), "cert_file and key_file go together");
-        }
-        if tls_config.insecure_skip_verify {
-            c.warn(format!("{p}.tls_config.insecure_skip_verify"), "replica certificates are not verified");
-        }
+        c.tls_files(&format!("{p}.tls_config"), &tls_config);
         if gc.tls_config.is_some() && gc.scheme == "http" {
             c.warn(format!("{p}.tls_config"), "set, but scheme is http: it is not used");
         }
@@ -475,6 +517,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             server: Server { listen, tls, auth, max_connections: s.max_connections },
             groups,
             receiver,
+            remote_write,
             warnings: c.warnings,
         })
     } else {
@@ -547,6 +590,123 @@ fn receiver(c: &mut Checker, r: &crate::config::file::ReceiverConfig, lookback: 
         },
         lookback,
         ha,
+    }
+}
+
+/// Headers the protocol sets itself, refused in `headers` (as Prometheus refuses them).
+const RESERVED_HEADERS: [&str; 7] = [
+    "authorization",
+    "content-encoding",
+    "content-type",
+    "host",
+    "user-agent",
+    "x-prometheus-remote-write-version",
+    "content-length",
+];
+
+fn remote_write(c: &mut Checker, p: &str, r: &RemoteWriteConfig, data_dir: &Path) -> RemoteWrite {
+    match reqwest::Url::parse(&r.url) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+        Ok(_) => c.problem(format!("{p}.url"), format!("{:?} is not an http or https URL with a host", r.url)),
+        Err(e) => c.problem(format!("{p}.url"), format!("{:?} is not a URL: {e}", r.url)),
+    }
+    let name = match &r.name {
+        Some(n) => {
+            if n.is_empty() || n.starts_with('.') || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+                c.problem(
+                    format!("{p}.name"),
+                    format!("{n:?} must be letters, digits, '_', '-' or '.' (it names the queue directory)"),
+                );
+            }
+            n.clone()
+        }
+        // Prometheus names an unnamed destination by a hash of its config; the URL is enough
+        // here, and keeps the queue when other settings change.
+        None => format!("{:06x}", xxhash_rust::xxh3::xxh3_64(r.url.as_bytes()) & 0xff_ffff),
+    };
+    if r.remote_timeout.0.is_zero() {
+        c.problem(format!("{p}.remote_timeout"), "must be more than 0");
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &r.headers {
+        if RESERVED_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+            c.problem(format!("{p}.headers.{k}"), "is set by promfed and cannot be overridden");
+        } else if http::HeaderName::from_bytes(k.as_bytes()).is_err() || http::HeaderValue::from_str(v).is_err() {
+            c.problem(format!("{p}.headers.{k}"), "is not a valid HTTP header");
+        } else {
+            headers.push((k.clone(), v.clone()));
+        }
+    }
+    let relabel = r
+        .write_relabel_configs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rc)| match Rule::new(rc.clone()) {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                c.problem(format!("{p}.write_relabel_configs[{i}]"), e);
+                None
+            }
+        })
+        .collect();
+    let tls = r.tls_config.clone().unwrap_or_default();
+    c.tls_files(&format!("{p}.tls_config"), &tls);
+    let auth = c.credentials(p, &r.basic_auth, &r.authorization);
+    let q = &r.queue_config;
+    let qp = format!("{p}.queue_config");
+    for (field, v) in [
+        ("capacity", q.capacity),
+        ("min_shards", q.min_shards),
+        ("max_shards", q.max_shards),
+        ("max_samples_per_send", q.max_samples_per_send),
+    ] {
+        if v == 0 {
+            c.problem(format!("{qp}.{field}"), "must be at least 1");
+        }
+    }
+    if q.min_shards > q.max_shards {
+        c.problem(format!("{qp}.min_shards"), format!("{} is more than max_shards {}", q.min_shards, q.max_shards));
+    }
+    if q.capacity < q.max_samples_per_send {
+        c.warn(format!("{qp}.capacity"), "less than max_samples_per_send: requests will be smaller than allowed");
+    }
+    if q.batch_send_deadline.0.is_zero() {
+        c.problem(format!("{qp}.batch_send_deadline"), "must be more than 0");
+    }
+    if q.min_backoff.0.is_zero() {
+        c.problem(format!("{qp}.min_backoff"), "must be more than 0");
+    }
+    if q.max_backoff.0 < q.min_backoff.0 {
+        c.problem(format!("{qp}.max_backoff"), format!("{} is less than min_backoff {}", q.max_backoff, q.min_backoff));
+    }
+    let d = &r.durable_queue;
+    let dp = format!("{p}.durable_queue");
+    if d.segment_size.0 < 64 << 10 {
+        c.problem(format!("{dp}.segment_size"), "must be at least 64KiB");
+    }
+    if d.max_size.0 < 2 * d.segment_size.0 {
+        c.problem(format!("{dp}.max_size"), format!("must be at least two segments ({} bytes)", 2 * d.segment_size.0));
+    }
+    RemoteWrite {
+        queue_dir: data_dir.join("remote_write").join(&name),
+        name,
+        url: r.url.clone(),
+        timeout: r.remote_timeout.0,
+        headers,
+        relabel,
+        tls,
+        auth,
+        capacity: q.capacity,
+        min_shards: q.min_shards,
+        max_shards: q.max_shards,
+        max_samples_per_send: q.max_samples_per_send,
+        batch_send_deadline: q.batch_send_deadline.0,
+        min_backoff: q.min_backoff.0,
+        max_backoff: q.max_backoff.0,
+        retry_on_http_429: q.retry_on_http_429,
+        queue_max_bytes: d.max_size.0,
+        queue_segment_bytes: d.segment_size.0,
+        queue_sync_interval: d.sync_interval.0,
     }
 }
 

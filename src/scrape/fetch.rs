@@ -5,14 +5,13 @@
 //! names the replica and what was wrong. A body that does not parse to its end fails the whole
 //! scrape: a truncated body must not look like "every series vanished".
 
-use crate::config::{Credentials, Group};
+pub use crate::client::ClientError;
+use crate::client::{auth_header, client_tls};
+use crate::config::Group;
 use crate::parse::{parse_protobuf_delimited, parse_text};
 use crate::series::{Batch, BatchBuilder, Identity};
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,34 +76,6 @@ impl ScrapeError {
     }
 }
 
-/// Building the HTTP client of a group failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("group {group}: cannot read {path}: {source}")]
-    Read {
-        group: String,
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("group {group}: {path} holds no usable PEM {what}")]
-    Pem { group: String, path: String, what: &'static str },
-    #[error("group {group}: TLS settings rejected: {source}")]
-    Rustls {
-        group: String,
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("group {group}: invalid credentials header value")]
-    Header { group: String },
-    #[error("group {group}: cannot build HTTP client: {source}")]
-    Build {
-        group: String,
-        #[source]
-        source: reqwest::Error,
-    },
-}
-
 /// What a group's scrapers share: the client, the query, the identity rule and the limits.
 pub struct GroupClient {
     pub group: String,
@@ -134,7 +105,8 @@ impl GroupClient {
     /// Builds the client of `group` (TLS files are read now).
     pub fn new(group: &Group) -> Result<GroupClient, ClientError> {
         let name = group.name.clone();
-        let tls = client_tls(group)?;
+        let owner = format!("group {name}");
+        let tls = client_tls(&owner, &group.tls)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             // Decompression is ours, to bound it (see `decode`).
@@ -144,26 +116,8 @@ impl GroupClient {
             .pool_max_idle_per_host(2)
             .user_agent(concat!("promfed/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| ClientError::Build { group: name.clone(), source })?;
-        let auth = match &group.auth {
-            Credentials::None => None,
-            Credentials::Basic { username, password } => {
-                use base64::Engine;
-                let v = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-                Some(
-                    HeaderValue::from_str(&format!("Basic {v}"))
-                        .map_err(|_| ClientError::Header { group: name.clone() })?,
-                )
-            }
-            Credentials::Header { scheme, credentials } => Some(
-                HeaderValue::from_str(&format!("{scheme} {credentials}"))
-                    .map_err(|_| ClientError::Header { group: name.clone() })?,
-            ),
-        };
-        let mut auth = auth;
-        if let Some(a) = &mut auth {
-            a.set_sensitive(true);
-        }
+            .map_err(|source| ClientError::Build { owner: owner.clone(), source })?;
+        let auth = auth_header(&owner, &group.auth)?;
         Ok(GroupClient {
             group: name,
             client,
@@ -307,155 +261,3 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
     find_rustls(inner)
 }
 
-fn read(group: &str, path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::Read {
-        group: group.to_owned(),
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-fn client_tls(group: &Group) -> Result<rustls::ClientConfig, ClientError> {
-    let name = &group.name;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match &group.tls.ca_file {
-        Some(ca) => {
-            let pem = read(name, ca)?;
-            let certs: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(ClientError::Pem {
-                    group: name.clone(),
-                    path: ca.display().to_string(),
-                    what: "certificate",
-                });
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|source| ClientError::Rustls { group: name.clone(), source })?;
-    let verifier: Arc<dyn ServerCertVerifier> = if group.tls.insecure_skip_verify {
-        Arc::new(NoVerify(provider.clone()))
-    } else {
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| ClientError::Rustls { group: name.clone(), source: rustls::Error::General(e.to_string()) })?;
-        match &group.tls.server_name {
-            Some(n) => {
-                let server_name = ServerName::try_from(n.clone()).map_err(|_| ClientError::Rustls {
-                    group: name.clone(),
-                    source: rustls::Error::General(format!("invalid server_name {n:?}")),
-                })?;
-                Arc::new(OverrideName { inner, name: server_name })
-            }
-            None => inner,
-        }
-    };
-    let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
-    let mut config = match (&group.tls.cert_file, &group.tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let cert_pem = read(name, cert)?;
-            let certs: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(&cert_pem).filter_map(Result::ok).collect();
-            if certs.is_empty() {
-                return Err(ClientError::Pem {
-                    group: name.clone(),
-                    path: cert.display().to_string(),
-                    what: "certificate",
-                });
-            }
-            let key_pem = read(name, key)?;
-            let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| ClientError::Pem {
-                group: name.clone(),
-                path: key.display().to_string(),
-                what: "private key",
-            })?;
-            builder
-                .with_client_auth_cert(certs, key_der)
-                .map_err(|source| ClientError::Rustls { group: name.clone(), source })?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-/// Verifies the certificate against a configured name instead of the address' host
-/// (`tls_config.server_name`).
-#[derive(Debug)]
-struct OverrideName {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for OverrideName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `insecure_skip_verify: true`: accepts any certificate but still checks handshake signatures.
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}

@@ -13,7 +13,7 @@
 //! - [`key`]: compact keys as the store holds them: interned schemas (name, label names) + values.
 //! - [`merge`]: the HA merge per group and the store task publishing immutable snapshots.
 //! - [`render`]: `/federate` bodies, text and protobuf, gzip.
-//! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster.
+//! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster; the durable send queue.
 //! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.

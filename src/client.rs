@@ -38,7 +38,6 @@ pub enum ClientError {
     },
 }
 
-
 /// The `Authorization` header for `auth` (marked sensitive: never logged), if any.
 pub fn auth_header(owner: &str, auth: &Credentials) -> Result<Option<HeaderValue>, ClientError> {
     let value = match auth {
@@ -91,7 +90,10 @@ pub fn client_tls(owner: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, 
     } else {
         let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
-            .map_err(|e| ClientError::Rustls { owner: name.to_owned(), source: rustls::Error::General(e.to_string()) })?;
+            .map_err(|e| ClientError::Rustls {
+                owner: name.to_owned(),
+                source: rustls::Error::General(e.to_string()),
+            })?;
         match &tls.server_name {
             Some(n) => {
                 let server_name = ServerName::try_from(n.clone()).map_err(|_| ClientError::Rustls {

@@ -118,6 +118,14 @@ impl Reloader {
         {
             tracing::warn!("config reload: server settings changed; they apply at the next restart");
         }
+        // Compared through Debug: the checked configs hold compiled regexes, not comparable.
+        if format!("{:?}", self.config.remote_write) != format!("{:?}", new.remote_write)
+            || format!("{:?}", self.config.receiver) != format!("{:?}", new.receiver)
+        {
+            tracing::warn!(
+                "config reload: remote_write or remote_write_receiver settings changed; they apply at the next restart"
+            );
+        }
         for w in &new.warnings {
             tracing::warn!("config: {w}");
         }

@@ -39,6 +39,8 @@ pub enum StartError {
     Tls(#[from] crate::serve::TlsError),
     #[error("{0}")]
     Client(#[from] crate::scrape::ClientError),
+    #[error("{0}")]
+    RemoteWrite(#[from] crate::remote::send::SendError),
 }
 
 /// promfed stopped because something failed.
@@ -119,6 +121,12 @@ pub async fn start_from_file(
     if config.groups.is_empty() {
         store.ready_when_empty();
     }
+    let mut destinations = Vec::new();
+    for rw in &config.remote_write {
+        let (destination, tx) = crate::remote::send::Destination::open(rw, metrics.clone())?;
+        store.emit_to(tx);
+        destinations.push(destination);
+    }
     let prerender = Arc::new(Prerender::default());
     store.on_publish({
         let prerender = prerender.clone();
@@ -173,6 +181,11 @@ pub async fn start_from_file(
             ("store", Ok(()))
         }
     });
+    // A destination stops after the store (when the store drops its sender), so it queues the
+    // last merge's samples before leaving.
+    for destination in destinations {
+        tasks.spawn(async move { ("remote_write sender", destination.run().await) });
+    }
     tasks.spawn(async move {
         manager.run(targets_rx, reconfigure_rx).await;
         ("scrape manager", Ok(()))

@@ -75,7 +75,43 @@ pub struct ElectedLabels {
     pub replica: String,
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
+/// Labels of a remote-write destination's series (Prometheus' names).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteLabels {
+    pub remote_name: String,
+    pub url: String,
+}
+
+/// Labels of a remote-write destination's counts by reason.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteReasonLabels {
+    pub remote_name: String,
+    pub url: String,
+    pub reason: String,
+}
+
+pub type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The remote-write sender's metrics: Prometheus' `prometheus_remote_storage_*` names with a
+/// `promfed_` prefix, per destination.
+pub struct RemoteStorageMetrics {
+    pub samples_in: Family<RemoteLabels, Counter>,
+    pub samples: Family<RemoteLabels, Counter>,
+    pub samples_failed: Family<RemoteReasonLabels, Counter>,
+    pub samples_retried: Family<RemoteLabels, Counter>,
+    pub samples_dropped: Family<RemoteReasonLabels, Counter>,
+    pub samples_pending: Family<RemoteLabels, Gauge>,
+    pub highest_timestamp_in_seconds: Family<RemoteLabels, FloatGauge>,
+    pub queue_highest_sent_timestamp_seconds: Family<RemoteLabels, FloatGauge>,
+    pub shards: Family<RemoteLabels, Gauge>,
+    pub shards_min: Family<RemoteLabels, Gauge>,
+    pub shards_max: Family<RemoteLabels, Gauge>,
+    pub shards_desired: Family<RemoteLabels, Gauge>,
+    pub bytes: Family<RemoteLabels, Counter>,
+    pub sent_batch_duration_seconds: Family<RemoteLabels, Histogram>,
+    pub queue_bytes: Family<RemoteLabels, Gauge>,
+    pub queue_corrupt_records: Family<RemoteLabels, Counter>,
+}
 
 /// All of promfed's metrics.
 pub struct Metrics {
@@ -117,6 +153,7 @@ pub struct Metrics {
     pub remote_write_samples_dropped: Family<ReasonLabels, Counter>,
     pub ha_elected_replica: Family<ElectedLabels, Gauge>,
     pub ha_failovers: Family<ClusterLabels, Counter>,
+    pub remote_storage: RemoteStorageMetrics,
 }
 
 /// Labels of `promfed_build_info`.
@@ -171,6 +208,24 @@ impl Metrics {
             remote_write_samples_dropped: Family::default(),
             ha_elected_replica: Family::default(),
             ha_failovers: Family::default(),
+            remote_storage: RemoteStorageMetrics {
+                samples_in: Family::default(),
+                samples: Family::default(),
+                samples_failed: Family::default(),
+                samples_retried: Family::default(),
+                samples_dropped: Family::default(),
+                samples_pending: Family::default(),
+                highest_timestamp_in_seconds: Family::default(),
+                queue_highest_sent_timestamp_seconds: Family::default(),
+                shards: Family::default(),
+                shards_min: Family::default(),
+                shards_max: Family::default(),
+                shards_desired: Family::default(),
+                bytes: Family::default(),
+                sent_batch_duration_seconds: Family::new_with_constructor(duration_histogram),
+                queue_bytes: Family::default(),
+                queue_corrupt_records: Family::default(),
+            },
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -279,6 +334,67 @@ impl Metrics {
             m.ha_elected_replica.clone(),
         );
         r.register("ha_failovers", "Changes of a cluster's elected replica", m.ha_failovers.clone());
+        let rs = &m.remote_storage;
+        r.register(
+            "remote_storage_samples_in",
+            "Merged samples queued for the destination (after write_relabel_configs)",
+            rs.samples_in.clone(),
+        );
+        r.register("remote_storage_samples", "Samples the destination accepted", rs.samples.clone());
+        r.register(
+            "remote_storage_samples_failed",
+            "Samples the destination refused with a non-retryable status (e.g. 400), dropped, by reason",
+            rs.samples_failed.clone(),
+        );
+        r.register(
+            "remote_storage_samples_retried",
+            "Samples sent again after a retryable failure (5xx, 429, connection)",
+            rs.samples_retried.clone(),
+        );
+        r.register(
+            "remote_storage_samples_dropped",
+            "Samples dropped before being sent, by reason (relabel, queue_full, corrupt)",
+            rs.samples_dropped.clone(),
+        );
+        r.register(
+            "remote_storage_samples_pending",
+            "Samples queued (on disk or in memory) and not yet accepted by the destination",
+            rs.samples_pending.clone(),
+        );
+        r.register(
+            "remote_storage_highest_timestamp_in_seconds",
+            "Newest sample timestamp queued for the destination",
+            rs.highest_timestamp_in_seconds.clone(),
+        );
+        r.register(
+            "remote_storage_queue_highest_sent_timestamp_seconds",
+            "Newest sample timestamp the destination accepted",
+            rs.queue_highest_sent_timestamp_seconds.clone(),
+        );
+        r.register("remote_storage_shards", "Shards sending in parallel", rs.shards.clone());
+        r.register("remote_storage_shards_min", "queue_config.min_shards", rs.shards_min.clone());
+        r.register("remote_storage_shards_max", "queue_config.max_shards", rs.shards_max.clone());
+        r.register(
+            "remote_storage_shards_desired",
+            "Shards the sender computes it needs to keep up",
+            rs.shards_desired.clone(),
+        );
+        r.register("remote_storage_bytes", "Request body bytes sent (compressed)", rs.bytes.clone());
+        r.register(
+            "remote_storage_sent_batch_duration_seconds",
+            "Duration of one request to the destination",
+            rs.sent_batch_duration_seconds.clone(),
+        );
+        r.register(
+            "remote_storage_queue_bytes",
+            "Disk used by the destination's durable queue",
+            rs.queue_bytes.clone(),
+        );
+        r.register(
+            "remote_storage_queue_corrupt_records",
+            "Records of the durable queue that failed their checksum and were skipped (their samples are lost)",
+            rs.queue_corrupt_records.clone(),
+        );
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
         Metrics { registry, ..m }
     }

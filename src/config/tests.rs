@@ -188,3 +188,58 @@ remote_write_receiver:
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
 }
+
+#[test]
+fn remote_write_gets_prometheus_defaults_and_a_queue_under_data_dir() {
+    let text = format!("{MINIMAL}remote_write:\n  - url: https://mimir:9009/api/v1/push\n");
+    let c = parse(&text, "t").unwrap();
+    let r = &c.remote_write[0];
+    assert_eq!(r.name.len(), 6, "default name: a hash of the URL ({})", r.name);
+    assert_eq!(r.queue_dir, std::path::Path::new("data/remote_write").join(&r.name));
+    assert_eq!((r.capacity, r.min_shards, r.max_shards, r.max_samples_per_send), (2500, 1, 200, 500));
+    assert_eq!(r.batch_send_deadline.as_secs(), 5);
+    assert_eq!(r.min_backoff.as_millis(), 30);
+    assert_eq!(r.max_backoff.as_secs(), 5);
+    assert_eq!(r.timeout.as_secs(), 30);
+    assert!(r.retry_on_http_429);
+    assert_eq!(r.queue_max_bytes, 1 << 30);
+    assert_eq!(r.queue_sync_interval.as_secs(), 1);
+}
+
+#[test]
+fn remote_write_problems_are_all_reported() {
+    let text = format!(
+        r#"{MINIMAL}remote_write:
+  - url: "ftp://x"
+    name: "../escape"
+    headers: {{Content-Type: text/plain, "bad header": x}}
+    basic_auth: {{username: u, password: p}}
+    authorization: {{credentials: t}}
+    write_relabel_configs: [{{action: hashmod, source_labels: [a], target_label: b}}]
+    queue_config: {{min_shards: 5, max_shards: 2, max_samples_per_send: 0, min_backoff: 1s, max_backoff: 10ms}}
+    durable_queue: {{segment_size: 1MiB, max_size: 1MiB}}
+  - url: http://a:1/write
+    name: same
+  - url: http://b:1/write
+    name: same
+"#
+    );
+    let err = parse(&text, "t").unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &err else { panic!("{err}") };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "remote_write[0].url",
+        "remote_write[0].name",
+        "remote_write[0].headers.Content-Type",
+        "remote_write[0].headers.bad header",
+        "remote_write[0]",
+        "remote_write[0].write_relabel_configs[0]",
+        "remote_write[0].queue_config.min_shards",
+        "remote_write[0].queue_config.max_samples_per_send",
+        "remote_write[0].queue_config.max_backoff",
+        "remote_write[0].durable_queue.max_size",
+        "remote_write[2].name",
+    ] {
+        assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+    }
+}

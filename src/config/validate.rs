@@ -612,7 +612,10 @@ fn remote_write(c: &mut Checker, p: &str, r: &RemoteWriteConfig, data_dir: &Path
     }
     let name = match &r.name {
         Some(n) => {
-            if n.is_empty() || n.starts_with('.') || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+            if n.is_empty()
+                || n.starts_with('.')
+                || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+            {
                 c.problem(
                     format!("{p}.name"),
                     format!("{n:?} must be letters, digits, '_', '-' or '.' (it names the queue directory)"),

@@ -255,6 +255,25 @@ pub struct Group {
     order_dirty: bool,
     tried: bool,
     rejected_targets: Vec<String>,
+    /// Samples emitted since the last [`Group::take_emitted`], kept only while someone sends
+    /// them on (a `remote_write` destination): `None` otherwise.
+    emitted: Option<Vec<SnapEntry>>,
+}
+
+/// Samples a group emitted, in emission order (per series, timestamps increase), with the
+/// schema table their keys refer to: what the remote-write sender sends.
+#[derive(Debug)]
+pub struct Emitted {
+    pub schemas: Arc<Vec<Arc<crate::key::Schema>>>,
+    pub entries: Vec<SnapEntry>,
+}
+
+impl Emitted {
+    /// The key of `entry` (one of these entries).
+    #[inline]
+    pub fn key<'a>(&'a self, entry: &'a SnapEntry) -> KeyRef<'a> {
+        KeyRef { schema: &self.schemas[entry.schema as usize], values: &entry.values }
+    }
 }
 
 impl Group {
@@ -275,7 +294,26 @@ impl Group {
             order_dirty: false,
             tried: false,
             rejected_targets: Vec::new(),
+            emitted: None,
         }
+    }
+
+    /// Starts (or stops) keeping the samples this group emits, for [`Group::take_emitted`].
+    pub fn record_emitted(&mut self, on: bool) {
+        if on != self.emitted.is_some() {
+            self.emitted = on.then(Vec::new);
+        }
+    }
+
+    /// The samples emitted since the last call, if recording and any. Call it right after an
+    /// apply: the schema table is the one the entries refer to until the next apply.
+    pub fn take_emitted(&mut self) -> Option<Emitted> {
+        let log = self.emitted.as_mut()?;
+        if log.is_empty() {
+            return None;
+        }
+        let entries = std::mem::take(log);
+        Some(Emitted { schemas: self.schemas.shared(), entries })
     }
 
     /// The group's name.
@@ -655,6 +693,7 @@ impl Group {
                 && sample.ts > s.emitted_ts
             {
                 emit(s, src as u8, sample, stats);
+                record(&mut self.emitted, s);
                 stats.emitted += 1;
                 if fill {
                     stats.filled += 1;
@@ -772,6 +811,20 @@ fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
     }
     s.emitted_ts = sample.ts;
     s.source = src;
+}
+
+/// Adds the sample `s` just emitted to `log`, when recording.
+#[inline]
+fn record(log: &mut Option<Vec<SnapEntry>>, s: &Series) {
+    if let Some(log) = log {
+        log.push(SnapEntry {
+            values: s.values.clone(),
+            ts: s.emitted_ts,
+            value: s.emitted_value,
+            schema: s.schema,
+            render_type: s.render_type,
+        });
+    }
 }
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern.

@@ -10,7 +10,7 @@ pub mod snapshot;
 pub mod store;
 
 pub use group::{
-    CommandError, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec, Role, SnapEntry, TextEntry,
+    CommandError, Emitted, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec, Role, SnapEntry, TextEntry,
 };
 pub use snapshot::{GroupSnapshot, Served, Snapshot};
 pub use store::{Command, Store, StoreHandle};

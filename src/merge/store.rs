@@ -5,7 +5,7 @@
 //! snapshot through `ArcSwap`. Inputs come through a bounded channel: a slow merge slows the
 //! scrapers down (they wait to hand over their batch) instead of growing memory.
 
-use super::group::{ApplyStats, CommandError, Group, GroupSettings, Outcome, Push, ReplicaSpec};
+use super::group::{ApplyStats, CommandError, Emitted, Group, GroupSettings, Outcome, Push, ReplicaSpec};
 use super::snapshot::{GroupSnapshot, Snapshot};
 use crate::clock::now_ms;
 use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};
@@ -91,6 +91,10 @@ pub struct Store {
     published: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
     on_publish: Option<PublishHook>,
+    /// Where emitted samples go (the remote-write senders); empty: nothing is recorded.
+    emit_to: Vec<mpsc::Sender<Arc<Emitted>>>,
+    /// Emitted samples not yet handed to `emit_to`.
+    outbox: Vec<Arc<Emitted>>,
 }
 
 /// One group and what the store knows about it.
@@ -136,6 +140,8 @@ impl Store {
             published: published.clone(),
             metrics,
             on_publish: None,
+            emit_to: Vec::new(),
+            outbox: Vec::new(),
         };
         store.reconfigure(groups);
         store.publish_all();
@@ -208,8 +214,12 @@ impl Store {
             }
         };
         let started = Instant::now();
+        let recording = !self.emit_to.is_empty();
         let slot = &mut self.groups[i];
+        slot.group.record_emitted(recording);
         let stats = slot.group.apply_push(push, now_ms());
+        self.collect_emitted(i);
+        let slot = &mut self.groups[i];
         slot.pushed = true;
         slot.applied = true;
         slot.dirty = true;
@@ -259,6 +269,29 @@ impl Store {
     pub fn ready_when_empty(&mut self) {
         self.ready_when_empty = true;
         self.publish();
+    }
+
+    /// Sends every sample emitted from now on to `tx` (a remote-write sender), in emission
+    /// order. The store waits while `tx` is full: a sender that cannot keep up with its disk
+    /// slows the merge down rather than losing samples.
+    pub fn emit_to(&mut self, tx: mpsc::Sender<Arc<Emitted>>) {
+        self.emit_to.push(tx);
+    }
+
+    fn collect_emitted(&mut self, i: usize) {
+        if let Some(e) = self.groups[i].group.take_emitted() {
+            self.outbox.push(Arc::new(e));
+        }
+    }
+
+    /// Hands the emitted samples to every sender.
+    async fn send_emitted(&mut self) {
+        for e in std::mem::take(&mut self.outbox) {
+            for tx in &self.emit_to {
+                // A sender that stopped is shutting down with the rest: nothing to do.
+                let _ = tx.send(e.clone()).await;
+            }
+        }
     }
 
     /// Calls `hook` with every snapshot published from now on (e.g. to render it ahead).
@@ -347,7 +380,9 @@ impl Store {
             return;
         };
         let started = Instant::now();
+        self.groups[i].group.record_emitted(!self.emit_to.is_empty());
         let stats = self.groups[i].group.apply(outcome, now_ms());
+        self.collect_emitted(i);
         self.groups[i].applied = true;
         self.publish_group(i);
         self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
@@ -383,6 +418,9 @@ impl Store {
                 Some(Input::Command { command, reply }) => {
                     let _ = reply.send(self.command(command));
                 }
+            }
+            if !self.outbox.is_empty() {
+                self.send_emitted().await;
             }
             let changed: Vec<usize> = (0..self.groups.len()).filter(|&i| self.groups[i].dirty).collect();
             if !changed.is_empty() && (self.rx.is_empty() || self.last_publish.elapsed() >= PUSH_PUBLISH_EVERY) {

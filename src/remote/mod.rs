@@ -1,14 +1,18 @@
 //! Prometheus Remote-Write: the receiver of pushes (with HA election of one replica per
-//! cluster), its wire format, and the sender's durable queue.
+//! cluster), the sender of the merged stream, and the wire format.
 //!
 //! - [`decode`]: snappy + `WriteRequest` decoding with limits and the spec's validation;
 //! - [`proto`]: the prost structs of Remote-Write 1.0 (encoding, reference decoding);
 //! - [`ha`]: the HA tracker electing one replica per cluster, Mimir style;
 //! - [`receive`]: `POST /api/v1/write`;
-//! - [`queue`]: the durable on-disk queue of one Remote-Write destination.
+//! - [`encode`]: `TimeSeries` written straight into a buffer, and found again;
+//! - [`queue`]: the durable on-disk queue of one destination;
+//! - [`send`]: the `remote_write` destinations: queue, shards, retries.
 
 pub mod decode;
+pub mod encode;
 pub mod ha;
 pub mod proto;
 pub mod queue;
 pub mod receive;
+pub mod send;

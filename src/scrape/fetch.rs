@@ -260,4 +260,3 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
     let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
     find_rustls(inner)
 }
-

@@ -9,6 +9,7 @@
 
 #[cfg(feature = "ec2")]
 pub mod moto;
+pub mod vm;
 
 use promfed::parse::{parse_protobuf_delimited, parse_text};
 use promfed::series::{BatchBuilder, Identity};
@@ -122,6 +123,8 @@ pub struct Prometheus {
     pub name: String,
     pub port: u16,
     binary: PathBuf,
+    /// Command-line flags beyond the ones every test needs.
+    args: Vec<String>,
     child: Option<ChildGuard>,
     // Declared after `child` so the process is gone before its directory is removed.
     dir: tempfile::TempDir,
@@ -132,12 +135,24 @@ impl Prometheus {
     /// (`config` refers to them by name), starts Prometheus on a free port, and waits for
     /// `/-/ready`. Retries with another port when the chosen one was taken meanwhile.
     pub async fn start(binary: &Path, name: &str, config: &str, files: &[(&str, &str)]) -> Prometheus {
+        Self::start_with_args(binary, name, config, files, &[]).await
+    }
+
+    /// [`Prometheus::start`] with more flags, e.g. `--web.enable-remote-write-receiver`.
+    pub async fn start_with_args(
+        binary: &Path,
+        name: &str,
+        config: &str,
+        files: &[(&str, &str)],
+        args: &[&str],
+    ) -> Prometheus {
         let dir = tempfile::Builder::new().prefix(&format!("promfed-e2e-{name}-")).tempdir().expect("temp dir");
         std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus.yml");
         for (file, contents) in files {
             std::fs::write(dir.path().join(file), contents).expect("write a Prometheus file");
         }
-        let mut p = Prometheus { name: name.to_owned(), port: 0, binary: binary.to_owned(), child: None, dir };
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut p = Prometheus { name: name.to_owned(), port: 0, binary: binary.to_owned(), args, child: None, dir };
         for attempt in 1..=5 {
             p.port = free_port();
             match p.launch().await {
@@ -202,6 +217,7 @@ impl Prometheus {
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
             .arg("--storage.tsdb.retention.time=1h")
             .arg("--log.level=info")
+            .args(&self.args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| StartFailure::Other(e.to_string()))?)

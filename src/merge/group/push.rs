@@ -15,7 +15,9 @@
 //!   source carry an offset, as in the scrape merge (rule 7);
 //! - series not pushed for the lookback expire ([`Group::expire`]).
 
-use super::{ApplyStats, FREE, Group, Latest, NEVER, ReplicaSpec, Role, emit, is_stale_marker};
+use super::{
+    ApplyStats, FREE, Group, Latest, NEVER, ReplicaSpec, Role, emit, is_stale_marker, record as record_emitted,
+};
 use crate::series::Batch;
 
 /// One accepted push of one replica.
@@ -116,6 +118,7 @@ impl Group {
                 continue;
             }
             emit(s, slot as u8, sample, &mut stats);
+            record_emitted(&mut self.emitted, s);
             stats.emitted += 1;
             if !push.elected {
                 stats.filled += 1;

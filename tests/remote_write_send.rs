@@ -202,3 +202,85 @@ remote_write:
     assert_eq!(retried as usize, 3 * log[0].request.timeseries.iter().map(|t| t.samples.len()).sum::<usize>());
     assert!(m("promfed_remote_storage_queue_highest_sent_timestamp_seconds", &dest) > 1.7e9);
 }
+
+/// A restarted promfed re-emits every series' latest sample at its first merge; what the
+/// previous run queued already is not queued again (the queue remembers it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_does_not_send_the_last_samples_again() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    common::init_tracing();
+    let (url, log) = recording_receiver(Vec::new()).await;
+    let ts = Arc::new(AtomicI64::new(common::now_ms() - 1000));
+    let replica = fake_replica({
+        let ts = ts.clone();
+        move |_| {
+            let t = ts.load(Ordering::SeqCst);
+            let mut out = String::from("# TYPE g gauge\n");
+            for i in 0..20 {
+                let _ = writeln!(out, "g{{i=\"{i}\"}} {i} {t}");
+            }
+            out
+        }
+    })
+    .await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        r#"
+server: {{listen_address: "127.0.0.1:0"}}
+data_dir: {data}
+global: {{scrape_interval: 50ms, scrape_timeout: 40ms}}
+groups:
+  - name: g
+    replicas: [{{name: a, role: primary, address: "{replica}"}}]
+remote_write:
+  - {{url: "{url}", name: r, queue_config: {{batch_send_deadline: 50ms}}}}
+"#,
+        data = data.path().display()
+    );
+    let sent_samples = |log: &Arc<Mutex<Vec<Received>>>| -> usize {
+        log.lock().unwrap().iter().flat_map(|r| r.request.timeseries.iter()).map(|t| t.samples.len()).sum()
+    };
+    for run in 0..2 {
+        let config = promfed::config::parse(&yaml, "restart test").expect("valid config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+        let metrics = running.metrics.clone();
+        let emitted = || metric_value(&metrics.encode(), "promfed_merge_emitted_samples_total", &[("group", "g")]);
+        poll("the first merge", Duration::from_secs(10), Duration::from_millis(50), || {
+            let n = emitted();
+            async move { n.filter(|&n| n >= 20.0).map(|_| ()) }
+        })
+        .await;
+        if run == 1 {
+            // The same samples again: emitted by the merge, not queued.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let body = metrics.encode();
+            let repeated = metric_value(
+                &body,
+                "promfed_remote_storage_samples_dropped_total",
+                &[("remote_name", "r"), ("reason", "queued_before_restart")],
+            );
+            assert_eq!(repeated, Some(20.0), "the restarted run recognised what it had queued");
+            assert_eq!(sent_samples(&log), 20, "nothing sent twice");
+            // A new sample still goes out.
+            ts.fetch_add(1000, Ordering::SeqCst);
+        }
+        poll("samples sent", Duration::from_secs(10), Duration::from_millis(50), || {
+            let n = sent_samples(&log);
+            async move { (n >= 20 * (run + 1)).then_some(()) }
+        })
+        .await;
+        running.shutdown();
+        running.wait().await.expect("clean stop");
+    }
+    assert_eq!(sent_samples(&log), 40);
+    let mut seen = std::collections::HashSet::new();
+    for r in log.lock().unwrap().iter() {
+        for t in &r.request.timeseries {
+            for s in &t.samples {
+                let k = format!("{:?}{}", t.labels, s.timestamp);
+                assert!(seen.insert(k), "sent twice: {:?} at {}", t.labels, s.timestamp);
+            }
+        }
+    }
+}

@@ -704,9 +704,29 @@ impl Group {
             }
         }
         for idx in expired {
-            self.remove_series(idx);
+            self.end_series(idx, now_ms);
             stats.expired += 1;
         }
+    }
+
+    /// Removes an expired series; when recording, a staleness marker at `now_ms` tells the
+    /// remote-write destinations that it ended, as Prometheus does for a series that left its
+    /// scrape (promfed knows only once the lookback has passed without it).
+    fn end_series(&mut self, idx: usize, now_ms: i64) {
+        let s = &self.series[idx];
+        if let Some(log) = &mut self.emitted
+            && s.emitted_ts != NEVER
+            && now_ms > s.emitted_ts
+        {
+            log.push(SnapEntry {
+                values: s.values.clone(),
+                ts: now_ms,
+                value: f64::from_bits(STALE_NAN_BITS),
+                schema: s.schema,
+                render_type: s.render_type,
+            });
+        }
+        self.remove_series(idx);
     }
 
     /// Live series count.

@@ -234,6 +234,7 @@ impl Store {
         for i in 0..self.groups.len() {
             if self.groups[i].pushed {
                 let expired = self.groups[i].group.expire(now);
+                self.collect_emitted(i);
                 if expired > 0 {
                     self.count(i, &ApplyStats { expired, ..ApplyStats::default() });
                     self.groups[i].dirty = true;

@@ -428,6 +428,39 @@ impl Queue {
         std::mem::take(&mut self.skipped)
     }
 
+    /// Calls `f` with the payload of the newest records on disk, committed or not, newest
+    /// segments first, until about `budget` bytes were read (whole segments). What a restarted
+    /// sender uses to remember the samples it queued last (so as not to queue them twice).
+    /// Corrupt records end their segment's scan, as for the reader.
+    pub fn scan_newest(&self, budget: u64, mut f: impl FnMut(&[u8])) -> Result<(), QueueError> {
+        let mut read = 0;
+        let mut payload = Vec::new();
+        for seg in self.segments.iter().rev() {
+            if read >= budget {
+                break;
+            }
+            let path = segment_path(&self.settings.dir, seg.id);
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("open", &path)(e)),
+            };
+            let mut reader = BufReader::with_capacity(1 << 16, file);
+            let mut at = 0;
+            while at < seg.end {
+                match read_record(&mut reader, seg.end - at, &mut payload).map_err(io_err("read", &path))? {
+                    Ok(_) => {
+                        at += HEADER + payload.len() as u64;
+                        f(&payload);
+                    }
+                    Err(_) => break,
+                }
+            }
+            read += at;
+        }
+        Ok(())
+    }
+
     fn writer_segment(&mut self) -> &mut Segment {
         self.segments.back_mut().expect("the writer's segment is always there")
     }

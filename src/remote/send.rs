@@ -36,7 +36,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -56,6 +56,14 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the shard count is reconsidered (Prometheus' `shardUpdateDuration`).
 const RESHARD_EVERY: Duration = Duration::from_secs(10);
+
+/// At start, the newest this many bytes of the queue are read to remember each series' last
+/// queued timestamp: the first merge after a restart re-emits every series' latest sample, which
+/// the previous run queued already.
+const WATERMARK_SCAN_BYTES: u64 = 64 << 20;
+
+/// How long that memory is kept (the first merges of every group after the start).
+const WATERMARK_TTL: Duration = Duration::from_secs(600);
 
 /// Longest `Retry-After` honoured; beyond it the backoff applies.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -209,6 +217,10 @@ pub struct Destination {
     samples_in_window: u64,
     sent_window: (u64, u64),
     last_reshard: Instant,
+    /// Hash of a series' encoded labels → newest timestamp the previous run queued for it;
+    /// emptied as series come back, dropped after [`WATERMARK_TTL`].
+    watermark: HashMap<u64, i64>,
+    started: Instant,
 }
 
 impl Destination {
@@ -254,6 +266,7 @@ impl Destination {
                 pending_records = recovery.pending_records, torn_bytes = recovery.torn_bytes,
                 corrupt_records = recovery.corrupt_records, "remote_write queue recovered");
         }
+        let watermark = watermark(&queue).map_err(|source| SendError::Queue { name: rw.name.clone(), source })?;
         let (tx, input) = mpsc::channel(INPUT_BATCHES);
         let (acks_tx, acks) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
@@ -293,6 +306,8 @@ impl Destination {
             samples_in_window: 0,
             sent_window: (0, 0),
             last_reshard: Instant::now(),
+            watermark,
+            started: Instant::now(),
         };
         d.start_shards(rw.min_shards);
         d.update_gauges();
@@ -363,8 +378,13 @@ impl Destination {
         let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
         let mut appended = 0u64;
         let mut dropped = 0u64;
+        let mut repeated = 0u64;
         let mut highest = i64::MIN;
+        if !self.watermark.is_empty() && self.started.elapsed() > WATERMARK_TTL {
+            self.watermark = HashMap::new();
+        }
         for e in &batch.entries {
+            let start = self.record.len();
             let key = batch.key(e);
             labels.clear();
             labels.extend(key.labels().map(|(n, v)| (n, unescape(v))));
@@ -386,6 +406,23 @@ impl Destination {
                     }
                 }
             }
+            let hash = if self.watermark.is_empty() {
+                None
+            } else {
+                encode::series(&self.record[start..])
+                    .next()
+                    .and_then(Result::ok)
+                    .map(|w| xxhash_rust::xxh3::xxh3_64(w.labels))
+            };
+            if let Some(hash) = hash
+                && let Some(last) = self.watermark.remove(&hash)
+                && e.ts <= last
+            {
+                // Queued by the previous run already.
+                self.record.truncate(start);
+                repeated += 1;
+                continue;
+            }
             self.record_samples += 1;
             appended += 1;
             highest = highest.max(e.ts);
@@ -399,6 +436,7 @@ impl Destination {
         let m = &self.link.metrics;
         m.samples_in.inc_by(appended);
         m.dropped("relabel", dropped);
+        m.dropped("queued_before_restart", repeated);
         if appended > 0 && highest as f64 / 1000.0 > m.highest_in.get() {
             m.highest_in.set(highest as f64 / 1000.0);
         }
@@ -593,6 +631,25 @@ impl Destination {
         }
         self.link.metrics.shards.set(n as i64);
     }
+}
+
+/// Each series' newest timestamp in the newest records of `queue` (see [`WATERMARK_SCAN_BYTES`]).
+fn watermark(queue: &Queue) -> Result<HashMap<u64, i64>, QueueError> {
+    let mut marks: HashMap<u64, i64> = HashMap::new();
+    let mut raw = Vec::new();
+    queue.scan_newest(WATERMARK_SCAN_BYTES, |payload| {
+        raw.clear();
+        let Ok(n) = snap::raw::decompress_len(payload) else { return };
+        raw.resize(n, 0);
+        if snap::raw::Decoder::new().decompress(payload, &mut raw).is_err() {
+            return;
+        }
+        for s in encode::series(&raw).map_while(Result::ok) {
+            let mark = marks.entry(xxhash_rust::xxh3::xxh3_64(s.labels)).or_insert(i64::MIN);
+            *mark = (*mark).max(s.max_ts);
+        }
+    })?;
+    Ok(marks)
 }
 
 /// Undoes the text-format escaping of a key's label value (`\\`, `\"`, `\n`).

@@ -138,7 +138,7 @@ impl Group {
             })
             .collect();
         for &idx in &expired {
-            self.remove_series(idx);
+            self.end_series(idx, now_ms);
         }
         expired.len() as u64
     }

@@ -316,6 +316,56 @@ fn two_primaries_are_a_problem_served_from_the_freshest_without_flapping() {
 }
 
 #[test]
+fn emitted_samples_are_recorded_once_in_order_and_an_expired_series_ends_with_a_stale_marker() {
+    let mut g = group();
+    assert!(g.take_emitted().is_none(), "nothing recorded unless asked");
+    g.record_emitted(true);
+    let mut sent: Vec<(String, i64, f64)> = Vec::new();
+    let mut take = |g: &mut Group| {
+        if let Some(e) = g.take_emitted() {
+            for entry in &e.entries {
+                sent.push((e.key(entry).to_string(), entry.ts, entry.value));
+            }
+        }
+    };
+    ok(&mut g, "a", 20, &[("x", 1.0, 20), ("y", 5.0, 20)]);
+    take(&mut g);
+    ok(&mut g, "b", 21, &[("x", 1.0, 20), ("y", 5.0, 20)]);
+    take(&mut g);
+    ok(&mut g, "a", 25, &[("x", 2.0, 25), ("y", 6.0, 25)]);
+    take(&mut g);
+    // The primary fails: the secondary's newer sample is emitted, once.
+    fail(&mut g, "a", 30);
+    take(&mut g);
+    ok(&mut g, "b", 31, &[("x", 3.0, 30)]);
+    take(&mut g);
+    ok(&mut g, "b", 36, &[("x", 3.0, 30)]);
+    take(&mut g);
+    // y is gone from both: after the lookback it ends with a staleness marker.
+    ok(&mut g, "b", 400, &[("x", 4.0, 400)]);
+    take(&mut g);
+    let plain: Vec<(String, i64, f64)> = sent.iter().filter(|s| !s.2.is_nan()).cloned().collect();
+    assert_eq!(
+        plain,
+        vec![
+            ("x".into(), 20 * S, 1.0),
+            ("y".into(), 20 * S, 5.0),
+            ("x".into(), 25 * S, 2.0),
+            ("y".into(), 25 * S, 6.0),
+            ("x".into(), 30 * S, 3.0),
+            ("x".into(), 400 * S, 4.0),
+        ]
+    );
+    let stale: Vec<&(String, i64, f64)> = sent.iter().filter(|s| s.2.is_nan()).collect();
+    assert_eq!(stale.len(), 1);
+    assert_eq!((stale[0].0.as_str(), stale[0].1), ("y", 400 * S));
+    assert_eq!(stale[0].2.to_bits(), STALE_NAN_BITS);
+    g.record_emitted(false);
+    ok(&mut g, "b", 405, &[("x", 5.0, 405)]);
+    assert!(g.take_emitted().is_none());
+}
+
+#[test]
 fn stale_markers_are_not_samples() {
     let mut g = group();
     ok(&mut g, "a", 1, &[("x", 1.0, 0)]);

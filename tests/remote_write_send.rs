@@ -284,3 +284,74 @@ remote_write:
         }
     }
 }
+
+/// Compliance case "staleness": a series that ends is closed with a staleness marker (the
+/// exact NaN Prometheus uses) once the lookback has passed without it, and nothing follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_that_ends_gets_a_staleness_marker() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    common::init_tracing();
+    let (url, log) = recording_receiver(Vec::new()).await;
+    let with_y = Arc::new(AtomicBool::new(true));
+    let replica = fake_replica({
+        let with_y = with_y.clone();
+        move |now| {
+            let ts = now / 100 * 100;
+            let mut out = format!("# TYPE x gauge\nx 1 {ts}\n");
+            if with_y.load(Ordering::SeqCst) {
+                out.push_str(&format!("# TYPE y gauge\ny 2 {ts}\n"));
+            }
+            out
+        }
+    })
+    .await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        r#"
+server: {{listen_address: "127.0.0.1:0"}}
+data_dir: {data}
+global: {{scrape_interval: 50ms, scrape_timeout: 40ms, lookback_delta: 1s}}
+groups:
+  - name: g
+    replicas: [{{name: a, role: primary, address: "{replica}"}}]
+remote_write:
+  - {{url: "{url}", name: r, queue_config: {{batch_send_deadline: 50ms}}}}
+"#,
+        data = data.path().display()
+    );
+    let config = promfed::config::parse(&yaml, "staleness test").expect("valid config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let y_samples = |log: &Arc<Mutex<Vec<Received>>>| -> Vec<(i64, f64)> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.request.timeseries.iter())
+            .filter(|t| t.labels.iter().any(|l| l.name == "__name__" && l.value == "y"))
+            .flat_map(|t| t.samples.iter().map(|s| (s.timestamp, s.value)))
+            .collect()
+    };
+    poll("y sent", Duration::from_secs(10), Duration::from_millis(50), || {
+        let n = y_samples(&log).len();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await;
+    with_y.store(false, Ordering::SeqCst);
+    let gone = common::now_ms();
+    poll("y's staleness marker", Duration::from_secs(10), Duration::from_millis(50), || {
+        let stale = y_samples(&log).iter().any(|s| s.1.is_nan());
+        async move { stale.then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.shutdown();
+    running.wait().await.expect("clean stop");
+    let y = y_samples(&log);
+    let (last_ts, last) = *y.last().unwrap();
+    assert_eq!(last.to_bits(), 0x7ff0_0000_0000_0002, "Prometheus' staleness NaN, last of y");
+    assert_eq!(y.iter().filter(|s| s.1.is_nan()).count(), 1);
+    let last_real = y[y.len() - 2].0;
+    assert!(last_ts > last_real + 1000, "after the lookback: marker at {last_ts}, y's last sample at {last_real}");
+    assert!(last_real <= gone, "y's last sample {last_real} before it went at {gone}");
+    assert!(y.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+}

@@ -87,6 +87,10 @@ pub struct Store {
     last_publish: Instant,
     /// Ready with no group at all (a receiver-only promfed); otherwise a first group is awaited.
     ready_when_empty: bool,
+    /// Every group has merged once. It stays so: a group added later by a reload or by
+    /// discovery must not turn `/federate` into a 503 for the groups already served (a
+    /// downstream Prometheus would see a failed scrape, a gap in every series).
+    ready: bool,
     rx: mpsc::Receiver<Input>,
     published: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
@@ -132,6 +136,7 @@ impl Store {
             generation: 0,
             last_publish: Instant::now(),
             ready_when_empty: false,
+            ready: false,
             rx,
             published: published.clone(),
             metrics,
@@ -246,8 +251,9 @@ impl Store {
         self.last_publish = Instant::now();
         self.groups.iter_mut().for_each(|slot| slot.dirty = false);
         self.generation += 1;
-        let ready = (self.ready_when_empty || !self.groups.is_empty()) && self.groups.iter().all(|slot| slot.applied);
-        let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation));
+        self.ready = self.ready
+            || ((self.ready_when_empty || !self.groups.is_empty()) && self.groups.iter().all(|slot| slot.applied));
+        let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), self.ready, self.generation));
         self.published.store(snapshot.clone());
         if let Some(hook) = &self.on_publish {
             hook(snapshot);
@@ -425,6 +431,10 @@ mod tests {
         assert!(snap.ready);
         assert_eq!(snap.group("g").unwrap().status.leader.as_deref(), Some("a"));
         assert!(metrics.encode().contains("promfed_replica_up{group=\"g\",replica=\"a\"} 1"));
+        // A group added later (by a reload or discovery) does not make the store unready again.
+        handle.command(Command::AddGroup { settings: settings("late") }).await.unwrap().unwrap();
+        handle.command(Command::Reconfigure { groups: vec![settings("g"), settings("new")] }).await.unwrap().unwrap();
+        assert!(handle.snapshot().ready, "still ready with groups that have not merged yet");
         token.cancel();
         task.await.unwrap();
     }

@@ -1,7 +1,8 @@
 //! Config reload through `POST /-/reload`: new groups start, groups that stay keep their state
 //! (pin, leader, series: no gap, no counter jump), changed scrape settings restart only that
-//! group's loops, and an invalid file is refused with its problems while the old config keeps
-//! running.
+//! group's loops, an invalid file is refused with its problems while the old config keeps
+//! running, and groups found by a `discover_groups` template go when the reloaded template no
+//! longer finds them.
 //!
 //! The upstreams are `FakeReplica`s (in-process servers with a small federate body).
 
@@ -222,6 +223,121 @@ async fn reload_keeps_a_surviving_group_without_gap_or_counter_jump() {
     assert!(v >= 1_000_000.0, "still the primary's counter: {v}");
     let g = groups(&client, addr).await;
     assert_eq!(g[0]["failovers"], 0, "no reload caused a failover: {g:#}");
+    running.shutdown();
+    running.wait().await.unwrap();
+}
+
+fn write_targets(path: &Path, targets: &[(SocketAddr, &str, &str, &str)]) {
+    let entries: Vec<String> = targets
+        .iter()
+        .map(|(addr, group, role, name)| {
+            format!(
+                r#"{{"targets": ["{addr}"], "labels": {{"federation_group": "{group}", "federation_role": "{role}", "name": "{name}"}}}}"#
+            )
+        })
+        .collect();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("[{}]", entries.join(", "))).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn template(files: &Path) -> String {
+    format!(
+        r#"  - name: pairs
+    discover_groups: true
+    scrape_interval: 100ms
+    scrape_timeout: 90ms
+    labels: {{federation_group: $group}}
+    file_sd_configs:
+      - files: ["{}"]
+        refresh_interval: 1h
+    relabel_configs:
+      - {{source_labels: [name], target_label: __federation_replica__}}
+"#,
+        files.display()
+    )
+}
+
+fn names(g: &serde_json::Value) -> Vec<String> {
+    g.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Issue 3: a group found by a `discover_groups` template is removed when a reload changes the
+/// template so that it no longer finds the group (its replicas stop being scraped, it leaves
+/// status, `/federate` and the metrics, as a removed configured group does), and when a reload
+/// removes the template; a group the reloaded template still finds keeps its merge state (pin,
+/// series: no gap, no counter jump).
+#[tokio::test]
+async fn reload_removes_found_groups_the_template_no_longer_finds() {
+    promfed::serve::install_crypto_provider();
+    let (a, b) = (counting_replica("a", 1_000_000).await, counting_replica("b", 0).await);
+    let (c, d) = (counting_replica("c", 1_000_000).await, counting_replica("d", 0).await);
+    let (e, f) = (fake_replica("e").await, fake_replica("f").await);
+    let dir = tempfile::tempdir().unwrap();
+    let (both, eu_only) = (dir.path().join("both.json"), dir.path().join("eu.json"));
+    let eu = [(a, "eu", "primary", "a"), (b, "eu", "secondary", "b")];
+    let us = [(c, "us", "primary", "c"), (d, "us", "secondary", "d")];
+    write_targets(&both, &[eu[0], eu[1], us[0], us[1]]);
+    write_targets(&eu_only, &eu);
+    let file = dir.path().join("promfed.yml");
+    write(&file, &[template(&both)]);
+    let config = promfed::config::load(&file).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = promfed::run::start_from_file(config, Some(listener), Some(file.clone())).await.unwrap();
+    let addr = running.address;
+    let client = reqwest::Client::new();
+    wait_for(&client, addr, "eu and us led", |g| {
+        names(g) == ["eu", "us"] && g.as_array().unwrap().iter().all(|g| g["replicas"][1]["healthy"] == true)
+    })
+    .await;
+    let pin = client.post(format!("http://{addr}/api/v1/leader/eu")).body(r#"{"replica":"b"}"#).send().await.unwrap();
+    assert_eq!(pin.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = federate(&client, addr).await;
+        if counter_of(&body, "eu").is_some() && counter_of(&body, "us").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "both counters served: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The template now reads a file that only yields eu.
+    let stop = CancellationToken::new();
+    let watcher = watch_counter(client.clone(), addr, "eu", stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write(&file, &[template(&eu_only)]);
+    assert_eq!(reload(&client, addr).await, (200, "configuration reloaded\n".to_owned()));
+    wait_for(&client, addr, "us removed", |g| names(g) == ["eu"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let (reads, distinct) = watcher.await.unwrap();
+    assert!(reads > 20 && distinct > 3, "eu kept moving across the reload: {reads} reads, {distinct} new timestamps");
+    let g = groups(&client, addr).await;
+    assert_eq!(g[0]["pinned"], "b", "eu kept its merge state: {g:#}");
+    assert_eq!(g[0]["leader"], "b", "{g:#}");
+    let body = federate(&client, addr).await;
+    assert!(counter_of(&body, "eu").is_some(), "{body}");
+    assert!(!body.contains("federation_group=\"us\""), "us' series went with it: {body}");
+    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    for gone in
+        ["promfed_group_up{group=\"us\"}", "promfed_sd_targets{group=\"us\"}", "promfed_replica_up{group=\"us\""]
+    {
+        assert!(!metrics.contains(gone), "{gone} is still exported:\n{metrics}");
+    }
+    // us' replicas are no longer scraped: their scrape counters stop.
+    let scrapes = |m: &str| common::metric_value(m, "promfed_scrapes_total", &[("group", "us"), ("replica", "c")]);
+    let before = scrapes(&metrics);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(scrapes(&metrics), before, "c is still scraped");
+
+    // The template is removed (a configured group instead): eu goes too.
+    write(&file, &[group("g", "300ms", e, f)]);
+    assert_eq!(reload(&client, addr).await.0, 200);
+    wait_for(&client, addr, "only g", |g| names(g) == ["g"] && g[0]["replicas"][1]["healthy"] == true).await;
+    let body = federate(&client, addr).await;
+    assert!(!body.contains("federation_group=\"eu\""), "eu's series went with it: {body}");
     running.shutdown();
     running.wait().await.unwrap();
 }

@@ -252,14 +252,10 @@ mod sdk {
     }
 
     impl Ec2Discoverer {
-        /// A discoverer for the group (or `discover_groups` template) `config`.
-        pub fn new(config: Arc<Group>, metrics: Arc<Metrics>) -> Self {
-            Ec2Discoverer {
-                group: config.name.clone(),
-                configs: config.ec2_sd.clone(),
-                announcer: Announcer::new(config, metrics.clone()),
-                metrics,
-            }
+        /// A discoverer for the group (or `discover_groups` template) of `announcer`.
+        pub fn new(announcer: Announcer, metrics: Arc<Metrics>) -> Self {
+            let config: &Group = announcer.config();
+            Ec2Discoverer { group: config.name.clone(), configs: config.ec2_sd.clone(), announcer, metrics }
         }
     }
 
@@ -299,7 +295,7 @@ mod sdk {
                     // Until every config has answered once there is no set to announce.
                     if last_good.iter().all(Option::is_some) {
                         let targets: Vec<Labels> = last_good.iter().flatten().flatten().cloned().collect();
-                        if !this.announcer.announce(&targets, "ec2", &tx).await {
+                        if !this.announcer.announce(&targets, !failed, "ec2", &tx).await {
                             return;
                         }
                     }

@@ -132,7 +132,10 @@ mod sdk {
     use tokio_util::sync::CancellationToken;
 
     /// The `__meta_ec2_*` labels of one instance, or `None` when it has no private IP (it
-    /// cannot be scraped at its private address). Names and meanings follow Prometheus' EC2 SD.
+    /// cannot be scraped at its private address). Names, meanings and presence follow
+    /// Prometheus' EC2 SD: `public_dns_name` only with a public IP; `vpc_id`,
+    /// `primary_subnet_id`, `subnet_id` (each subnet once, in the order EC2 lists the
+    /// interfaces) and `ipv6_addresses` only for an instance in a VPC.
     pub fn instance_labels(i: &Instance, owner_id: &str, region: &str, port: u16) -> Option<Labels> {
         let private_ip = i.private_ip_address()?;
         let mut l = Labels::new();
@@ -150,25 +153,34 @@ mod sdk {
         set("instance_type", i.instance_type().map(|t| t.as_str()));
         set("owner_id", Some(owner_id));
         set("platform", i.platform().map(|p| p.as_str()));
-        set("primary_subnet_id", i.subnet_id());
         set("private_dns_name", i.private_dns_name());
         set("private_ip", Some(private_ip));
-        set("public_dns_name", i.public_dns_name());
-        set("public_ip", i.public_ip_address());
-        set("region", Some(region));
-        set("vpc_id", i.vpc_id());
-        // Lists are wrapped in commas so that a regex like `.*,subnet-1,.*` matches one element.
-        let subnets: Vec<&str> = i.network_interfaces().iter().filter_map(|n| n.subnet_id()).collect();
-        if !subnets.is_empty() {
-            l.insert("__meta_ec2_subnet_id".into(), format!(",{},", subnets.join(",")));
+        if let Some(public_ip) = i.public_ip_address() {
+            set("public_ip", Some(public_ip));
+            set("public_dns_name", i.public_dns_name());
         }
-        let ipv6: Vec<&str> = i
-            .network_interfaces()
-            .iter()
-            .flat_map(|n| n.ipv6_addresses().iter().filter_map(|a| a.ipv6_address()))
-            .collect();
-        if !ipv6.is_empty() {
-            l.insert("__meta_ec2_ipv6_addresses".into(), format!(",{},", ipv6.join(",")));
+        set("region", Some(region));
+        if let Some(vpc) = i.vpc_id() {
+            set("vpc_id", Some(vpc));
+            set("primary_subnet_id", i.subnet_id());
+            // Lists are wrapped in commas so that a regex like `.*,subnet-1,.*` matches one
+            // element; two interfaces in one subnet name it once.
+            let mut subnets: Vec<&str> = Vec::new();
+            for s in i.network_interfaces().iter().filter_map(|n| n.subnet_id()) {
+                if !subnets.contains(&s) {
+                    subnets.push(s);
+                }
+            }
+            l.insert("__meta_ec2_subnet_id".into(), format!(",{},", subnets.join(",")));
+            let ipv6: Vec<&str> = i
+                .network_interfaces()
+                .iter()
+                .filter(|n| n.subnet_id().is_some())
+                .flat_map(|n| n.ipv6_addresses().iter().filter_map(|a| a.ipv6_address()))
+                .collect();
+            if !ipv6.is_empty() {
+                l.insert("__meta_ec2_ipv6_addresses".into(), format!(",{},", ipv6.join(",")));
+            }
         }
         for t in i.tags() {
             if let (Some(k), Some(v)) = (t.key(), t.value()) {
@@ -383,5 +395,51 @@ mod tests {
         assert_eq!(get("__meta_ec2_platform"), None, "absent fields are absent labels");
         // No private IP: not a target.
         assert!(instance_labels(&Instance::builder().instance_id("i-1").build(), "o", "r", 80).is_none());
+    }
+
+    /// Two interfaces in one subnet name it once in `__meta_ec2_subnet_id`, as Prometheus'
+    /// EC2 SD de-duplicates it (keeping EC2's order); IPv6 addresses of every interface are
+    /// listed; the public DNS name comes only with a public IP; outside a VPC there are no
+    /// subnet, VPC or IPv6 labels.
+    #[cfg(feature = "ec2")]
+    #[test]
+    fn subnets_are_listed_once_like_prometheus() {
+        use aws_sdk_ec2::types::*;
+        let nic = |subnet: &str, ipv6: &[&str]| {
+            let mut b = InstanceNetworkInterface::builder().subnet_id(subnet);
+            for a in ipv6 {
+                b = b.ipv6_addresses(InstanceIpv6Address::builder().ipv6_address(*a).build());
+            }
+            b.build()
+        };
+        let i = Instance::builder()
+            .instance_id("i-1")
+            .private_ip_address("10.0.1.5")
+            .public_dns_name("ec2-54-1-2-3.example")
+            .vpc_id("vpc-1")
+            .subnet_id("subnet-2")
+            .network_interfaces(nic("subnet-2", &["2001:db8::1"]))
+            .network_interfaces(nic("subnet-1", &[]))
+            .network_interfaces(nic("subnet-2", &["2001:db8::2", "2001:db8::3"]))
+            .build();
+        let l = instance_labels(&i, "o", "r", 80).unwrap();
+        assert_eq!(l["__meta_ec2_subnet_id"], ",subnet-2,subnet-1,");
+        assert_eq!(l["__meta_ec2_ipv6_addresses"], ",2001:db8::1,2001:db8::2,2001:db8::3,");
+        assert_eq!(l["__meta_ec2_primary_subnet_id"], "subnet-2");
+        assert!(!l.contains_key("__meta_ec2_public_dns_name"), "no public IP, no public DNS name: {l:?}");
+        let classic =
+            Instance::builder().instance_id("i-2").private_ip_address("10.0.1.6").subnet_id("subnet-9").build();
+        let l = instance_labels(&classic, "o", "r", 80).unwrap();
+        let keys: Vec<&str> = l.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "__address__",
+                "__meta_ec2_instance_id",
+                "__meta_ec2_owner_id",
+                "__meta_ec2_private_ip",
+                "__meta_ec2_region"
+            ]
+        );
     }
 }

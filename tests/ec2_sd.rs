@@ -218,6 +218,11 @@ async fn wait_for(http: &reqwest::Client, addr: SocketAddr, what: &str, ok: impl
     }
 }
 
+async fn last_success(http: &reqwest::Client, addr: SocketAddr) -> Option<f64> {
+    let m = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    common::metric_value(&m, "promfed_sd_last_success_timestamp_seconds", &[("mechanism", "ec2")])
+}
+
 fn names(s: &serde_json::Value) -> Vec<String> {
     let mut v: Vec<String> =
         s["replicas"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
@@ -269,6 +274,8 @@ groups:
     wait_for(&http, addr, "both instances as replicas", |s| names(s) == want && s["leader"] == a[0].as_str()).await;
     let s = status(&http, addr).await;
     assert_eq!(s["rejected_targets"].as_array().map(Vec::len), Some(1), "{s:#}");
+    let first_success = last_success(&http, addr).await.expect("last-success timestamp set");
+    assert!((common::now_secs() - first_success).abs() < 10.0, "a wall-clock time: {first_success}");
     assert!(s["replicas"].as_array().unwrap().iter().all(|r| r["address"].as_str().unwrap().starts_with("127.0.0.1:")));
 
     // The primary is replaced by a new instance on another port.
@@ -283,6 +290,8 @@ groups:
     want.sort();
     wait_for(&http, addr, "the replacement", |s| names(s) == want).await;
     wait_for(&http, addr, "the new primary leading", |s| s["leader"] == new[0].as_str()).await;
+    let later_success = last_success(&http, addr).await.unwrap();
+    assert!(later_success > first_success, "moves forward: {first_success} then {later_success}");
 
     // The emulator goes away: the last good set stays and failures are counted.
     moto.stop();
@@ -296,6 +305,9 @@ groups:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(names(&status(&http, addr).await), want, "last good set kept");
+    let stuck = last_success(&http, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(last_success(&http, addr).await, Some(stuck), "no success while the API is down");
     running.shutdown();
     running.wait().await.unwrap();
 }

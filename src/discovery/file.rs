@@ -145,9 +145,9 @@ impl FileWatcher {
     }
 }
 
-/// How often target files are checked for a change (at most; a shorter `refresh_interval`
-/// checks more often).
-const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often target files are checked for a change (a changed modification time), whatever
+/// `refresh_interval` says; a shorter `refresh_interval` checks more often.
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Discovers a group's replicas (or a template's groups) from target files.
 pub struct FileDiscoverer {

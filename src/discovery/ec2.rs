@@ -8,8 +8,12 @@
 //! counted in `promfed_sd_refresh_failures_total{mechanism="ec2"}`.
 //!
 //! Credentials: `access_key`/`secret_key` when given, else `profile` (a named profile), else the
-//! standard AWS chain (environment, profile files, instance metadata); `role_arn` is assumed on
-//! top of whichever applies. The IAM policy needed is in `deploy/iam/`.
+//! standard AWS chain (environment, profile files — static keys, `credential_process`,
+//! `role_arn`/`source_profile` —, web identity, ECS, instance metadata); `role_arn` is assumed on
+//! top of whichever applies. Profiles using AWS SSO or `aws login` are not supported (aws-config
+//! is built without its `sso` and `credentials-login` features). The region, when `region` is
+//! empty, comes from the standard chain too: `AWS_REGION`/`AWS_DEFAULT_REGION`, the profile's
+//! `region`, instance metadata. The IAM policy needed is in `deploy/iam/`.
 
 use crate::config::units::PromDuration;
 use serde::{Deserialize, Serialize};
@@ -19,7 +23,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2SdConfig {
-    /// The AWS region; else `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    /// The AWS region. When empty: `AWS_REGION` / `AWS_DEFAULT_REGION`, else the `region` of the
+    /// profile (`profile`, else `AWS_PROFILE`, else `default`), else EC2 instance metadata —
+    /// found when discovery starts (Prometheus asks instance metadata only).
     #[serde(default)]
     pub region: Option<String>,
     /// A custom endpoint (e.g. a VPC endpoint, or an EC2 emulator in tests).
@@ -69,21 +75,10 @@ fn default_page_size() -> i32 {
 }
 
 impl Ec2SdConfig {
-    /// The region from the config or the environment.
-    pub fn resolved_region(&self) -> Option<String> {
-        self.region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|r| !r.is_empty())
-    }
-
-    /// Problems with this entry (field name, message).
+    /// Problems with this entry (field name, message). A missing region is not one: it may come
+    /// from the profile or instance metadata, known only when discovery starts.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        if self.resolved_region().is_none() {
-            p.push(("region", "not set, and neither AWS_REGION nor AWS_DEFAULT_REGION is".to_owned()));
-        }
         if self.access_key.is_some() != self.secret_key.is_some() {
             p.push(("access_key", "access_key and secret_key go together".to_owned()));
         }
@@ -193,24 +188,28 @@ mod sdk {
         Some(l)
     }
 
-    /// Builds the SDK client for a config.
+    /// Builds the SDK client for a config. Without `region` the SDK's region chain runs (the
+    /// environment, the profile, instance metadata); a client left without a region fails
+    /// every [`describe`].
     pub async fn client(c: &Ec2SdConfig) -> Client {
-        let region = c.resolved_region().unwrap_or_default();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.clone()));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = c.region.as_ref().filter(|r| !r.is_empty()) {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        // The profile also gives the region; static keys, when given, override its credentials.
+        if let Some(p) = &c.profile {
+            loader = loader.profile_name(p);
+        }
         if let (Some(ak), Some(sk)) = (&c.access_key, &c.secret_key) {
             loader = loader.credentials_provider(Credentials::new(ak, sk, None, None, "promfed-config"));
-        } else if let Some(p) = &c.profile {
-            loader = loader.profile_name(p);
         }
         let mut base = loader.load().await;
         if let Some(arn) = &c.role_arn {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
-                .session_name("promfed")
-                .region(Region::new(region))
-                .configure(&base)
-                .build()
-                .await;
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(arn).session_name("promfed");
+            if let Some(region) = base.region() {
+                provider = provider.region(region.clone());
+            }
+            let provider = provider.configure(&base).build().await;
             base = base
                 .into_builder()
                 .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider))
@@ -225,7 +224,11 @@ mod sdk {
 
     /// Lists the running instances matching the filters, every page, as labelled targets.
     pub async fn describe(client: &Client, c: &Ec2SdConfig) -> Result<Vec<Labels>, String> {
-        let region = c.resolved_region().unwrap_or_default();
+        let Some(region) = client.config().region().map(|r| r.as_ref().to_owned()) else {
+            return Err("no AWS region: set `region`, AWS_REGION, or a region in the AWS profile (on EC2, \
+                instance metadata gives it)"
+                .to_owned());
+        };
         let mut filters: Vec<Filter> = c
             .filters
             .iter()

@@ -132,9 +132,8 @@ impl ScrapeManager {
         let mut stop = Vec::new();
         for (name, mut rt) in std::mem::take(&mut self.groups) {
             if configured.contains(name.as_str()) {
-                if built.contains_key(&name) {
-                    stop.push(name);
-                } else {
+                // A group whose client was rebuilt above is restarted below with it.
+                if !built.contains_key(&name) {
                     // Configured now, whatever it was before: no template removes it.
                     rt.template = None;
                     self.groups.insert(name, rt);

@@ -7,7 +7,7 @@
 //! only; a reload that changes them says so in the log. Certificate *contents* reload on their own.
 
 use crate::config::{self, Config};
-use crate::discovery::{Discovery, TargetSet};
+use crate::discovery::{Discovery, Handover, TargetSet};
 use crate::merge::{Command, StoreHandle};
 use crate::run::group_settings;
 use crate::scrape::manager::Reconfigure;
@@ -54,6 +54,8 @@ pub struct Reloader {
     store: StoreHandle,
     manager: mpsc::Sender<Reconfigure>,
     discovery: Option<Discovery>,
+    /// The epoch of the running discovery (see [`crate::discovery::TargetSet::epoch`]).
+    epoch: u64,
     targets: mpsc::Sender<TargetSet>,
     metrics: Arc<Metrics>,
     token: CancellationToken,
@@ -61,7 +63,8 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader for the running `config` (read from `path`), with discovery already started.
+    /// A reloader for the running `config` (read from `path`), with discovery already started
+    /// (epoch 0).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         path: Option<PathBuf>,
@@ -75,7 +78,18 @@ impl Reloader {
     ) -> (Reloader, ReloadHandle) {
         let (tx, rx) = mpsc::channel(4);
         metrics.config_last_reload_successful.set(1);
-        let r = Reloader { path, config, store, manager, discovery: Some(discovery), targets, metrics, token, rx };
+        let r = Reloader {
+            path,
+            config,
+            store,
+            manager,
+            discovery: Some(discovery),
+            epoch: 0,
+            targets,
+            metrics,
+            token,
+            rx,
+        };
         (r, ReloadHandle { tx })
     }
 
@@ -129,23 +143,29 @@ impl Reloader {
         for w in &new.warnings {
             tracing::warn!("config: {w}");
         }
-        // Scrapers first (a bad TLS file stops the reload before anything changed), then the
-        // store, then discovery, which re-announces every group's replicas.
+        // Scrapers first (a bad TLS file stops the reload before anything changed; from then on
+        // the manager ignores what the old discovery still sends), then the store, then a new
+        // discovery, which re-announces every group's replicas and removes the groups found
+        // before that their template no longer finds.
+        let epoch = self.epoch + 1;
         let (reply, rx) = oneshot::channel();
         self.manager
-            .send(Reconfigure { groups: new.groups.clone(), reply })
+            .send(Reconfigure { groups: new.groups.clone(), epoch, reply })
             .await
             .map_err(|_| ReloadError::ShuttingDown)?;
-        rx.await.map_err(|_| ReloadError::ShuttingDown)??;
+        let found = rx.await.map_err(|_| ReloadError::ShuttingDown)??;
+        let discovered = found.values().flatten().cloned().collect();
         self.store
-            .command(Command::Reconfigure { groups: group_settings(&new) })
+            .command(Command::Reconfigure { groups: group_settings(&new), discovered })
             .await
             .map_err(|_| ReloadError::ShuttingDown)?
             .map_err(|_| ReloadError::ShuttingDown)?;
         if let Some(d) = self.discovery.take() {
             d.stop().await;
         }
-        self.discovery = Some(Discovery::start(&new.groups, &self.metrics, &self.targets, &self.token));
+        let handover = Handover { epoch, found };
+        self.discovery = Some(Discovery::start(&new.groups, &self.metrics, &self.targets, &self.token, &handover));
+        self.epoch = epoch;
         self.config = new;
         Ok(())
     }

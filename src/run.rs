@@ -135,7 +135,7 @@ pub async fn start_from_file(
     let manager = ScrapeManager::new(&config.groups, handle.clone(), metrics.clone(), token.clone())?;
     let (targets_tx, targets_rx) = mpsc::channel::<TargetSet>(16);
     let (reconfigure_tx, reconfigure_rx) = mpsc::channel(1);
-    let discovery = Discovery::start(&config.groups, &metrics, &targets_tx, &token);
+    let discovery = Discovery::start(&config.groups, &metrics, &targets_tx, &token, &Default::default());
     let groups = config.groups.len();
     let (reloader, reload) = Reloader::new(
         config_path,

@@ -414,6 +414,22 @@ impl Metrics {
         }
     }
 
+    /// Removes the per-group series of a group that a reload (or its template) removed;
+    /// per-replica counters stay, as they do for a replica that discovery no longer lists.
+    pub fn forget_group(&self, group: &str) {
+        let l = GroupLabels { group: group.to_owned() };
+        self.group_up.remove(&l);
+        self.group_series.remove(&l);
+        self.group_failovers.remove(&l);
+        self.merge_filled_samples.remove(&l);
+        self.merge_emitted_samples.remove(&l);
+        self.merge_duplicate_samples.remove(&l);
+        self.merge_counter_offsets.remove(&l);
+        self.merge_expired_series.remove(&l);
+        self.sd_targets.remove(&l);
+        self.sd_rejected_targets.remove(&l);
+    }
+
     /// Removes the per-replica series of a replica that discovery no longer lists.
     pub fn forget_replica(&self, group: &str, replica: &str) {
         let l = ReplicaLabels { group: group.to_owned(), replica: replica.to_owned() };

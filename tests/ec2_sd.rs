@@ -95,6 +95,107 @@ async fn describes_running_instances_with_prometheus_labels_across_pages() {
     assert_ne!(left[0]["__meta_ec2_instance_id"], primary[0]);
 }
 
+/// Issue 3: the complete label set of one instance, every key and value, as Prometheus' EC2 SD
+/// makes it: a Windows (platform) spot (instance_lifecycle) instance in a VPC subnet with IPv6,
+/// a public IP (and so a public DNS name), and a second network interface in the same subnet
+/// (the subnet is listed once). Values the emulator chose are read from its answers to the
+/// calls that created them; an extra or a missing label fails.
+#[tokio::test]
+async fn one_instance_has_exactly_the_prometheus_label_set() {
+    use aws_sdk_ec2::types::{
+        Filter, InstanceMarketOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceType, MarketType,
+        ResourceType, Tag, TagSpecification,
+    };
+    let Some(moto) = start_moto().await else { return };
+    let c = client(&moto.endpoint);
+    let vpc = c.create_vpc().cidr_block("10.9.0.0/16").amazon_provided_ipv6_cidr_block(true).send().await.unwrap();
+    let vpc = vpc.vpc().unwrap();
+    let v6 = vpc.ipv6_cidr_block_association_set()[0].ipv6_cidr_block().unwrap().replace("/56", "/64");
+    let subnet = c
+        .create_subnet()
+        .vpc_id(vpc.vpc_id().unwrap())
+        .cidr_block("10.9.1.0/24")
+        .ipv6_cidr_block(v6)
+        .availability_zone("eu-west-1b")
+        .send()
+        .await
+        .unwrap();
+    let subnet_id = subnet.subnet().unwrap().subnet_id().unwrap().to_owned();
+    let windows =
+        c.describe_images().filters(Filter::builder().name("platform").values("windows").build()).send().await.unwrap();
+    let ami = windows.images()[0].image_id().unwrap().to_owned();
+    let tags = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key("federation-group").value("full").build())
+        .tags(Tag::builder().key("federation-role").value("primary").build())
+        .tags(Tag::builder().key("aws:cloudformation:stack-name").value("prom").build())
+        .build();
+    let run = c
+        .run_instances()
+        .image_id(&ami)
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
+        .network_interfaces(
+            InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .subnet_id(&subnet_id)
+                .associate_public_ip_address(true)
+                .build(),
+        )
+        .tag_specifications(tags)
+        .send()
+        .await
+        .unwrap();
+    let launched = &run.instances()[0];
+    let id = launched.instance_id().unwrap().to_owned();
+    let eni0 = launched.network_interfaces()[0].network_interface_id().unwrap().to_owned();
+    let v6 = c.assign_ipv6_addresses().network_interface_id(&eni0).ipv6_address_count(1).send().await.unwrap();
+    let ipv6 = v6.assigned_ipv6_addresses()[0].clone();
+    let eni1 = c.create_network_interface().subnet_id(&subnet_id).send().await.unwrap();
+    let eni1 = eni1.network_interface().unwrap().network_interface_id().unwrap().to_owned();
+    c.attach_network_interface().network_interface_id(eni1).instance_id(&id).device_index(1).send().await.unwrap();
+
+    // What the emulator chose: addresses and the owner.
+    let d = c.describe_instances().instance_ids(&id).send().await.unwrap();
+    let owner = d.reservations()[0].owner_id().unwrap().to_owned();
+    let i = &d.reservations()[0].instances()[0];
+    assert_eq!(i.network_interfaces().len(), 2, "two interfaces in one subnet");
+    let private_ip = i.private_ip_address().unwrap().to_owned();
+    let public_ip = i.public_ip_address().expect("a public IP was asked for").to_owned();
+    let want: std::collections::BTreeMap<String, String> = [
+        ("__address__", format!("{private_ip}:9090")),
+        ("__meta_ec2_ami", ami.clone()),
+        ("__meta_ec2_architecture", "x86_64".into()),
+        ("__meta_ec2_availability_zone", "eu-west-1b".into()),
+        ("__meta_ec2_instance_id", id.clone()),
+        ("__meta_ec2_instance_lifecycle", "spot".into()),
+        ("__meta_ec2_instance_state", "running".into()),
+        ("__meta_ec2_instance_type", "t3.micro".into()),
+        ("__meta_ec2_ipv6_addresses", format!(",{ipv6},")),
+        ("__meta_ec2_owner_id", owner),
+        ("__meta_ec2_platform", "windows".into()),
+        ("__meta_ec2_primary_subnet_id", subnet_id.clone()),
+        ("__meta_ec2_private_dns_name", format!("ip-{}.{REGION}.compute.internal", private_ip.replace('.', "-"))),
+        ("__meta_ec2_private_ip", private_ip.clone()),
+        ("__meta_ec2_public_dns_name", format!("ec2-{}.{REGION}.compute.amazonaws.com", public_ip.replace('.', "-"))),
+        ("__meta_ec2_public_ip", public_ip.clone()),
+        ("__meta_ec2_region", REGION.into()),
+        ("__meta_ec2_subnet_id", format!(",{subnet_id},")),
+        ("__meta_ec2_tag_aws_cloudformation_stack_name", "prom".into()),
+        ("__meta_ec2_tag_federation_group", "full".into()),
+        ("__meta_ec2_tag_federation_role", "primary".into()),
+        ("__meta_ec2_vpc_id", vpc.vpc_id().unwrap().to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let targets = describe(&c, &sd_config(&moto.endpoint, "full")).await.unwrap();
+    assert_eq!(targets.len(), 1, "{targets:#?}");
+    assert_eq!(targets[0], want, "the whole label set");
+}
+
 async fn fake_replica(name: String) -> SocketAddr {
     common::fake_replica(move |now| format!("up{{job=\"x\",replica=\"{name}\"}} 1 {now}\n")).await
 }
@@ -115,6 +216,11 @@ async fn wait_for(http: &reqwest::Client, addr: SocketAddr, what: &str, ok: impl
         assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:#}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+async fn last_success(http: &reqwest::Client, addr: SocketAddr) -> Option<f64> {
+    let m = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    common::metric_value(&m, "promfed_sd_last_success_timestamp_seconds", &[("mechanism", "ec2")])
 }
 
 fn names(s: &serde_json::Value) -> Vec<String> {
@@ -168,6 +274,8 @@ groups:
     wait_for(&http, addr, "both instances as replicas", |s| names(s) == want && s["leader"] == a[0].as_str()).await;
     let s = status(&http, addr).await;
     assert_eq!(s["rejected_targets"].as_array().map(Vec::len), Some(1), "{s:#}");
+    let first_success = last_success(&http, addr).await.expect("last-success timestamp set");
+    assert!((common::now_secs() - first_success).abs() < 10.0, "a wall-clock time: {first_success}");
     assert!(s["replicas"].as_array().unwrap().iter().all(|r| r["address"].as_str().unwrap().starts_with("127.0.0.1:")));
 
     // The primary is replaced by a new instance on another port.
@@ -182,6 +290,8 @@ groups:
     want.sort();
     wait_for(&http, addr, "the replacement", |s| names(s) == want).await;
     wait_for(&http, addr, "the new primary leading", |s| s["leader"] == new[0].as_str()).await;
+    let later_success = last_success(&http, addr).await.unwrap();
+    assert!(later_success > first_success, "moves forward: {first_success} then {later_success}");
 
     // The emulator goes away: the last good set stays and failures are counted.
     moto.stop();
@@ -195,6 +305,9 @@ groups:
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(names(&status(&http, addr).await), want, "last good set kept");
+    let stuck = last_success(&http, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(last_success(&http, addr).await, Some(stuck), "no success while the API is down");
     running.shutdown();
     running.wait().await.unwrap();
 }

@@ -25,8 +25,11 @@
 //! Every target address is on loopback at a closed port; with a 1h scrape interval Prometheus
 //! does not even try to scrape most of them, and nothing needs a scrape to succeed.
 //!
-//! Without `prometheus` installed the test is skipped with a notice, unless `CI` is set, where it
-//! fails.
+//! A second test, [`refusals_match_promtool`], gives single rules to Prometheus 2.42's
+//! `promtool check config` and to our config checks, and compares what each refuses.
+//!
+//! Without `prometheus` installed the tests are skipped with a notice, unless `CI` is set, where
+//! they fail.
 
 mod common;
 
@@ -543,4 +546,138 @@ async fn relabeling_matches_prometheus() {
     assert_eq!(listing.dropped, dropped, "Prometheus' dropped targets");
     // Both outcomes must have been exercised for the comparison to mean something.
     assert!(kept > 0 && dropped > 0, "kept {kept}, dropped {dropped}");
+}
+
+/// Single rules (flow YAML) that `promtool check config` and our checks must judge alike: every
+/// action's required fields, the fields each action refuses, target_label and labelmap
+/// replacement patterns (`$1`, `${name}`), the action in any case.
+const RULE_CHECKS: &[&str] = &[
+    "{action: Replace, source_labels: [a], target_label: b}",
+    "{action: HASHMOD, source_labels: [a], target_label: b, modulus: 2}",
+    "{action: LabelMap, regex: 'x_(.*)'}",
+    "{action: bogus}",
+    "{action: ''}",
+    "{source_labels: [a], target_label: b}",
+    "{action: replace, source_labels: [a]}",
+    "{action: replace, source_labels: [a], target_label: ''}",
+    "{action: replace, source_labels: [a], target_label: 1abc}",
+    "{action: replace, source_labels: [a], target_label: a-b}",
+    "{action: replace, source_labels: [a], target_label: '$1'}",
+    "{action: replace, source_labels: [a], target_label: '${1}'}",
+    "{action: replace, source_labels: [a], target_label: 'x_${name}_y'}",
+    "{action: replace, source_labels: [a], target_label: '$'}",
+    "{action: replace, source_labels: [a], target_label: 'a$-'}",
+    "{action: replace, source_labels: [a], target_label: '${1}-x'}",
+    "{action: replace, source_labels: [a], target_label: b, regex: '('}",
+    "{action: labelmap, regex: '(.*)', replacement: a-b}",
+    "{action: labelmap, regex: '(.*)', replacement: '$1'}",
+    "{action: labelmap, regex: '(.*)', replacement: ''}",
+    "{action: labelmap, regex: '(.*)', replacement: 'x_${1}'}",
+    "{action: labelmap, regex: '(.*)', replacement: 1x}",
+    "{action: labeldrop, regex: x, source_labels: [a]}",
+    "{action: labeldrop, regex: x, target_label: a}",
+    "{action: labeldrop, regex: x, modulus: 3}",
+    "{action: labeldrop, regex: x, separator: ','}",
+    "{action: labeldrop, regex: x, separator: ';'}",
+    "{action: labeldrop, regex: x, replacement: y}",
+    "{action: labeldrop, regex: x, replacement: '$1'}",
+    "{action: labelkeep, regex: '__.*', modulus: 0}",
+    "{action: keepequal, source_labels: [a], target_label: b, regex: x}",
+    "{action: keepequal, source_labels: [a], target_label: b, regex: '(.*)'}",
+    "{action: keepequal, source_labels: [a], target_label: b, modulus: 2}",
+    "{action: keepequal, source_labels: [a], target_label: b, separator: ','}",
+    "{action: keepequal, source_labels: [a], target_label: b}",
+    "{action: dropequal, source_labels: [a], target_label: b, replacement: x}",
+    "{action: dropequal, source_labels: [a], target_label: b}",
+    "{action: dropequal, source_labels: [a]}",
+    "{action: dropequal, source_labels: [a], target_label: a-b}",
+    "{action: lowercase, source_labels: [a]}",
+    "{action: lowercase, source_labels: [a], target_label: a-b}",
+    "{action: lowercase, source_labels: [a], target_label: b, replacement: x}",
+    "{action: uppercase, source_labels: [a], target_label: b, regex: x}",
+    "{action: uppercase, source_labels: [a], target_label: b}",
+    "{action: hashmod, source_labels: [a], target_label: '$1', modulus: 2}",
+    "{action: hashmod, source_labels: [a], target_label: b}",
+    "{action: hashmod, source_labels: [a], target_label: b, modulus: 0}",
+    "{action: keep, source_labels: [a], target_label: a-b}",
+    "{action: drop, source_labels: [a], regex: x, replacement: zz, modulus: 4}",
+    "{action: keep}",
+];
+
+/// Rules where we knowingly differ from Prometheus 2.42, and why; checked to still differ.
+const RULE_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "{action: lowercase, source_labels: [a], target_label: '$1'}",
+        "2.42 takes a $1 template as target_label here but does not expand it: it writes a label named `$1`",
+    ),
+    (
+        "{action: labeldrop, regex: x, source_labels: []}",
+        "2.42 refuses an explicitly empty source_labels (a Go nil-versus-empty check); we read it as absent",
+    ),
+];
+
+/// `promtool` beside the `prometheus` binary (Debian's package has both), or on `PATH`.
+fn promtool() -> Option<std::path::PathBuf> {
+    let prometheus = common::prometheus_binary()?;
+    let beside = prometheus.with_file_name("promtool");
+    if beside.is_file() {
+        return Some(beside);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("promtool")).find(|p| p.is_file()))
+}
+
+/// Whether `promtool check config` accepts a scrape config with this one rule, and its output.
+fn promtool_accepts(promtool: &std::path::Path, dir: &std::path::Path, rule: &str) -> (bool, String) {
+    let file = dir.join("prometheus.yml");
+    let config = format!(
+        "scrape_configs:\n  - job_name: x\n    static_configs: [{{targets: ['127.0.0.1:1']}}]\n    relabel_configs:\n      - {rule}\n"
+    );
+    std::fs::write(&file, config).expect("write config");
+    let out =
+        std::process::Command::new(promtool).arg("check").arg("config").arg(&file).output().expect("run promtool");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text.lines().filter(|l| l.contains("FAILED")).collect::<Vec<_>>().join(" "))
+}
+
+/// What our config checks say of the rule: `Ok` or the problems.
+fn ours_accepts(rule: &str) -> Result<(), String> {
+    let c: RelabelConfig = serde_saphyr::from_str(rule).map_err(|e| e.to_string())?;
+    let problems = c.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))
+    }
+}
+
+#[test]
+fn refusals_match_promtool() {
+    let Some(promtool) = promtool() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut mismatches = Vec::new();
+    let (mut accepted, mut refused) = (0, 0);
+    for rule in RULE_CHECKS {
+        let (theirs, why) = promtool_accepts(&promtool, dir.path(), rule);
+        let ours = ours_accepts(rule);
+        if theirs != ours.is_ok() {
+            mismatches.push(format!("{rule}\n  promtool: {}\n  ours:     {ours:?}", if theirs { "ok" } else { &why }));
+        }
+        if theirs {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    for (rule, why) in RULE_DIFFERENCES {
+        let (theirs, _) = promtool_accepts(&promtool, dir.path(), rule);
+        assert_ne!(theirs, ours_accepts(rule).is_ok(), "{rule} no longer differs ({why}): update RULE_DIFFERENCES");
+    }
+    eprintln!(
+        "{} rules: promtool accepted {accepted}, refused {refused}; {} mismatches",
+        RULE_CHECKS.len(),
+        mismatches.len()
+    );
+    assert!(mismatches.is_empty(), "{} rules judged differently:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(accepted > 10 && refused > 10);
 }

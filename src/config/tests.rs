@@ -243,3 +243,31 @@ fn remote_write_problems_are_all_reported() {
         assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
     }
 }
+
+#[test]
+fn relabel_problems_name_the_rule_field_and_value() {
+    let text = MINIMAL.replace(
+        "    replicas:",
+        r#"    relabel_configs:
+      - {action: Keep, source_labels: [env], regex: prod}
+      - {action: labeldrop, regex: tmp_.*, separator: ',', replacement: x}
+      - {source_labels: [a], target_label: 'a-b'}
+      - {action: labelmap, regex: '(.*)', replacement: ''}
+      - {action: lowercase, source_labels: [a]}
+    replicas:"#,
+    );
+    let err = parse(&text, "t").unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &err else { panic!("{err}") };
+    let shown: Vec<String> = problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
+    assert_eq!(
+        shown,
+        [
+            "groups[0].relabel_configs[1].separator: \",\" cannot be set for action labeldrop, which takes only regex",
+            "groups[0].relabel_configs[1].replacement: \"x\" cannot be set for action labeldrop, which takes only regex",
+            "groups[0].relabel_configs[2].target_label: \"a-b\" is not a label name (with $1 or ${name} parts) for action replace",
+            "groups[0].relabel_configs[3].replacement: \"\" is not a label name (with $1 or ${name} parts) for action labelmap",
+            "groups[0].relabel_configs[4].target_label: action lowercase needs a target_label",
+        ],
+        "the action in any case; every problem with its rule, field and value"
+    );
+}

@@ -456,9 +456,15 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         }
         let mut relabel = Vec::new();
         for (i, r) in gc.relabel_configs.iter().enumerate() {
-            match Rule::new(r.clone()) {
-                Ok(rule) => relabel.push(rule),
-                Err(e) => c.problem(format!("{p}.relabel_configs[{i}]"), e),
+            let problems = r.problems();
+            for (field, message) in &problems {
+                c.problem(format!("{p}.relabel_configs[{i}].{field}"), message);
+            }
+            if problems.is_empty() {
+                match Rule::new(r.clone()) {
+                    Ok(rule) => relabel.push(rule),
+                    Err(e) => c.problem(format!("{p}.relabel_configs[{i}]"), e),
+                }
             }
         }
         let mut rnames = HashSet::new();

@@ -8,8 +8,12 @@
 //! counted in `promfed_sd_refresh_failures_total{mechanism="ec2"}`.
 //!
 //! Credentials: `access_key`/`secret_key` when given, else `profile` (a named profile), else the
-//! standard AWS chain (environment, profile files, instance metadata); `role_arn` is assumed on
-//! top of whichever applies. The IAM policy needed is in `deploy/iam/`.
+//! standard AWS chain (environment, profile files — static keys, `credential_process`,
+//! `role_arn`/`source_profile` —, web identity, ECS, instance metadata); `role_arn` is assumed on
+//! top of whichever applies. Profiles using AWS SSO or `aws login` are not supported (aws-config
+//! is built without its `sso` and `credentials-login` features). The region, when `region` is
+//! empty, comes from the standard chain too: `AWS_REGION`/`AWS_DEFAULT_REGION`, the profile's
+//! `region`, instance metadata. The IAM policy needed is in `deploy/iam/`.
 
 use crate::config::units::PromDuration;
 use serde::{Deserialize, Serialize};
@@ -19,7 +23,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2SdConfig {
-    /// The AWS region; else `AWS_REGION` / `AWS_DEFAULT_REGION`.
+    /// The AWS region. When empty: `AWS_REGION` / `AWS_DEFAULT_REGION`, else the `region` of the
+    /// profile (`profile`, else `AWS_PROFILE`, else `default`), else EC2 instance metadata —
+    /// found when discovery starts (Prometheus asks instance metadata only).
     #[serde(default)]
     pub region: Option<String>,
     /// A custom endpoint (e.g. a VPC endpoint, or an EC2 emulator in tests).
@@ -69,21 +75,10 @@ fn default_page_size() -> i32 {
 }
 
 impl Ec2SdConfig {
-    /// The region from the config or the environment.
-    pub fn resolved_region(&self) -> Option<String> {
-        self.region
-            .clone()
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
-            .filter(|r| !r.is_empty())
-    }
-
-    /// Problems with this entry (field name, message).
+    /// Problems with this entry (field name, message). A missing region is not one: it may come
+    /// from the profile or instance metadata, known only when discovery starts.
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut p = Vec::new();
-        if self.resolved_region().is_none() {
-            p.push(("region", "not set, and neither AWS_REGION nor AWS_DEFAULT_REGION is".to_owned()));
-        }
         if self.access_key.is_some() != self.secret_key.is_some() {
             p.push(("access_key", "access_key and secret_key go together".to_owned()));
         }
@@ -132,7 +127,10 @@ mod sdk {
     use tokio_util::sync::CancellationToken;
 
     /// The `__meta_ec2_*` labels of one instance, or `None` when it has no private IP (it
-    /// cannot be scraped at its private address). Names and meanings follow Prometheus' EC2 SD.
+    /// cannot be scraped at its private address). Names, meanings and presence follow
+    /// Prometheus' EC2 SD: `public_dns_name` only with a public IP; `vpc_id`,
+    /// `primary_subnet_id`, `subnet_id` (each subnet once, in the order EC2 lists the
+    /// interfaces) and `ipv6_addresses` only for an instance in a VPC.
     pub fn instance_labels(i: &Instance, owner_id: &str, region: &str, port: u16) -> Option<Labels> {
         let private_ip = i.private_ip_address()?;
         let mut l = Labels::new();
@@ -150,25 +148,34 @@ mod sdk {
         set("instance_type", i.instance_type().map(|t| t.as_str()));
         set("owner_id", Some(owner_id));
         set("platform", i.platform().map(|p| p.as_str()));
-        set("primary_subnet_id", i.subnet_id());
         set("private_dns_name", i.private_dns_name());
         set("private_ip", Some(private_ip));
-        set("public_dns_name", i.public_dns_name());
-        set("public_ip", i.public_ip_address());
-        set("region", Some(region));
-        set("vpc_id", i.vpc_id());
-        // Lists are wrapped in commas so that a regex like `.*,subnet-1,.*` matches one element.
-        let subnets: Vec<&str> = i.network_interfaces().iter().filter_map(|n| n.subnet_id()).collect();
-        if !subnets.is_empty() {
-            l.insert("__meta_ec2_subnet_id".into(), format!(",{},", subnets.join(",")));
+        if let Some(public_ip) = i.public_ip_address() {
+            set("public_ip", Some(public_ip));
+            set("public_dns_name", i.public_dns_name());
         }
-        let ipv6: Vec<&str> = i
-            .network_interfaces()
-            .iter()
-            .flat_map(|n| n.ipv6_addresses().iter().filter_map(|a| a.ipv6_address()))
-            .collect();
-        if !ipv6.is_empty() {
-            l.insert("__meta_ec2_ipv6_addresses".into(), format!(",{},", ipv6.join(",")));
+        set("region", Some(region));
+        if let Some(vpc) = i.vpc_id() {
+            set("vpc_id", Some(vpc));
+            set("primary_subnet_id", i.subnet_id());
+            // Lists are wrapped in commas so that a regex like `.*,subnet-1,.*` matches one
+            // element; two interfaces in one subnet name it once.
+            let mut subnets: Vec<&str> = Vec::new();
+            for s in i.network_interfaces().iter().filter_map(|n| n.subnet_id()) {
+                if !subnets.contains(&s) {
+                    subnets.push(s);
+                }
+            }
+            l.insert("__meta_ec2_subnet_id".into(), format!(",{},", subnets.join(",")));
+            let ipv6: Vec<&str> = i
+                .network_interfaces()
+                .iter()
+                .filter(|n| n.subnet_id().is_some())
+                .flat_map(|n| n.ipv6_addresses().iter().filter_map(|a| a.ipv6_address()))
+                .collect();
+            if !ipv6.is_empty() {
+                l.insert("__meta_ec2_ipv6_addresses".into(), format!(",{},", ipv6.join(",")));
+            }
         }
         for t in i.tags() {
             if let (Some(k), Some(v)) = (t.key(), t.value()) {
@@ -181,24 +188,28 @@ mod sdk {
         Some(l)
     }
 
-    /// Builds the SDK client for a config.
+    /// Builds the SDK client for a config. Without `region` the SDK's region chain runs (the
+    /// environment, the profile, instance metadata); a client left without a region fails
+    /// every [`describe`].
     pub async fn client(c: &Ec2SdConfig) -> Client {
-        let region = c.resolved_region().unwrap_or_default();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).region(Region::new(region.clone()));
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = c.region.as_ref().filter(|r| !r.is_empty()) {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        // The profile also gives the region; static keys, when given, override its credentials.
+        if let Some(p) = &c.profile {
+            loader = loader.profile_name(p);
+        }
         if let (Some(ak), Some(sk)) = (&c.access_key, &c.secret_key) {
             loader = loader.credentials_provider(Credentials::new(ak, sk, None, None, "promfed-config"));
-        } else if let Some(p) = &c.profile {
-            loader = loader.profile_name(p);
         }
         let mut base = loader.load().await;
         if let Some(arn) = &c.role_arn {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
-                .session_name("promfed")
-                .region(Region::new(region))
-                .configure(&base)
-                .build()
-                .await;
+            let mut provider = aws_config::sts::AssumeRoleProvider::builder(arn).session_name("promfed");
+            if let Some(region) = base.region() {
+                provider = provider.region(region.clone());
+            }
+            let provider = provider.configure(&base).build().await;
             base = base
                 .into_builder()
                 .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider))
@@ -213,7 +224,11 @@ mod sdk {
 
     /// Lists the running instances matching the filters, every page, as labelled targets.
     pub async fn describe(client: &Client, c: &Ec2SdConfig) -> Result<Vec<Labels>, String> {
-        let region = c.resolved_region().unwrap_or_default();
+        let Some(region) = client.config().region().map(|r| r.as_ref().to_owned()) else {
+            return Err("no AWS region: set `region`, AWS_REGION, or a region in the AWS profile (on EC2, \
+                instance metadata gives it)"
+                .to_owned());
+        };
         let mut filters: Vec<Filter> = c
             .filters
             .iter()
@@ -252,14 +267,10 @@ mod sdk {
     }
 
     impl Ec2Discoverer {
-        /// A discoverer for the group (or `discover_groups` template) `config`.
-        pub fn new(config: Arc<Group>, metrics: Arc<Metrics>) -> Self {
-            Ec2Discoverer {
-                group: config.name.clone(),
-                configs: config.ec2_sd.clone(),
-                announcer: Announcer::new(config, metrics.clone()),
-                metrics,
-            }
+        /// A discoverer for the group (or `discover_groups` template) of `announcer`.
+        pub fn new(announcer: Announcer, metrics: Arc<Metrics>) -> Self {
+            let config: &Group = announcer.config();
+            Ec2Discoverer { group: config.name.clone(), configs: config.ec2_sd.clone(), announcer, metrics }
         }
     }
 
@@ -299,7 +310,7 @@ mod sdk {
                     // Until every config has answered once there is no set to announce.
                     if last_good.iter().all(Option::is_some) {
                         let targets: Vec<Labels> = last_good.iter().flatten().flatten().cloned().collect();
-                        if !this.announcer.announce(&targets, "ec2", &tx).await {
+                        if !this.announcer.announce(&targets, !failed, "ec2", &tx).await {
                             return;
                         }
                     }
@@ -387,5 +398,51 @@ mod tests {
         assert_eq!(get("__meta_ec2_platform"), None, "absent fields are absent labels");
         // No private IP: not a target.
         assert!(instance_labels(&Instance::builder().instance_id("i-1").build(), "o", "r", 80).is_none());
+    }
+
+    /// Two interfaces in one subnet name it once in `__meta_ec2_subnet_id`, as Prometheus'
+    /// EC2 SD de-duplicates it (keeping EC2's order); IPv6 addresses of every interface are
+    /// listed; the public DNS name comes only with a public IP; outside a VPC there are no
+    /// subnet, VPC or IPv6 labels.
+    #[cfg(feature = "ec2")]
+    #[test]
+    fn subnets_are_listed_once_like_prometheus() {
+        use aws_sdk_ec2::types::*;
+        let nic = |subnet: &str, ipv6: &[&str]| {
+            let mut b = InstanceNetworkInterface::builder().subnet_id(subnet);
+            for a in ipv6 {
+                b = b.ipv6_addresses(InstanceIpv6Address::builder().ipv6_address(*a).build());
+            }
+            b.build()
+        };
+        let i = Instance::builder()
+            .instance_id("i-1")
+            .private_ip_address("10.0.1.5")
+            .public_dns_name("ec2-54-1-2-3.example")
+            .vpc_id("vpc-1")
+            .subnet_id("subnet-2")
+            .network_interfaces(nic("subnet-2", &["2001:db8::1"]))
+            .network_interfaces(nic("subnet-1", &[]))
+            .network_interfaces(nic("subnet-2", &["2001:db8::2", "2001:db8::3"]))
+            .build();
+        let l = instance_labels(&i, "o", "r", 80).unwrap();
+        assert_eq!(l["__meta_ec2_subnet_id"], ",subnet-2,subnet-1,");
+        assert_eq!(l["__meta_ec2_ipv6_addresses"], ",2001:db8::1,2001:db8::2,2001:db8::3,");
+        assert_eq!(l["__meta_ec2_primary_subnet_id"], "subnet-2");
+        assert!(!l.contains_key("__meta_ec2_public_dns_name"), "no public IP, no public DNS name: {l:?}");
+        let classic =
+            Instance::builder().instance_id("i-2").private_ip_address("10.0.1.6").subnet_id("subnet-9").build();
+        let l = instance_labels(&classic, "o", "r", 80).unwrap();
+        let keys: Vec<&str> = l.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "__address__",
+                "__meta_ec2_instance_id",
+                "__meta_ec2_owner_id",
+                "__meta_ec2_private_ip",
+                "__meta_ec2_region"
+            ]
+        );
     }
 }

@@ -145,9 +145,9 @@ impl FileWatcher {
     }
 }
 
-/// How often target files are checked for a change (at most; a shorter `refresh_interval`
-/// checks more often).
-const CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often target files are checked for a change (a changed modification time), whatever
+/// `refresh_interval` says; a shorter `refresh_interval` checks more often.
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Discovers a group's replicas (or a template's groups) from target files.
 pub struct FileDiscoverer {
@@ -158,14 +158,10 @@ pub struct FileDiscoverer {
 }
 
 impl FileDiscoverer {
-    /// A discoverer for the group (or `discover_groups` template) `config`.
-    pub fn new(config: Arc<Group>, metrics: Arc<Metrics>) -> Self {
-        FileDiscoverer {
-            group: config.name.clone(),
-            configs: config.file_sd.clone(),
-            announcer: Announcer::new(config, metrics.clone()),
-            metrics,
-        }
+    /// A discoverer for the group (or `discover_groups` template) of `announcer`.
+    pub fn new(announcer: Announcer, metrics: Arc<Metrics>) -> Self {
+        let config: &Group = announcer.config();
+        FileDiscoverer { group: config.name.clone(), configs: config.file_sd.clone(), announcer, metrics }
     }
 }
 
@@ -201,7 +197,7 @@ impl Discoverer for FileDiscoverer {
                     targets.extend(r.targets);
                 }
                 super::record_refresh(&this.metrics, &mechanism, failed);
-                if !this.announcer.announce(&targets, "file", &tx).await {
+                if !this.announcer.announce(&targets, !failed, "file", &tx).await {
                     return;
                 }
             }

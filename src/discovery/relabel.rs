@@ -8,8 +8,9 @@
 use crate::series::is_label_name;
 use md5::{Digest, Md5};
 use regex::Regex;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 /// A target's labels.
 pub type Labels = BTreeMap<String, String>;
@@ -27,9 +28,9 @@ pub struct RelabelConfig {
     /// `keepequal`/`dropequal`. May use `$1` in `replace`.
     #[serde(default)]
     pub target_label: Option<String>,
-    /// Anchored at both ends, as in Prometheus.
-    #[serde(default = "default_regex")]
-    pub regex: String,
+    /// Anchored at both ends, as in Prometheus; `(.*)` when not given.
+    #[serde(default)]
+    pub regex: Option<String>,
     /// For `hashmod`.
     #[serde(default)]
     pub modulus: Option<u64>,
@@ -39,18 +40,20 @@ pub struct RelabelConfig {
     pub action: Action,
 }
 
+const DEFAULT_SEPARATOR: &str = ";";
+const DEFAULT_REGEX: &str = "(.*)";
+const DEFAULT_REPLACEMENT: &str = "$1";
+
 fn default_separator() -> String {
-    ";".into()
-}
-fn default_regex() -> String {
-    "(.*)".into()
+    DEFAULT_SEPARATOR.into()
 }
 fn default_replacement() -> String {
-    "$1".into()
+    DEFAULT_REPLACEMENT.into()
 }
 
-/// The relabel actions.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+/// The relabel actions; in the config in any case (`Replace`, `HASHMOD`), as Prometheus takes
+/// them.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     #[default]
@@ -67,6 +70,135 @@ pub enum Action {
     Uppercase,
 }
 
+impl Action {
+    /// The action's name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Replace => "replace",
+            Action::Keep => "keep",
+            Action::Drop => "drop",
+            Action::KeepEqual => "keepequal",
+            Action::DropEqual => "dropequal",
+            Action::HashMod => "hashmod",
+            Action::LabelMap => "labelmap",
+            Action::LabelDrop => "labeldrop",
+            Action::LabelKeep => "labelkeep",
+            Action::Lowercase => "lowercase",
+            Action::Uppercase => "uppercase",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    /// Any case, as Prometheus' `Action.UnmarshalYAML` (which lowercases first).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let lower = s.to_lowercase();
+        [
+            Action::Replace,
+            Action::Keep,
+            Action::Drop,
+            Action::KeepEqual,
+            Action::DropEqual,
+            Action::HashMod,
+            Action::LabelMap,
+            Action::LabelDrop,
+            Action::LabelKeep,
+            Action::Lowercase,
+            Action::Uppercase,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == lower)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown relabel action {s:?}")))
+    }
+}
+
+/// Prometheus' `relabelTarget`: a label name in which `$1`, `$name` and `${name}` may stand for
+/// parts (Go's `\w` is ASCII), the form `replace`'s target_label and `labelmap`'s replacement
+/// must have.
+static RELABEL_TARGET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:(?:[a-zA-Z_]|\$(?:\{[0-9A-Za-z_]+\}|[0-9A-Za-z_]+))+[0-9A-Za-z_]*)+$").expect("valid regex")
+});
+
+impl RelabelConfig {
+    /// Problems with this rule, as Prometheus 2.42's `relabel.Config.Validate` finds them
+    /// (field name, message naming the value): what each action requires, and the fields it
+    /// does not take. One check is stricter: `hashmod`, `lowercase`, `uppercase`, `keepequal`
+    /// and `dropequal` want a plain label name as target_label (Prometheus 2.42 also takes a
+    /// `$1` template there, then writes a label literally named `$1`).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        let a = self.action;
+        let name = a.as_str();
+        if let Some(r) = &self.regex
+            && let Err(e) = Regex::new(&format!("^(?:{r})$"))
+        {
+            p.push(("regex", format!("{r:?} is not a valid regex: {e}")));
+        }
+        let target = self.target_label.as_deref().unwrap_or("");
+        let writes = matches!(
+            a,
+            Action::Replace
+                | Action::HashMod
+                | Action::Lowercase
+                | Action::Uppercase
+                | Action::KeepEqual
+                | Action::DropEqual
+        );
+        if writes && target.is_empty() {
+            p.push(("target_label", format!("action {name} needs a target_label")));
+        } else if a == Action::Replace && !RELABEL_TARGET.is_match(target) {
+            p.push((
+                "target_label",
+                format!("{target:?} is not a label name (with $1 or ${{name}} parts) for action {name}"),
+            ));
+        } else if writes && a != Action::Replace && !is_label_name(target.as_bytes()) {
+            p.push(("target_label", format!("{target:?} is not a valid label name for action {name}")));
+        }
+        if a == Action::HashMod && self.modulus.is_none_or(|m| m == 0) {
+            p.push(("modulus", "action hashmod needs a modulus greater than 0".to_owned()));
+        }
+        if a == Action::LabelMap && !RELABEL_TARGET.is_match(&self.replacement) {
+            p.push((
+                "replacement",
+                format!("{:?} is not a label name (with $1 or ${{name}} parts) for action {name}", self.replacement),
+            ));
+        }
+        if matches!(a, Action::Lowercase | Action::Uppercase) && self.replacement != DEFAULT_REPLACEMENT {
+            p.push(("replacement", format!("{:?} cannot be set for action {name}", self.replacement)));
+        }
+        let only = match a {
+            Action::KeepEqual | Action::DropEqual => "source_labels and target_label",
+            Action::LabelDrop | Action::LabelKeep => "regex",
+            _ => return p,
+        };
+        let mut refuse = |field: &'static str, value: String| {
+            p.push((field, format!("{value} cannot be set for action {name}, which takes only {only}")));
+        };
+        if matches!(a, Action::LabelDrop | Action::LabelKeep) {
+            if !self.source_labels.is_empty() {
+                refuse("source_labels", format!("{:?}", self.source_labels));
+            }
+            if !target.is_empty() {
+                refuse("target_label", format!("{target:?}"));
+            }
+        } else if let Some(r) = &self.regex {
+            // Prometheus 2.42 refuses any regex given here, even the default one.
+            refuse("regex", format!("{r:?}"));
+        }
+        if let Some(m) = self.modulus.filter(|m| *m != 0) {
+            refuse("modulus", m.to_string());
+        }
+        if self.separator != DEFAULT_SEPARATOR {
+            refuse("separator", format!("{:?}", self.separator));
+        }
+        if self.replacement != DEFAULT_REPLACEMENT {
+            refuse("replacement", format!("{:?}", self.replacement));
+        }
+        p
+    }
+}
+
 /// A checked rule, regex compiled.
 #[derive(Clone, Debug)]
 pub struct Rule {
@@ -75,32 +207,15 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Checks a rule; the error says what is wrong (the caller adds the field path).
+    /// Checks a rule; the error lists every problem as `field: message`, `; `-separated
+    /// (config validation reports [`RelabelConfig::problems`] one by one instead).
     pub fn new(config: RelabelConfig) -> Result<Rule, String> {
-        let regex = Regex::new(&format!("^(?:{})$", config.regex))
-            .map_err(|e| format!("invalid regex {:?}: {e}", config.regex))?;
-        let needs_target = matches!(
-            config.action,
-            Action::Replace
-                | Action::HashMod
-                | Action::Lowercase
-                | Action::Uppercase
-                | Action::KeepEqual
-                | Action::DropEqual
-        );
-        match &config.target_label {
-            None if needs_target => return Err(format!("action {:?} needs target_label", config.action)),
-            Some(t) if config.action != Action::Replace && !is_label_name(t.as_bytes()) => {
-                return Err(format!("{t:?} is not a valid target_label"));
-            }
-            _ => {}
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(problems.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "));
         }
-        if config.action == Action::HashMod && config.modulus.is_none_or(|m| m == 0) {
-            return Err("action hashmod needs a modulus greater than 0".into());
-        }
-        if matches!(config.action, Action::LabelDrop | Action::LabelKeep) && !config.source_labels.is_empty() {
-            return Err(format!("action {:?} takes no source_labels", config.action));
-        }
+        let pattern = config.regex.as_deref().unwrap_or(DEFAULT_REGEX);
+        let regex = Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("regex: {pattern:?}: {e}"))?;
         Ok(Rule { config, regex })
     }
 }
@@ -357,9 +472,78 @@ mod tests {
     fn invalid_rules_are_explained() {
         let bad = |yaml: &str| Rule::new(serde_saphyr::from_str(yaml).unwrap()).unwrap_err();
         assert!(bad("{action: hashmod, target_label: x}").contains("modulus"));
-        assert!(bad("{action: lowercase}").contains("needs target_label"));
-        assert!(bad("{regex: '('}").contains("invalid regex"));
-        assert!(bad("{action: labeldrop, source_labels: [a], regex: x}").contains("no source_labels"));
+        assert!(bad("{action: lowercase}").contains("needs a target_label"));
+        assert!(bad("{regex: '(', target_label: x}").contains("not a valid regex"));
+        assert!(bad("{action: labeldrop, source_labels: [a], regex: x}").starts_with("source_labels: [\"a\"] cannot"));
         assert!(serde_saphyr::from_str::<RelabelConfig>("{action: explode}").is_err());
+    }
+
+    /// What Prometheus 2.42 refuses (`promtool check config`, each case tried), with the field
+    /// our message names; `None` where both accept. tests/relabel_vs_prometheus.rs runs the
+    /// same kind of table through promtool itself.
+    #[test]
+    fn checks_follow_prometheus_2_42() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("{action: Replace, source_labels: [a], target_label: b}", None),
+            ("{action: HASHMOD, source_labels: [a], target_label: b, modulus: 2}", None),
+            ("{action: replace, source_labels: [a]}", Some("target_label")),
+            ("{action: replace, source_labels: [a], target_label: ''}", Some("target_label")),
+            ("{action: replace, source_labels: [a], target_label: 1abc}", Some("target_label")),
+            ("{action: replace, source_labels: [a], target_label: a-b}", Some("target_label")),
+            ("{action: replace, source_labels: [a], target_label: '$1'}", None),
+            ("{action: replace, source_labels: [a], target_label: '${1}'}", None),
+            ("{action: replace, source_labels: [a], target_label: 'x_${name}_y'}", None),
+            ("{action: replace, source_labels: [a], target_label: '$'}", Some("target_label")),
+            ("{action: replace, source_labels: [a], target_label: '${1}-x'}", Some("target_label")),
+            ("{action: labelmap, regex: '(.*)', replacement: a-b}", Some("replacement")),
+            ("{action: labelmap, regex: '(.*)', replacement: ''}", Some("replacement")),
+            ("{action: labelmap, regex: '(.*)', replacement: 1x}", Some("replacement")),
+            ("{action: labelmap, regex: '(.*)', replacement: 'x_${1}'}", None),
+            ("{action: labeldrop, regex: x, target_label: a}", Some("target_label")),
+            ("{action: labeldrop, regex: x, modulus: 3}", Some("modulus")),
+            ("{action: labeldrop, regex: x, separator: ','}", Some("separator")),
+            ("{action: labeldrop, regex: x, separator: ';'}", None),
+            ("{action: labelkeep, regex: x, replacement: y}", Some("replacement")),
+            ("{action: labelkeep, regex: x, replacement: '$1'}", None),
+            ("{action: keepequal, source_labels: [a], target_label: b, regex: x}", Some("regex")),
+            ("{action: keepequal, source_labels: [a], target_label: b, regex: '(.*)'}", Some("regex")),
+            ("{action: keepequal, source_labels: [a], target_label: b, modulus: 2}", Some("modulus")),
+            ("{action: dropequal, source_labels: [a], target_label: b, separator: ','}", Some("separator")),
+            ("{action: dropequal, source_labels: [a], target_label: b, replacement: x}", Some("replacement")),
+            ("{action: dropequal, source_labels: [a], target_label: b}", None),
+            ("{action: dropequal, source_labels: [a], target_label: a-b}", Some("target_label")),
+            ("{action: lowercase, source_labels: [a], target_label: a-b}", Some("target_label")),
+            ("{action: lowercase, source_labels: [a], target_label: b, replacement: x}", Some("replacement")),
+            ("{action: uppercase, source_labels: [a], target_label: b, regex: x}", None),
+            ("{action: hashmod, source_labels: [a], target_label: '$1', modulus: 2}", Some("target_label")),
+            ("{action: keep, source_labels: [a], target_label: a-b}", None),
+            ("{action: drop, source_labels: [a], regex: x, replacement: zz, modulus: 4}", None),
+            ("{action: keep}", None),
+        ];
+        for (yaml, want) in cases {
+            let config: RelabelConfig = serde_saphyr::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+            let fields: Vec<&str> = config.problems().iter().map(|(f, _)| *f).collect();
+            match want {
+                None => assert!(fields.is_empty(), "{yaml}: refused ({:?}), Prometheus takes it", config.problems()),
+                Some(field) => assert_eq!(fields, [*field], "{yaml}: {:?}", config.problems()),
+            }
+        }
+        // Messages name the value; every problem of a rule is reported.
+        let c: RelabelConfig =
+            serde_saphyr::from_str("{action: labeldrop, regex: x, separator: ',', replacement: y}").unwrap();
+        let messages: Vec<String> = c.problems().into_iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        assert_eq!(
+            messages,
+            [
+                "separator: \",\" cannot be set for action labeldrop, which takes only regex",
+                "replacement: \"y\" cannot be set for action labeldrop, which takes only regex",
+            ]
+        );
+        // Unknown actions, in any case, are named as Prometheus names them.
+        for yaml in ["{action: bogus}", "{action: ''}"] {
+            let e = serde_saphyr::from_str::<RelabelConfig>(yaml).unwrap_err().to_string();
+            assert!(e.contains("unknown relabel action"), "{yaml}: {e}");
+        }
+        assert_eq!(serde_saphyr::from_str::<RelabelConfig>("{action: LabelMap}").unwrap().action, Action::LabelMap);
     }
 }

@@ -25,11 +25,16 @@ pub enum Command {
     /// Set the replicas of `group` (from discovery), with the discovered targets that could not
     /// become replicas (`address: reason`), shown in status.
     SetReplicas { group: String, replicas: Vec<ReplicaSpec>, rejected: Vec<String> },
-    /// Replace the set of groups (config reload): groups that remain keep their state; groups
-    /// added by discovery stay (discovery announces them again, or not).
-    Reconfigure { groups: Vec<GroupSettings> },
+    /// Replace the set of groups (config reload): groups that remain keep their state, as do
+    /// the groups created by pushes and the groups found by discovery named in `discovered`
+    /// (their template stays; its new discovery finds them again or removes them). Every other
+    /// group is removed.
+    Reconfigure { groups: Vec<GroupSettings>, discovered: Vec<String> },
     /// Add a group found by discovery (a `discover_groups` template), unless it exists.
     AddGroup { settings: GroupSettings },
+    /// Remove a group found by discovery that its template no longer finds after a reload
+    /// (configured and pushed groups are not removed this way).
+    RemoveGroup { group: String },
 }
 
 enum Input {
@@ -87,6 +92,10 @@ pub struct Store {
     last_publish: Instant,
     /// Ready with no group at all (a receiver-only promfed); otherwise a first group is awaited.
     ready_when_empty: bool,
+    /// Every group has merged once. It stays so: a group added later by a reload or by
+    /// discovery must not turn `/federate` into a 503 for the groups already served (a
+    /// downstream Prometheus would see a failed scrape, a gap in every series).
+    ready: bool,
     rx: mpsc::Receiver<Input>,
     published: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
@@ -100,9 +109,10 @@ pub struct Store {
 /// One group and what the store knows about it.
 struct Slot {
     group: Group,
-    /// Added by discovery or by a push rather than listed in the config: kept across reloads.
-    dynamic: bool,
-    /// Fed by pushes: expired by the store's tick.
+    /// Found by a `discover_groups` template rather than listed in the config: kept across a
+    /// reload only while its template is.
+    discovered: bool,
+    /// Fed by pushes: expired by the store's tick, kept across reloads.
     pushed: bool,
     /// Has merged a first input (readiness).
     applied: bool,
@@ -111,8 +121,8 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(group: Group, dynamic: bool) -> Self {
-        Slot { group, dynamic, pushed: false, applied: false, dirty: false }
+    fn new(group: Group, discovered: bool) -> Self {
+        Slot { group, discovered, pushed: false, applied: false, dirty: false }
     }
 }
 
@@ -136,6 +146,7 @@ impl Store {
             generation: 0,
             last_publish: Instant::now(),
             ready_when_empty: false,
+            ready: false,
             rx,
             published: published.clone(),
             metrics,
@@ -143,34 +154,39 @@ impl Store {
             emit_to: Vec::new(),
             outbox: Vec::new(),
         };
-        store.reconfigure(groups);
+        store.reconfigure(groups, &[]);
         store.publish_all();
         (store, StoreHandle { tx, published })
     }
 
-    fn reconfigure(&mut self, settings: Vec<GroupSettings>) {
+    fn reconfigure(&mut self, settings: Vec<GroupSettings>, discovered: &[String]) {
         let mut old = std::mem::take(&mut self.groups);
         for settings in settings {
             match old.iter().position(|slot| slot.group.name() == settings.name) {
                 Some(i) => {
                     let mut slot = old.swap_remove(i);
                     slot.group.set_settings(settings);
-                    slot.dynamic = false;
+                    slot.discovered = false;
                     self.groups.push(slot);
                 }
                 None => self.groups.push(Slot::new(Group::new(settings), false)),
             }
         }
-        let (keep, old): (Vec<_>, Vec<_>) = old.into_iter().partition(|slot| slot.dynamic);
+        let (keep, old): (Vec<_>, Vec<_>) = old
+            .into_iter()
+            .partition(|slot| slot.pushed || (slot.discovered && discovered.iter().any(|d| d == slot.group.name())));
         self.groups.extend(keep);
-        for Slot { group: g, .. } in old {
-            tracing::info!(group = %g.name(), "group removed by reload");
-            let labels = GroupLabels { group: g.name().to_owned() };
-            self.metrics.group_up.remove(&labels);
-            self.metrics.group_series.remove(&labels);
-            for r in g.status().replicas {
-                self.metrics.forget_replica(g.name(), &r.name);
-            }
+        for slot in old {
+            tracing::info!(group = %slot.group.name(), "group removed by reload");
+            self.forget(&slot.group);
+        }
+    }
+
+    /// Removes the metrics of a removed group.
+    fn forget(&self, g: &Group) {
+        self.metrics.forget_group(g.name());
+        for r in g.status().replicas {
+            self.metrics.forget_replica(g.name(), &r.name);
         }
     }
 
@@ -210,7 +226,7 @@ impl Store {
                 tracing::info!(%group, "group created by a remote-write push");
                 let g =
                     Group::new(GroupSettings { name: group.clone(), hold_down: 0, lookback_ms, scrape_interval_ms: 0 });
-                self.add(Slot::new(g, true))
+                self.add(Slot::new(g, false))
             }
         };
         let started = Instant::now();
@@ -257,8 +273,9 @@ impl Store {
         self.last_publish = Instant::now();
         self.groups.iter_mut().for_each(|slot| slot.dirty = false);
         self.generation += 1;
-        let ready = (self.ready_when_empty || !self.groups.is_empty()) && self.groups.iter().all(|slot| slot.applied);
-        let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), ready, self.generation));
+        self.ready = self.ready
+            || ((self.ready_when_empty || !self.groups.is_empty()) && self.groups.iter().all(|slot| slot.applied));
+        let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), self.ready, self.generation));
         self.published.store(snapshot.clone());
         if let Some(hook) = &self.on_publish {
             hook(snapshot);
@@ -359,9 +376,19 @@ impl Store {
                 self.publish_group(i);
                 self.update_group_metrics(i);
             }
-            Command::Reconfigure { groups } => {
-                self.reconfigure(groups);
+            Command::Reconfigure { groups, discovered } => {
+                self.reconfigure(groups, &discovered);
                 self.publish_all();
+            }
+            Command::RemoveGroup { group } => {
+                let i = self.index(&group)?;
+                if self.groups[i].discovered && !self.groups[i].pushed {
+                    let slot = self.groups.remove(i);
+                    self.snapshots.remove(i);
+                    tracing::info!(%group, "group removed: its template no longer finds it");
+                    self.forget(&slot.group);
+                    self.publish();
+                }
             }
             Command::AddGroup { settings } => match self.index(&settings.name) {
                 Ok(i) => self.groups[i].group.set_settings(settings),
@@ -464,6 +491,11 @@ mod tests {
         assert!(snap.ready);
         assert_eq!(snap.group("g").unwrap().status.leader.as_deref(), Some("a"));
         assert!(metrics.encode().contains("promfed_replica_up{group=\"g\",replica=\"a\"} 1"));
+        // A group added later (by a reload or discovery) does not make the store unready again.
+        handle.command(Command::AddGroup { settings: settings("late") }).await.unwrap().unwrap();
+        let reconfigure = Command::Reconfigure { groups: vec![settings("g"), settings("new")], discovered: vec![] };
+        handle.command(reconfigure).await.unwrap().unwrap();
+        assert!(handle.snapshot().ready, "still ready with groups that have not merged yet");
         token.cancel();
         task.await.unwrap();
     }
@@ -475,11 +507,54 @@ mod tests {
         let task = tokio::spawn(store.run(token.clone()));
         let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
         handle.command(Command::SetReplicas { group: "g".into(), replicas, rejected: vec![] }).await.unwrap().unwrap();
-        handle.command(Command::Reconfigure { groups: vec![settings("g"), settings("k")] }).await.unwrap().unwrap();
+        let reconfigure = Command::Reconfigure { groups: vec![settings("g"), settings("k")], discovered: vec![] };
+        handle.command(reconfigure).await.unwrap().unwrap();
         let snap = handle.snapshot();
         let names: Vec<&str> = snap.groups.iter().map(|g| g.status.name.as_str()).collect();
         assert_eq!(names, ["g", "k"]);
         assert_eq!(snap.group("g").unwrap().status.replicas.len(), 1, "g kept its replicas");
+        token.cancel();
+        task.await.unwrap();
+    }
+
+    /// Issue 3: a group found by a template survives a reload only while the reload names it
+    /// (its template stays); pushed groups always survive; `RemoveGroup` removes only found
+    /// groups.
+    #[tokio::test]
+    async fn reconfigure_keeps_pushed_groups_and_only_the_named_found_groups() {
+        let metrics = Arc::new(Metrics::new());
+        let (store, handle) = Store::new(vec![settings("g")], metrics.clone());
+        let token = CancellationToken::new();
+        let task = tokio::spawn(store.run(token.clone()));
+        for found in ["eu", "us", "ap"] {
+            handle.command(Command::AddGroup { settings: settings(found) }).await.unwrap().unwrap();
+            let replicas = vec![ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() }];
+            let set = Command::SetReplicas { group: found.into(), replicas, rejected: vec![] };
+            handle.command(set).await.unwrap().unwrap();
+        }
+        let push = Push { replica: "r".into(), elected: true, fill_after_ms: None, batch: Batch::default() };
+        handle.push("push/c".into(), 300_000, push).await.unwrap();
+        let names = |h: &StoreHandle| -> Vec<String> {
+            let mut v: Vec<String> = h.snapshot().groups.iter().map(|g| g.status.name.clone()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&handle), ["ap", "eu", "g", "push/c", "us"]);
+
+        let reconfigure =
+            Command::Reconfigure { groups: vec![settings("g")], discovered: vec!["eu".into(), "ap".into()] };
+        handle.command(reconfigure).await.unwrap().unwrap();
+        assert_eq!(names(&handle), ["ap", "eu", "g", "push/c"], "us is gone, the pushed group stays");
+        assert_eq!(handle.snapshot().group("eu").unwrap().status.replicas.len(), 1, "eu kept its state");
+        assert!(!metrics.encode().contains("group=\"us\""), "us' metrics are gone:\n{}", metrics.encode());
+
+        handle.command(Command::RemoveGroup { group: "ap".into() }).await.unwrap().unwrap();
+        for not_found in ["g", "push/c"] {
+            handle.command(Command::RemoveGroup { group: not_found.into() }).await.unwrap().unwrap();
+        }
+        assert_eq!(names(&handle), ["eu", "g", "push/c"], "only a found group is removed by RemoveGroup");
+        let snap = handle.snapshot();
+        assert_eq!(snap.group("eu").unwrap().status.name, "eu", "snapshots stay aligned with groups");
         token.cancel();
         task.await.unwrap();
     }

@@ -9,7 +9,7 @@ use crate::config::Group;
 use crate::discovery::TargetSet;
 use crate::merge::{Command, Outcome, StoreHandle};
 use crate::telemetry::{Metrics, ReplicaLabels, ScrapeErrorLabels};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -22,8 +22,8 @@ struct GroupRuntime {
     interval: Duration,
     /// What the client and loops were built from; a reload that changes it restarts the loops.
     fingerprint: String,
-    /// Created from a `discover_groups` template rather than listed in the config.
-    dynamic: bool,
+    /// The `discover_groups` template that found the group; `None` for a configured group.
+    template: Option<String>,
 }
 
 /// The scrape-relevant settings of a group: everything but where the replicas come from.
@@ -36,10 +36,15 @@ fn fingerprint(g: &Group) -> String {
     format!("{g:?}")
 }
 
-/// A config reload for the manager: the new groups, and where to say whether they were taken.
+/// Per `discover_groups` template, the groups it found that a reload kept.
+pub type FoundGroups = HashMap<String, Vec<String>>;
+
+/// A config reload for the manager: the new groups, the epoch of the discovery that will
+/// follow, and where to say whether they were taken (with the found groups that stay).
 pub struct Reconfigure {
     pub groups: Vec<Group>,
-    pub reply: tokio::sync::oneshot::Sender<Result<(), super::ClientError>>,
+    pub epoch: u64,
+    pub reply: tokio::sync::oneshot::Sender<Result<FoundGroups, super::ClientError>>,
 }
 
 struct Running {
@@ -53,6 +58,8 @@ pub struct ScrapeManager {
     loops: HashMap<(String, String), Running>,
     /// The last target set of each group, re-applied when a reload restarts its loops.
     last_targets: HashMap<String, TargetSet>,
+    /// Target sets of other epochs come from a discovery a reload replaced: ignored.
+    epoch: u64,
     store: StoreHandle,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -75,6 +82,7 @@ impl ScrapeManager {
             groups: runtimes,
             loops: HashMap::new(),
             last_targets: HashMap::new(),
+            epoch: 0,
             store,
             metrics,
             shutdown,
@@ -88,11 +96,14 @@ impl ScrapeManager {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 set = targets.recv() => match set {
+                    Some(set) if set.epoch != self.epoch => {
+                        tracing::debug!(group = %set.group, "target set of a discovery replaced by a reload ignored");
+                    }
                     Some(set) => self.apply(set).await,
                     None => self.shutdown.cancelled().await,
                 },
                 Some(r) = reloads.recv() => {
-                    let result = self.reconfigure(r.groups).await;
+                    let result = self.reconfigure(r.groups, r.epoch).await;
                     let _ = r.reply.send(result);
                 }
             }
@@ -103,90 +114,108 @@ impl ScrapeManager {
 
     /// Takes a reloaded config: new groups get a client (their loops start when discovery
     /// names their replicas), removed groups stop, groups whose scrape settings changed restart
-    /// their loops with the last known replicas, unchanged groups are not touched. Every client
-    /// is built before anything changes, so a bad TLS file leaves the old config running.
-    pub async fn reconfigure(&mut self, groups: Vec<Group>) -> Result<(), super::ClientError> {
-        let mut next = HashMap::new();
-        // Groups found by discovery stay; their template's discovery re-announces them with the
-        // new settings (restarting them if those changed) or stops announcing them.
-        let dynamic: Vec<String> = self.groups.iter().filter(|(_, rt)| rt.dynamic).map(|(n, _)| n.clone()).collect();
-        for name in dynamic {
-            if let Some(rt) = self.groups.remove(&name) {
-                next.insert(name, rt);
-            }
-        }
+    /// their loops with the last known replicas, unchanged groups are not touched. Groups found
+    /// by a template that is no longer configured stop; those of a template that stays are
+    /// kept (with their loops) until the new discovery finds them again or not, and are
+    /// returned. Every client is built before anything changes, so a bad TLS file leaves the
+    /// old config running. From now on only target sets of `epoch` are applied.
+    pub async fn reconfigure(&mut self, groups: Vec<Group>, epoch: u64) -> Result<FoundGroups, super::ClientError> {
+        let mut built = HashMap::new();
         for g in groups.iter().filter(|g| !g.discover_groups) {
-            let fp = fingerprint(g);
-            match self.groups.remove(&g.name) {
-                Some(old) if old.fingerprint == fp => {
-                    next.insert(g.name.clone(), old);
-                }
-                old => {
-                    let rt = match runtime(g) {
-                        Ok(rt) => rt,
-                        Err(e) => {
-                            // Put back what was taken out: nothing changes.
-                            if let Some(old) = old {
-                                self.groups.insert(g.name.clone(), old);
-                            }
-                            self.groups.extend(next);
-                            return Err(e);
-                        }
-                    };
-                    next.insert(g.name.clone(), rt);
-                }
+            if self.groups.get(&g.name).is_none_or(|rt| rt.fingerprint != fingerprint(g)) {
+                built.insert(g.name.clone(), runtime(g)?);
             }
         }
-        let before = std::mem::replace(&mut self.groups, next);
-        let restart: Vec<String> = before
-            .into_iter()
-            .filter(|(name, old)| self.groups.get(name).is_none_or(|new| new.fingerprint != old.fingerprint))
-            .map(|(name, _)| name)
-            .collect();
-        for name in &restart {
-            self.loops.retain(|(g, r), running| {
-                if g == name {
-                    tracing::info!(group = %g, replica = %r, "config reload: stopping scrape loop");
-                    running.token.cancel();
-                    return false;
+        let configured: HashSet<&str> = groups.iter().filter(|g| !g.discover_groups).map(|g| g.name.as_str()).collect();
+        let templates: HashSet<&str> = groups.iter().filter(|g| g.discover_groups).map(|g| g.name.as_str()).collect();
+        let mut found = FoundGroups::new();
+        let mut stop = Vec::new();
+        for (name, mut rt) in std::mem::take(&mut self.groups) {
+            if configured.contains(name.as_str()) {
+                // A group whose client was rebuilt above is restarted below with it.
+                if !built.contains_key(&name) {
+                    // Configured now, whatever it was before: no template removes it.
+                    rt.template = None;
+                    self.groups.insert(name, rt);
                 }
-                true
-            });
-            if let Some(set) = self.last_targets.remove(name)
-                && self.groups.contains_key(name)
-            {
+            } else if let Some(t) = rt.template.as_deref().filter(|t| templates.contains(t)) {
+                found.entry(t.to_owned()).or_default().push(name.clone());
+                self.groups.insert(name, rt);
+            } else {
+                tracing::info!(group = %name, "config reload: group removed");
+                stop.push(name);
+            }
+        }
+        let restart: Vec<String> = built.keys().cloned().collect();
+        self.groups.extend(built);
+        self.epoch = epoch;
+        for name in stop.iter().chain(&restart) {
+            self.stop_loops(name, "config reload");
+            let last = self.last_targets.remove(name);
+            if let Some(mut set) = last.filter(|_| self.groups.contains_key(name)) {
+                // Restart with the last known replicas now rather than after the next discovery.
+                set.found = None;
+                set.epoch = epoch;
                 self.apply(set).await;
             }
         }
-        Ok(())
+        Ok(found)
+    }
+
+    /// Stops every scrape loop of `group`.
+    fn stop_loops(&mut self, group: &str, why: &str) {
+        self.loops.retain(|(g, r), running| {
+            if g == group {
+                tracing::info!(group = %g, replica = %r, "{why}: stopping scrape loop");
+                running.token.cancel();
+                return false;
+            }
+            true
+        });
     }
 
     /// Starts, stops or restarts loops so that `set.group` scrapes exactly `set.replicas`. A set
-    /// from a `discover_groups` template creates its group when first seen and restarts it when
-    /// the template's settings changed.
+    /// from a `discover_groups` template creates its group when first seen, restarts it when
+    /// the template's settings changed, and removes it when the template no longer finds it
+    /// after a reload.
     pub async fn apply(&mut self, set: TargetSet) {
-        if let Some(template) = &set.template {
-            let fp = fingerprint(template);
-            if self.groups.get(&set.group).map(|rt| rt.fingerprint == fp) != Some(true) {
-                let rt = match runtime(template) {
-                    Ok(rt) => GroupRuntime { dynamic: true, ..rt },
-                    Err(e) => {
-                        tracing::error!(group = %set.group, "discovered group not started: {e}");
+        if let Some(found) = &set.found {
+            let existing = self.groups.get(&set.group);
+            if existing.is_some_and(|rt| rt.template.is_none()) {
+                tracing::warn!(group = %set.group, template = %found.template,
+                    "a group found by discovery has the name of a configured group: ignored");
+                return;
+            }
+            if set.remove {
+                if existing.is_some_and(|rt| rt.template.as_deref() == Some(found.template.as_str())) {
+                    self.groups.remove(&set.group);
+                    self.last_targets.remove(&set.group);
+                    self.stop_loops(&set.group, "group no longer found");
+                    let _ = self.store.command(Command::RemoveGroup { group: set.group.clone() }).await;
+                }
+                return;
+            }
+            let fp = fingerprint(&found.settings);
+            match self.groups.get_mut(&set.group) {
+                Some(rt) if rt.fingerprint == fp => {
+                    // Found by another template after a reload: that one owns it now.
+                    rt.template = Some(found.template.clone());
+                }
+                _ => {
+                    let rt = match runtime(&found.settings) {
+                        Ok(rt) => GroupRuntime { template: Some(found.template.clone()), ..rt },
+                        Err(e) => {
+                            tracing::error!(group = %set.group, "discovered group not started: {e}");
+                            return;
+                        }
+                    };
+                    let settings = crate::run::settings_of(&found.settings);
+                    if self.store.command(Command::AddGroup { settings }).await.is_err() {
                         return;
                     }
-                };
-                let settings = crate::run::settings_of(template);
-                if self.store.command(Command::AddGroup { settings }).await.is_err() {
-                    return;
+                    self.stop_loops(&set.group, "settings changed");
+                    self.groups.insert(set.group.clone(), rt);
                 }
-                self.loops.retain(|(g, _), running| {
-                    if g == &set.group {
-                        running.token.cancel();
-                        return false;
-                    }
-                    true
-                });
-                self.groups.insert(set.group.clone(), rt);
             }
         }
         let Some(rt) = self.groups.get(&set.group) else {
@@ -244,7 +273,7 @@ fn runtime(g: &Group) -> Result<GroupRuntime, super::ClientError> {
         client: Arc::new(GroupClient::new(g)?),
         interval: g.scrape_interval,
         fingerprint: fingerprint(g),
-        dynamic: false,
+        template: None,
     })
 }
 

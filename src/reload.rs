@@ -9,6 +9,7 @@
 use crate::config::{self, Config};
 use crate::discovery::{Discovery, Handover, TargetSet};
 use crate::merge::{Command, StoreHandle};
+use crate::remote::senders::SendersHandle;
 use crate::run::group_settings;
 use crate::scrape::manager::Reconfigure;
 use crate::telemetry::Metrics;
@@ -28,6 +29,8 @@ pub enum ReloadError {
     Client(#[from] crate::scrape::ClientError),
     #[error("promfed is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    RemoteWrite(String),
 }
 
 type Reply = oneshot::Sender<Result<(), ReloadError>>;
@@ -53,6 +56,7 @@ pub struct Reloader {
     config: Config,
     store: StoreHandle,
     manager: mpsc::Sender<Reconfigure>,
+    senders: SendersHandle,
     discovery: Option<Discovery>,
     /// The epoch of the running discovery (see [`crate::discovery::TargetSet::epoch`]).
     epoch: u64,
@@ -71,6 +75,7 @@ impl Reloader {
         config: Config,
         store: StoreHandle,
         manager: mpsc::Sender<Reconfigure>,
+        senders: SendersHandle,
         discovery: Discovery,
         targets: mpsc::Sender<TargetSet>,
         metrics: Arc<Metrics>,
@@ -83,6 +88,7 @@ impl Reloader {
             config,
             store,
             manager,
+            senders,
             discovery: Some(discovery),
             epoch: 0,
             targets,
@@ -133,13 +139,13 @@ impl Reloader {
             tracing::warn!("config reload: server settings changed; they apply at the next restart");
         }
         // Compared through Debug: the checked configs hold compiled regexes, not comparable.
-        if format!("{:?}", self.config.remote_write) != format!("{:?}", new.remote_write)
-            || format!("{:?}", self.config.receiver) != format!("{:?}", new.receiver)
-        {
-            tracing::warn!(
-                "config reload: remote_write or remote_write_receiver settings changed; they apply at the next restart"
-            );
+        if format!("{:?}", self.config.receiver) != format!("{:?}", new.receiver) {
+            // As Prometheus' --web.enable-remote-write-receiver, a listener setting.
+            tracing::warn!("config reload: remote_write_receiver settings changed; they apply at the next restart");
         }
+        // Destinations first: a new one that cannot open its queue fails the reload before
+        // anything else changed.
+        self.senders.reconfigure(new.remote_write.clone()).await.map_err(ReloadError::RemoteWrite)?;
         for w in &new.warnings {
             tracing::warn!("config: {w}");
         }

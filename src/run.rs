@@ -121,12 +121,8 @@ pub async fn start_from_file(
     if config.groups.is_empty() {
         store.ready_when_empty();
     }
-    let mut destinations = Vec::new();
-    for rw in &config.remote_write {
-        let (destination, tx) = crate::remote::send::Destination::open(rw, metrics.clone())?;
-        store.emit_to(tx);
-        destinations.push(destination);
-    }
+    let (senders, senders_handle) =
+        crate::remote::senders::Senders::start(&config.remote_write, &mut store, handle.clone(), metrics.clone())?;
     let prerender = Arc::new(Prerender::default());
     store.on_publish({
         let prerender = prerender.clone();
@@ -142,6 +138,7 @@ pub async fn start_from_file(
         config.clone(),
         handle.clone(),
         reconfigure_tx,
+        senders_handle,
         discovery,
         targets_tx,
         metrics.clone(),
@@ -183,9 +180,7 @@ pub async fn start_from_file(
     });
     // A destination stops after the store (when the store drops its sender), so it queues the
     // last merge's samples before leaving.
-    for destination in destinations {
-        tasks.spawn(async move { ("remote_write sender", destination.run().await) });
-    }
+    tasks.spawn(async move { ("remote_write senders", senders.run().await) });
     tasks.spawn(async move {
         manager.run(targets_rx, reconfigure_rx).await;
         ("scrape manager", Ok(()))

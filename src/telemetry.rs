@@ -113,6 +113,27 @@ pub struct RemoteStorageMetrics {
     pub queue_corrupt_records: Family<RemoteLabels, Counter>,
 }
 
+impl RemoteStorageMetrics {
+    /// Removes a destination's series (it was removed, or its URL changed) but its counts by
+    /// reason, whose reasons are not known here.
+    pub fn forget(&self, l: &RemoteLabels) {
+        self.samples_in.remove(l);
+        self.samples.remove(l);
+        self.samples_retried.remove(l);
+        self.samples_pending.remove(l);
+        self.highest_timestamp_in_seconds.remove(l);
+        self.queue_highest_sent_timestamp_seconds.remove(l);
+        self.shards.remove(l);
+        self.shards_min.remove(l);
+        self.shards_max.remove(l);
+        self.shards_desired.remove(l);
+        self.bytes.remove(l);
+        self.sent_batch_duration_seconds.remove(l);
+        self.queue_bytes.remove(l);
+        self.queue_corrupt_records.remove(l);
+    }
+}
+
 /// All of promfed's metrics.
 pub struct Metrics {
     registry: Registry,

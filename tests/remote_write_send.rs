@@ -355,3 +355,100 @@ remote_write:
     assert!(last_real <= gone, "y's last sample {last_real} before it went at {gone}");
     assert!(y.windows(2).all(|w| w[0].0 < w[1].0), "in order");
 }
+
+/// Per series (by labels), the timestamps a receiver got.
+fn timestamps(log: &Arc<Mutex<Vec<Received>>>) -> BTreeMap<String, Vec<i64>> {
+    let mut out: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in log.lock().unwrap().iter().filter(|r| r.status == StatusCode::OK) {
+        for t in &r.request.timeseries {
+            let k = t.labels.iter().map(|l| format!("{}={}", l.name, l.value)).collect::<Vec<_>>().join(",");
+            out.entry(k).or_default().extend(t.samples.iter().map(|s| s.timestamp));
+        }
+    }
+    out
+}
+
+/// A reload changes destinations as Prometheus does: one whose URL changed goes on from where it
+/// was (nothing lost at the switch), one added starts, one removed stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changes_adds_and_removes_destinations() {
+    common::init_tracing();
+    let (url1, log1) = recording_receiver(Vec::new()).await;
+    let (url2, log2) = recording_receiver(Vec::new()).await;
+    let (url3, log3) = recording_receiver(Vec::new()).await;
+    let replica = replica().await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let path = data.path().join("promfed.yml");
+    let write = |destinations: &str| {
+        let yaml = format!(
+            r#"
+server: {{listen_address: "127.0.0.1:0"}}
+data_dir: {data}
+global: {{scrape_interval: 50ms, scrape_timeout: 40ms}}
+groups:
+  - name: g
+    replicas: [{{name: a, role: primary, address: "{replica}"}}]
+remote_write:
+{destinations}
+"#,
+            data = data.path().display()
+        );
+        std::fs::write(&path, yaml).expect("write config");
+    };
+    let count = |log: &Arc<Mutex<Vec<Received>>>| timestamps(log).values().map(Vec::len).sum::<usize>();
+    let wait = |log: Arc<Mutex<Vec<Received>>>, n: usize, what: &'static str| async move {
+        poll(what, Duration::from_secs(15), Duration::from_millis(50), || {
+            let c = timestamps(&log).values().map(Vec::len).sum::<usize>();
+            async move { (c >= n).then_some(()) }
+        })
+        .await
+    };
+    let qc = "queue_config: {batch_send_deadline: 50ms}";
+    write(&format!("  - {{name: a, url: '{url1}', {qc}}}"));
+    let config = promfed::config::load(&path).expect("valid config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start_from_file(config, Some(listener), Some(path.clone())).await.expect("starts");
+    wait(log1.clone(), 100, "a sends to the first URL").await;
+
+    write(&format!("  - {{name: a, url: '{url2}', {qc}}}\n  - {{name: b, url: '{url3}', {qc}}}"));
+    running.reload.reload().await.expect("reload");
+    wait(log2.clone(), 100, "a sends to its new URL").await;
+    wait(log3.clone(), 100, "b, added, sends").await;
+    let first_after_switch = count(&log1);
+
+    write(&format!("  - {{name: a, url: '{url2}', {qc}}}"));
+    running.reload.reload().await.expect("reload");
+    let b_stopped = count(&log3);
+    let a_then = count(&log2);
+    wait(log2.clone(), a_then + 100, "a goes on").await;
+    assert_eq!(count(&log3), b_stopped, "b, removed, sends nothing more");
+    assert!(count(&log1) <= first_after_switch + 20, "a's old URL gets nothing after the switch");
+    let body = running.metrics.encode();
+    assert!(!body.contains("remote_name=\"b\""), "b's series are gone from /metrics");
+    // A reload with a destination whose queue cannot be opened fails and changes nothing.
+    write(&format!(
+        "  - {{name: a, url: '{url2}', {qc}}}\n  - {{name: c, url: '{url3}', durable_queue: {{max_size: 1GiB}}}}"
+    ));
+    std::fs::create_dir_all(data.path().join("remote_write")).unwrap();
+    std::fs::write(data.path().join("remote_write/c"), "a file where the queue directory goes").unwrap();
+    let err = running.reload.reload().await.expect_err("c cannot open its queue");
+    assert!(err.to_string().contains("remote_write c"), "{err}");
+    let a_now = count(&log2);
+    wait(log2.clone(), a_now + 50, "a still sends").await;
+    running.shutdown();
+    running.wait().await.expect("clean stop");
+
+    // Destination a, across its two URLs: every step of every series, none missing.
+    let (old, new) = (timestamps(&log1), timestamps(&log2));
+    assert_eq!(new.len(), 21, "20 sent_total and dropped_gauge");
+    for (k, ts) in &new {
+        let mut all: Vec<i64> = old.get(k).cloned().unwrap_or_default();
+        all.extend(ts);
+        all.sort_unstable();
+        all.dedup();
+        for w in all.windows(2) {
+            assert_eq!(w[1] - w[0], 100, "{k}: a step is missing between {} and {}", w[0], w[1]);
+        }
+        assert!(ts.windows(2).all(|w| w[0] < w[1]), "{k}: the new URL got a sample twice or out of order");
+    }
+}

@@ -30,6 +30,9 @@ pub enum Command {
     /// (their template stays; its new discovery finds them again or removes them). Every other
     /// group is removed.
     Reconfigure { groups: Vec<GroupSettings>, discovered: Vec<String> },
+    /// Change where emitted samples go (a reload of `remote_write`): keep the senders named in
+    /// `keep` (dropping the others closes their input, and they stop), add `add`.
+    SetEmitTo { keep: Vec<String>, add: Vec<(String, mpsc::Sender<Arc<Emitted>>)> },
     /// Add a group found by discovery (a `discover_groups` template), unless it exists.
     AddGroup { settings: GroupSettings },
     /// Remove a group found by discovery that its template no longer finds after a reload
@@ -101,7 +104,7 @@ pub struct Store {
     metrics: Arc<Metrics>,
     on_publish: Option<PublishHook>,
     /// Where emitted samples go (the remote-write senders); empty: nothing is recorded.
-    emit_to: Vec<mpsc::Sender<Arc<Emitted>>>,
+    emit_to: Vec<(String, mpsc::Sender<Arc<Emitted>>)>,
     /// Emitted samples not yet handed to `emit_to`.
     outbox: Vec<Arc<Emitted>>,
 }
@@ -292,8 +295,8 @@ impl Store {
     /// Sends every sample emitted from now on to `tx` (a remote-write sender), in emission
     /// order. The store waits while `tx` is full: a sender that cannot keep up with its disk
     /// slows the merge down rather than losing samples.
-    pub fn emit_to(&mut self, tx: mpsc::Sender<Arc<Emitted>>) {
-        self.emit_to.push(tx);
+    pub fn emit_to(&mut self, name: String, tx: mpsc::Sender<Arc<Emitted>>) {
+        self.emit_to.push((name, tx));
     }
 
     fn collect_emitted(&mut self, i: usize) {
@@ -305,7 +308,7 @@ impl Store {
     /// Hands the emitted samples to every sender.
     async fn send_emitted(&mut self) {
         for e in std::mem::take(&mut self.outbox) {
-            for tx in &self.emit_to {
+            for (_, tx) in &self.emit_to {
                 // A sender that stopped is shutting down with the rest: nothing to do.
                 let _ = tx.send(e.clone()).await;
             }
@@ -379,6 +382,10 @@ impl Store {
             Command::Reconfigure { groups, discovered } => {
                 self.reconfigure(groups, &discovered);
                 self.publish_all();
+            }
+            Command::SetEmitTo { keep, add } => {
+                self.emit_to.retain(|(name, _)| keep.contains(name));
+                self.emit_to.extend(add);
             }
             Command::RemoveGroup { group } => {
                 let i = self.index(&group)?;

@@ -7,7 +7,8 @@
 //! - [`receive`]: `POST /api/v1/write`;
 //! - [`encode`]: `TimeSeries` written straight into a buffer, and found again;
 //! - [`queue`]: the durable on-disk queue of one destination;
-//! - [`send`]: the `remote_write` destinations: queue, shards, retries.
+//! - [`send`]: one `remote_write` destination: queue, shards, retries;
+//! - [`senders`]: the running destinations, changed by a reload.
 
 pub mod decode;
 pub mod encode;
@@ -16,3 +17,4 @@ pub mod proto;
 pub mod queue;
 pub mod receive;
 pub mod send;
+pub mod senders;

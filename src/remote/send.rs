@@ -85,7 +85,7 @@ pub enum SendError {
 
 /// A destination's metric handles (the families' children, cloned once).
 #[derive(Clone)]
-struct DestMetrics {
+pub(crate) struct DestMetrics {
     samples_in: Counter,
     samples: Counter,
     samples_retried: Counter,
@@ -196,6 +196,10 @@ pub struct Destination {
     relabel: Vec<crate::discovery::relabel::Rule>,
     queue: Queue,
     input: mpsc::Receiver<Arc<Emitted>>,
+    control: mpsc::Receiver<RemoteWrite>,
+    /// Acks of records before this one come from shards stopped by a reconfiguration: their
+    /// records are read again, so they only count as sent.
+    first_live_record: u64,
     acks_tx: mpsc::UnboundedSender<Ack>,
     acks: mpsc::UnboundedReceiver<Ack>,
     shards: Vec<mpsc::UnboundedSender<Part>>,
@@ -225,70 +229,22 @@ pub struct Destination {
 
 impl Destination {
     /// Opens the queue of `rw` (recovering what a previous run left) and builds its client.
-    /// Returns the destination and the channel the store sends emitted samples to.
-    pub fn open(
-        rw: &RemoteWrite,
-        metrics: Arc<Metrics>,
-    ) -> Result<(Destination, mpsc::Sender<Arc<Emitted>>), SendError> {
-        let owner = format!("remote_write {}", rw.name);
-        let tls = client_tls(&owner, &rw.tls)?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(rw.timeout)
-            .connect_timeout(rw.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(rw.max_shards.min(64))
-            .user_agent(concat!("promfed/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| ClientError::Build { owner: owner.clone(), source })?;
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-        headers.insert("x-prometheus-remote-write-version", HeaderValue::from_static("0.1.0"));
-        if let Some(a) = auth_header(&owner, &rw.auth)? {
-            headers.insert(reqwest::header::AUTHORIZATION, a);
-        }
-        for (k, v) in &rw.headers {
-            let bad = || SendError::Header { name: rw.name.clone(), header: k.clone() };
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?;
-            headers.insert(name, HeaderValue::from_str(v).map_err(|_| bad())?);
-        }
-        let (queue, recovery) = Queue::open(QueueSettings {
-            dir: rw.queue_dir.clone(),
-            max_bytes: rw.queue_max_bytes,
-            segment_bytes: rw.queue_segment_bytes,
-            sync_interval: rw.queue_sync_interval,
-        })
-        .map_err(|source| SendError::Queue { name: rw.name.clone(), source })?;
-        let m = DestMetrics::new(metrics, &rw.name, &rw.url, rw);
-        m.corrupt_records.inc_by(recovery.corrupt_records);
-        if recovery.pending_samples > 0 || recovery.torn_bytes > 0 || recovery.corrupt_records > 0 {
-            tracing::info!(remote_name = %rw.name, pending_samples = recovery.pending_samples,
-                pending_records = recovery.pending_records, torn_bytes = recovery.torn_bytes,
-                corrupt_records = recovery.corrupt_records, "remote_write queue recovered");
-        }
+    /// Returns the destination and the channels to it: emitted samples (from the store) and new
+    /// settings (a reload).
+    pub fn open(rw: &RemoteWrite, metrics: Arc<Metrics>) -> Result<(Destination, Channels), SendError> {
+        let link = Arc::new(build_link(rw, metrics)?);
+        let queue = open_queue(rw, &link.metrics)?;
         let watermark = watermark(&queue).map_err(|source| SendError::Queue { name: rw.name.clone(), source })?;
         let (tx, input) = mpsc::channel(INPUT_BATCHES);
+        let (control_tx, control) = mpsc::channel(1);
         let (acks_tx, acks) = mpsc::unbounded_channel();
-        let link = Arc::new(Link {
-            name: rw.name.clone(),
-            url: rw.url.clone(),
-            client,
-            headers,
-            max_samples_per_send: rw.max_samples_per_send,
-            batch_send_deadline: rw.batch_send_deadline,
-            min_backoff: rw.min_backoff,
-            max_backoff: rw.max_backoff,
-            retry_on_http_429: rw.retry_on_http_429,
-            metrics: m,
-            send_nanos: AtomicU64::new(0),
-            sent_samples: AtomicU64::new(0),
-            failing: AtomicBool::new(false),
-        });
         let mut d = Destination {
             link,
             relabel: rw.relabel.clone(),
             queue,
             input,
+            control,
+            first_live_record: 0,
             acks_tx,
             acks,
             shards: Vec::new(),
@@ -311,7 +267,38 @@ impl Destination {
         };
         d.start_shards(rw.min_shards);
         d.update_gauges();
-        Ok((d, tx))
+        Ok((d, Channels { input: tx, control: control_tx }))
+    }
+
+    /// Applies new settings of the same destination (a reload) without losing anything: the
+    /// shards stop at once (requests in flight are abandoned: a receiver that is down must not
+    /// delay a fix of its URL), the queue is persisted and reopened with the new settings, and
+    /// reading resumes from the last accepted position (so the abandoned requests are sent
+    /// again).
+    fn reconfigure(&mut self, rw: &RemoteWrite) -> Result<(), String> {
+        let link = build_link(rw, self.link.metrics.metrics.clone()).map_err(|e| e.to_string())?;
+        self.shard_stop.cancel();
+        self.shards.clear();
+        self.shard_stop = CancellationToken::new();
+        self.flush_record().map_err(|e| e.to_string())?;
+        self.queue.sync().and_then(|()| self.queue.persist()).map_err(|e| e.to_string())?;
+        if link.metrics.labels != self.link.metrics.labels {
+            self.link.metrics.metrics.remote_storage.forget(&self.link.metrics.labels);
+        }
+        self.queue = open_queue(rw, &link.metrics).map_err(|e| e.to_string())?;
+        self.outstanding.clear();
+        self.in_flight = 0;
+        self.first_live_record = self.next_record;
+        self.reshard_to = None;
+        self.link = Arc::new(link);
+        self.relabel = rw.relabel.clone();
+        self.capacity = rw.capacity;
+        self.min_shards = rw.min_shards;
+        self.max_shards = rw.max_shards;
+        self.start_shards(rw.min_shards);
+        self.update_gauges();
+        tracing::info!(remote_name = %rw.name, url = %rw.url, "remote_write destination reconfigured");
+        Ok(())
     }
 
     /// Runs until the store stops (it drops its sender at shutdown, after its last merge), then
@@ -333,6 +320,7 @@ impl Destination {
                         // The store stopped: promfed is shutting down.
                         None => break,
                     },
+                    Some(rw) = self.control.recv() => self.reconfigure(&rw)?,
                     _ = tick.tick() => self.housekeeping()?,
                 }
             }
@@ -531,13 +519,19 @@ impl Destination {
     }
 
     fn ack(&mut self, ack: Ack) -> Result<(), String> {
-        self.in_flight -= u64::from(ack.samples);
+        let live = ack.record >= self.first_live_record;
+        if live {
+            self.in_flight -= u64::from(ack.samples);
+        }
         if ack.accepted {
             let m = &self.link.metrics;
             m.samples.inc_by(u64::from(ack.samples));
             if ack.max_ts as f64 / 1000.0 > m.highest_sent.get() {
                 m.highest_sent.set(ack.max_ts as f64 / 1000.0);
             }
+        }
+        if !live {
+            return Ok(());
         }
         if let Some(front) = self.outstanding.front() {
             let i = (ack.record - front.id) as usize;
@@ -631,6 +625,73 @@ impl Destination {
         }
         self.link.metrics.shards.set(n as i64);
     }
+}
+
+/// The channels to a running destination.
+pub struct Channels {
+    /// Emitted samples, from the store.
+    pub input: mpsc::Sender<Arc<Emitted>>,
+    /// New settings for the same destination (a reload).
+    pub control: mpsc::Sender<RemoteWrite>,
+}
+
+/// The client, headers and settings the shards of `rw` use.
+fn build_link(rw: &RemoteWrite, metrics: Arc<Metrics>) -> Result<Link, SendError> {
+    let owner = format!("remote_write {}", rw.name);
+    let tls = client_tls(&owner, &rw.tls)?;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(rw.timeout)
+        .connect_timeout(rw.timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(rw.max_shards.min(64))
+        .user_agent(concat!("promfed/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|source| ClientError::Build { owner: owner.clone(), source })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+    headers.insert("x-prometheus-remote-write-version", HeaderValue::from_static("0.1.0"));
+    if let Some(a) = auth_header(&owner, &rw.auth)? {
+        headers.insert(reqwest::header::AUTHORIZATION, a);
+    }
+    for (k, v) in &rw.headers {
+        let bad = || SendError::Header { name: rw.name.clone(), header: k.clone() };
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad())?;
+        headers.insert(name, HeaderValue::from_str(v).map_err(|_| bad())?);
+    }
+    Ok(Link {
+        name: rw.name.clone(),
+        url: rw.url.clone(),
+        client,
+        headers,
+        max_samples_per_send: rw.max_samples_per_send,
+        batch_send_deadline: rw.batch_send_deadline,
+        min_backoff: rw.min_backoff,
+        max_backoff: rw.max_backoff,
+        retry_on_http_429: rw.retry_on_http_429,
+        metrics: DestMetrics::new(metrics, &rw.name, &rw.url, rw),
+        send_nanos: AtomicU64::new(0),
+        sent_samples: AtomicU64::new(0),
+        failing: AtomicBool::new(false),
+    })
+}
+
+/// Opens (and recovers) the queue of `rw`.
+fn open_queue(rw: &RemoteWrite, m: &DestMetrics) -> Result<Queue, SendError> {
+    let (queue, recovery) = Queue::open(QueueSettings {
+        dir: rw.queue_dir.clone(),
+        max_bytes: rw.queue_max_bytes,
+        segment_bytes: rw.queue_segment_bytes,
+        sync_interval: rw.queue_sync_interval,
+    })
+    .map_err(|source| SendError::Queue { name: rw.name.clone(), source })?;
+    m.corrupt_records.inc_by(recovery.corrupt_records);
+    if recovery.pending_samples > 0 || recovery.torn_bytes > 0 || recovery.corrupt_records > 0 {
+        tracing::info!(remote_name = %rw.name, pending_samples = recovery.pending_samples,
+            pending_records = recovery.pending_records, torn_bytes = recovery.torn_bytes,
+            corrupt_records = recovery.corrupt_records, "remote_write queue recovered");
+    }
+    Ok(queue)
 }
 
 /// Each series' newest timestamp in the newest records of `queue` (see [`WATERMARK_SCAN_BYTES`]).

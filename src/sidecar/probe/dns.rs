@@ -22,6 +22,9 @@ pub async fn probe(target: &str, module: &Module, _deadline: Deadline, rec: &mut
     {
         rec.set(name, 0.0);
     }
+    for p in ["resolve", "connect", "request"] {
+        phase(rec, p, 0.0);
+    }
     let qtype = match wire::rr_type(cfg.query_type.as_deref().unwrap_or("ANY")) {
         Some(t) => t,
         None => return rec.fail("dns_query", format!("Invalid query type {:?}", cfg.query_type)),
@@ -34,8 +37,10 @@ pub async fn probe(target: &str, module: &Module, _deadline: Deadline, rec: &mut
         "udp" => false,
         "tcp" => true,
         other => {
-            return rec
-                .fail("dns_query", format!("Configuration error: Expected transport protocol udp or tcp, got {other}"));
+            return rec.fail(
+                "dns_query",
+                format!("Configuration error: Expected transport protocol udp or tcp, got {other}"),
+            );
         }
     };
     if cfg.dns_over_tls {
@@ -104,7 +109,7 @@ pub async fn probe(target: &str, module: &Module, _deadline: Deadline, rec: &mut
     true
 }
 
-/// blackbox_exporter's `validRRs`.
+/// blackbox_exporter's `validRRs`, including its reading of `fail_if_all_match_regexp`.
 fn valid_rrs(records: &[wire::Record], v: &RrValidator) -> Result<(), String> {
     if records.is_empty() && !v.fail_if_not_matches_regexp.is_empty() {
         return Err("fail_if_not_matches_regexp specified but no RRs returned".into());
@@ -136,8 +141,10 @@ fn valid_rrs(records: &[wire::Record], v: &RrValidator) -> Result<(), String> {
             }
         }
     }
-    if !v.fail_if_all_match_regexp.is_empty() && all_match {
-        return Err("All RRs matched regexp".into());
+    // Despite its name, blackbox_exporter 0.23 fails when *not* every record matches (checked
+    // against the Debian 0.23.0 binary); kept so that existing modules behave the same.
+    if !v.fail_if_all_match_regexp.is_empty() && !all_match {
+        return Err("Not all RRs matched regexp".into());
     }
     if !v.fail_if_none_matches_regexp.is_empty() && !any_match {
         return Err("None of the RRs did match any regexp".into());

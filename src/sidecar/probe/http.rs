@@ -243,11 +243,12 @@ pub async fn probe(
             let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as f64).unwrap_or(0.0);
             rec.set("probe_http_last_modified_timestamp_seconds", secs);
         }
-        rec.set("probe_http_version", version.1);
-        if !cfg.valid_http_versions.is_empty() && !cfg.valid_http_versions.iter().any(|v| v == version.0) {
-            rec.fail("http_version", format!("Invalid HTTP version number {}", version.0));
-            success = false;
-        }
+    }
+    // Also for a redirect that was not followed (checked against blackbox_exporter 0.23).
+    rec.set("probe_http_version", version.1);
+    if !cfg.valid_http_versions.is_empty() && !cfg.valid_http_versions.iter().any(|v| v == version.0) {
+        rec.fail("http_version", format!("Invalid HTTP version number {}", version.0));
+        success = false;
     }
 
     if let Some(report) = &hop.tls {

@@ -662,3 +662,34 @@ async fn probe_command_exit_codes_and_json() {
     assert_eq!(promfed_cli(&["probe", "dns", "127.0.0.1"]).0, 2, "dns without a query name");
     s.token.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_probe_and_exports_scheduled_probes() {
+    let s = setup().await;
+    let yaml = format!(
+        "probes:\n  modules_file: \"{}\"\n  scheduled: [{{target: 'http://{}/ok', module: http_2xx, interval: 1s}}]\n",
+        s.config.display(),
+        s.http
+    );
+    let config = promfed::config::parse(&yaml, "test").expect("a config with only probes is valid");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("start");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let (status, body) = get_probe(&client, &base, "http_2xx", &format!("http://{}/404", s.http)).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("probe_http_status_code 404") && body.contains("probe_failure_info{reason=\"http_status\"} 1")
+    );
+    let want = format!("probe_success{{module=\"http_2xx\",target=\"http://{}/ok\"}} 1", s.http);
+    common::poll("the scheduled probe on /metrics", Duration::from_secs(10), Duration::from_millis(200), || {
+        let (client, base, want) = (client.clone(), base.clone(), want.clone());
+        async move {
+            client.get(format!("{base}/metrics")).send().await.ok()?.text().await.ok()?.contains(&want).then_some(())
+        }
+    })
+    .await;
+    running.shutdown();
+    tokio::time::timeout(Duration::from_secs(15), running.wait()).await.expect("stops in time").expect("clean stop");
+    s.token.cancel();
+}

@@ -19,6 +19,7 @@
 //! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
+//! - [`sidecar`]: blackbox_exporter-compatible probes (`/probe`, scheduled probes, `promfed probe`).
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
 pub mod cli;
@@ -38,4 +39,5 @@ pub mod scrape;
 pub mod selector;
 pub mod series;
 pub mod serve;
+pub mod sidecar;
 pub mod telemetry;

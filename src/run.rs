@@ -145,6 +145,7 @@ pub async fn start_from_file(
         token.clone(),
     );
 
+    let probes = config.probes.clone().map(crate::sidecar::ProbeService::new);
     let auth = match &config.server.auth {
         Credentials::None => AuthSettings::None,
         Credentials::Basic { username, password } => {
@@ -163,6 +164,7 @@ pub async fn start_from_file(
                 .receiver
                 .clone()
                 .map(|r| Arc::new(crate::remote::receive::Receiver::new(r, handle.clone(), metrics.clone()))),
+            probes: probes.clone(),
         }),
         auth,
     );
@@ -185,6 +187,15 @@ pub async fn start_from_file(
         manager.run(targets_rx, reconfigure_rx).await;
         ("scrape manager", Ok(()))
     });
+    if let Some(probes) = probes {
+        tasks.spawn({
+            let t = token.clone();
+            async move {
+                probes.run_scheduled(t).await;
+                ("scheduled probes", Ok(()))
+            }
+        });
+    }
     tasks.spawn(async move {
         reloader.run().await;
         ("reloader", Ok(()))

@@ -2,8 +2,8 @@
 # The whole test suite on a fresh Debian machine: installs what the tests need, then runs
 # formatting, lint and every test. Usage: tests/run-all.sh
 #
-# - Debian packages: prometheus (2.42, with promtool) and victoria-metrics, for the tests
-#   against real peers.
+# - Debian packages: prometheus (2.42, with promtool), victoria-metrics and
+#   prometheus-blackbox-exporter (0.23), for the tests against real peers.
 # - moto[server] (the EC2 emulator) from PyPI, in a virtualenv under ~/.cache/promfed/venv
 #   (Debian's pip refuses system-wide installs).
 # - Build caches stay outside the checkout: CARGO_TARGET_DIR defaults to ~/.cache/promfed/target,
@@ -22,13 +22,14 @@ need_pkgs=()
 command -v prometheus >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)
 command -v victoria-metrics >/dev/null 2>&1 || need_pkgs+=(victoria-metrics)
+command -v prometheus-blackbox-exporter >/dev/null 2>&1 || need_pkgs+=(prometheus-blackbox-exporter)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${need_pkgs[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 # Debian starts the packaged Prometheus as a service where it can; the tests start their own.
-echo "== peers: $(prometheus --version 2>&1 | head -1); victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null)"
+echo "== peers: $(prometheus --version 2>&1 | head -1); victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null); $(prometheus-blackbox-exporter --version 2>&1 | head -1)"
 
 VENV="$HOME/.cache/promfed/venv"
 if [ ! -x "$VENV/bin/moto_server" ]; then

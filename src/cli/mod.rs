@@ -54,6 +54,14 @@ pub enum Command {
         #[arg(long, value_parser = parse_duration)]
         duration: Option<std::time::Duration>,
     },
+    /// Probe one target as blackbox_exporter would: exit 0 on success, 1 on failure, 2 on usage errors.
+    Probe(crate::sidecar::cli::ProbeArgs),
+    /// Run only the `probes:` section of a config file: /probe, scheduled probes, /metrics.
+    Sidecar {
+        /// The configuration file (its `probes:` section).
+        #[arg(long, short = 'c', env = "PROMFED_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -89,6 +97,18 @@ pub fn run(cli: Cli) -> ExitCode {
             demo::run(DemoOptions { listen, down_every, down_for, duration, dir: None }).await?;
             Ok(())
         }),
+        Command::Probe(args) => crate::sidecar::cli::run(args),
+        Command::Sidecar { config } => {
+            let probes = match crate::sidecar::config::load_section(&config) {
+                Ok(p) => p,
+                Err(e) => return config_failure(&e),
+            };
+            runtime(async move {
+                let running = crate::sidecar::run::start(probes, None).await?;
+                running.run_until_signalled().await?;
+                Ok(())
+            })
+        }
     }
 }
 

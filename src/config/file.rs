@@ -40,6 +40,9 @@ pub struct FileConfig {
     /// Relative paths are relative to the working directory, as Prometheus' `--storage.tsdb.path`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// blackbox_exporter-compatible probes: `GET /probe` and scheduled probes (absent: not served).
+    #[serde(default)]
+    pub probes: Option<crate::sidecar::ProbesConfig>,
 }
 
 fn default_data_dir() -> PathBuf {

@@ -160,6 +160,8 @@ pub struct Config {
     pub groups: Vec<Group>,
     pub receiver: Option<Receiver>,
     pub remote_write: Vec<RemoteWrite>,
+    /// The `probes:` section, when present.
+    pub probes: Option<crate::sidecar::Probes>,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
 }
@@ -325,9 +327,24 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         })
         .collect();
 
+    let probes = file.probes.as_ref().and_then(|p| match p.check() {
+        Ok(probes) => {
+            for u in &probes.unsupported {
+                c.warn(u.clone(), "accepted for blackbox_exporter compatibility but not supported: ignored");
+            }
+            Some(probes)
+        }
+        Err(problems) => {
+            for (path, message) in problems {
+                c.problem(path, message);
+            }
+            None
+        }
+    });
+
     // Groups.
-    if file.groups.is_empty() && receiver.is_none() {
-        c.problem("groups", "no group is configured (and no remote_write_receiver)");
+    if file.groups.is_empty() && receiver.is_none() && file.probes.is_none() {
+        c.problem("groups", "no group is configured (and no remote_write_receiver or probes)");
     }
     let mut names = HashSet::new();
     let mut groups = Vec::new();
@@ -524,6 +541,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             groups,
             receiver,
             remote_write,
+            probes,
             warnings: c.warnings,
         })
     } else {

@@ -7,6 +7,7 @@
 //! - `GET /api/v1/status/groups`: groups, replicas, health, leader, pin, last scrape and error;
 //! - `GET /api/v1/status/ha`: the Remote-Write HA tracker's clusters and elected replicas;
 //! - `POST /api/v1/write`: Remote-Write pushes, when the receiver is configured;
+//! - `GET /probe`, `GET /api/v1/probes`: blackbox_exporter-compatible probes, when configured;
 //! - `POST /api/v1/leader/{group}` `{"replica": "b"}` pins a leader, `DELETE` unpins.
 //!
 //! Errors are mapped to status codes in one place, [`ApiError`]'s `IntoResponse`.
@@ -42,6 +43,8 @@ pub struct AppState {
     pub prerender: Arc<Prerender>,
     /// The Remote-Write receiver, when configured.
     pub receiver: Option<Arc<Receiver>>,
+    /// The probes (`GET /probe`, scheduled probes), when a `probes:` section is configured.
+    pub probes: Option<Arc<crate::sidecar::ProbeService>>,
 }
 
 /// Builds the router.
@@ -52,6 +55,9 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/write",
             post(remote_write).layer(axum::extract::DefaultBodyLimit::max(receiver.max_body_size())),
         );
+    }
+    if let Some(probes) = &state.probes {
+        router = router.merge(probes.routes());
     }
     router
         .route("/federate", get(federate))
@@ -224,12 +230,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         sync(&state.metrics.tls_reload_failures, tls.reload_failures_total());
         sync(&state.metrics.tls_handshake_failures, tls.handshake_failures_total());
     }
-    let mut response = state.metrics.encode().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
+    crate::sidecar::run::metrics_with_probes(&state.metrics, state.probes.as_deref())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -72,6 +72,38 @@ pub fn prometheus_binary() -> Option<PathBuf> {
     found
 }
 
+/// Debian's `prometheus-blackbox-exporter` (0.23), or `None` (with a printed notice) when it is
+/// not installed. `$BLACKBOX_EXPORTER` names another binary. Under CI a missing binary is a
+/// failure, as for [`prometheus_binary`].
+pub fn blackbox_exporter_binary() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("BLACKBOX_EXPORTER") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => std::env::var_os("PATH")
+            .map(|paths| {
+                std::env::split_paths(&paths)
+                    .flat_map(|p| [p.join("prometheus-blackbox-exporter"), p.join("blackbox_exporter")])
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .chain([PathBuf::from("/usr/bin/prometheus-blackbox-exporter")])
+            .collect(),
+    };
+    let found = candidates.into_iter().find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI is set but blackbox_exporter is not installed (apt-get install prometheus-blackbox-exporter): \
+                 this test must run in CI"
+            );
+        }
+        eprintln!(
+            "SKIPPED: blackbox_exporter is not installed (apt-get install prometheus-blackbox-exporter); with CI set this fails"
+        );
+    }
+    found
+}
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 

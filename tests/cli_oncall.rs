@@ -529,3 +529,46 @@ async fn completions_produce_a_script_for_each_shell() {
     }
     assert_eq!(run(vec!["completions".into(), "tcsh".into()]).await.code, Some(2));
 }
+
+// -------------------------------------------------------------------------------------------------
+// runbook
+
+/// Alert rules link to the runbook's `##` headings: each anchor listed in its table, and each one
+/// the CLI or README points at, must be a heading.
+#[test]
+fn runbook_anchors_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runbook = std::fs::read_to_string(root.join("docs/runbook.md")).expect("docs/runbook.md");
+    let headings: Vec<&str> = runbook.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    let mut linked: Vec<String> =
+        runbook.split("](#").skip(1).map(|rest| rest.split(')').next().unwrap_or_default().to_owned()).collect();
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let api = std::fs::read_to_string(root.join("src/cli/api.rs")).expect("src/cli/api.rs");
+    for text in [&readme, &api] {
+        linked.extend(
+            text.split("runbook.md#")
+                .skip(1)
+                .map(|rest| rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '-').collect::<String>()),
+        );
+    }
+    assert!(linked.len() > 13, "{linked:?}");
+    for anchor in &linked {
+        assert!(headings.contains(&anchor.as_str()), "#{anchor} is linked but not a heading of docs/runbook.md");
+    }
+    for required in [
+        "replica-down",
+        "group-down",
+        "failover-stuck",
+        "leader-pinned",
+        "upstream-stale",
+        "discovery-failing",
+        "certificate-expiring",
+        "replica-certificate-expiring",
+        "probe-failing",
+        "remote-write-behind",
+        "remote-write-failing",
+        "remote-write-queue-full",
+    ] {
+        assert!(headings.contains(&required), "## {required} in docs/runbook.md");
+    }
+}

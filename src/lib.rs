@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`client`]: HTTP clients to upstreams: `tls_config`, `basic_auth`, `authorization`.
 //! - [`clock`]: wall-clock time in Prometheus' units.
-//! - [`cli`]: the command line (`serve`, `check-config`, `demo`) and exit codes.
+//! - [`cli`]: the command line (`serve`, `check-config`, `demo`; the on-call `status`, `leader`,
+//!   `federate` against a running promfed; `completions`) and exit codes.
 //! - [`demo`]: `promfed demo`, two synthetic replicas federated over HTTPS, nothing installed.
 //! - [`config`]: the YAML file, validated up front with every problem reported at once.
 //! - [`discovery`]: where each group's replicas are (static lists; a trait for more).

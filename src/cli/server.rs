@@ -1,0 +1,81 @@
+//! The commands that run promfed itself: `serve`, `check-config`, `demo` and `sidecar`.
+
+use super::EXIT_CONFIG;
+use crate::config;
+use crate::demo::{self, DemoOptions};
+use crate::run;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `promfed check-config FILE`.
+pub fn check_config(file: &Path) -> ExitCode {
+    match config::load(file) {
+        Ok(c) => {
+            for w in &c.warnings {
+                println!("warning: {w}");
+            }
+            println!("{}: valid ({} group(s))", file.display(), c.groups.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_failure(&e),
+    }
+}
+
+/// `promfed serve --config FILE`: runs until SIGTERM or SIGINT.
+pub fn serve(config: PathBuf) -> ExitCode {
+    let c = match config::load(&config) {
+        Ok(c) => c,
+        Err(e) => return config_failure(&e),
+    };
+    runtime(async move {
+        let running = run::start_from_file(c, None, Some(config)).await?;
+        run::run_until_signalled(running).await?;
+        Ok(())
+    })
+}
+
+/// `promfed demo`.
+pub fn demo(options: DemoOptions) -> ExitCode {
+    runtime(async move {
+        demo::run(options).await?;
+        Ok(())
+    })
+}
+
+/// `promfed sidecar --config FILE`: only the `probes:` section, until SIGTERM or SIGINT.
+pub fn sidecar(config: PathBuf) -> ExitCode {
+    let probes = match crate::sidecar::config::load_section(&config) {
+        Ok(p) => p,
+        Err(e) => return config_failure(&e),
+    };
+    runtime(async move {
+        let running = crate::sidecar::run::start(probes, None).await?;
+        running.run_until_signalled().await?;
+        Ok(())
+    })
+}
+
+fn config_failure(e: &config::ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    match e {
+        config::ConfigError::Read { .. } => ExitCode::FAILURE,
+        _ => ExitCode::from(EXIT_CONFIG),
+    }
+}
+
+fn runtime(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

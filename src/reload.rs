@@ -82,7 +82,10 @@ impl Reloader {
         token: CancellationToken,
     ) -> (Reloader, ReloadHandle) {
         let (tx, rx) = mpsc::channel(4);
+        // The load at start is the first successful one (as in Prometheus): a dashboard's "last
+        // reload" is then never the epoch.
         metrics.config_last_reload_successful.set(1);
+        metrics.config_last_reload_success_timestamp_seconds.set(crate::clock::now_secs());
         let r = Reloader {
             path,
             config,

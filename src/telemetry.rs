@@ -4,11 +4,12 @@
 //! alerts have one list to follow. Encoding is OpenMetrics text via `prometheus-client`.
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::sync::atomic::AtomicU64;
 
 /// Labels of per-group series.
@@ -92,6 +93,9 @@ pub struct RemoteReasonLabels {
 
 pub type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The prefix of every metric name.
+const PREFIX: &str = "promfed";
+
 /// The remote-write sender's metrics: Prometheus' `prometheus_remote_storage_*` names with a
 /// `promfed_` prefix, per destination.
 pub struct RemoteStorageMetrics {
@@ -110,6 +114,7 @@ pub struct RemoteStorageMetrics {
     pub bytes: Family<RemoteLabels, Counter>,
     pub sent_batch_duration_seconds: Family<RemoteLabels, Histogram>,
     pub queue_bytes: Family<RemoteLabels, Gauge>,
+    pub queue_max_bytes: Family<RemoteLabels, Gauge>,
     pub queue_corrupt_records: Family<RemoteLabels, Counter>,
 }
 
@@ -130,6 +135,7 @@ impl RemoteStorageMetrics {
         self.bytes.remove(l);
         self.sent_batch_duration_seconds.remove(l);
         self.queue_bytes.remove(l);
+        self.queue_max_bytes.remove(l);
         self.queue_corrupt_records.remove(l);
     }
 }
@@ -137,6 +143,7 @@ impl RemoteStorageMetrics {
 /// All of promfed's metrics.
 pub struct Metrics {
     registry: Registry,
+    families: Vec<FamilyInfo>,
     pub replica_up: Family<ReplicaLabels, Gauge>,
     pub scrapes: Family<ReplicaLabels, Counter>,
     pub scrape_errors: Family<ScrapeErrorLabels, Counter>,
@@ -146,6 +153,8 @@ pub struct Metrics {
     pub scrape_rejected_samples: Family<ReplicaLabels, Counter>,
     pub group_leader: Family<ReplicaLabels, Gauge>,
     pub group_pinned: Family<ReplicaLabels, Gauge>,
+    pub group_failover_active: Family<GroupLabels, Gauge>,
+    pub replica_newest_sample_timestamp_seconds: Family<ReplicaLabels, FloatGauge>,
     pub group_up: Family<GroupLabels, Gauge>,
     pub group_failovers: Family<GroupLabels, Counter>,
     pub group_series: Family<GroupLabels, Gauge>,
@@ -177,6 +186,40 @@ pub struct Metrics {
     pub remote_storage: RemoteStorageMetrics,
 }
 
+/// A registered metric family: its full name (with the `promfed_` prefix, without a counter's
+/// `_total`) and type.
+#[derive(Clone, Debug)]
+pub struct FamilyInfo {
+    pub name: String,
+    pub metric_type: MetricType,
+}
+
+impl FamilyInfo {
+    /// The sample names of this family in the text exposition (OpenMetrics suffixes).
+    pub fn exposed_names(&self) -> Vec<String> {
+        let n = &self.name;
+        match self.metric_type {
+            MetricType::Counter => vec![format!("{n}_total")],
+            MetricType::Histogram => vec![format!("{n}_bucket"), format!("{n}_sum"), format!("{n}_count")],
+            MetricType::Info => vec![format!("{n}_info")],
+            MetricType::Gauge | MetricType::Unknown => vec![n.clone()],
+        }
+    }
+}
+
+/// Registers metrics and remembers each family's name and type (the registry does not list them).
+struct Registrar<'a> {
+    registry: &'a mut Registry,
+    families: Vec<FamilyInfo>,
+}
+
+impl Registrar<'_> {
+    fn register(&mut self, name: &str, help: &str, metric: impl Metric) {
+        self.families.push(FamilyInfo { name: format!("{PREFIX}_{name}"), metric_type: metric.metric_type() });
+        self.registry.register(name, help, metric);
+    }
+}
+
 /// Labels of `promfed_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -190,7 +233,7 @@ fn duration_histogram() -> Histogram {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("promfed");
+        let mut registry = Registry::with_prefix(PREFIX);
         let m = Metrics {
             replica_up: Family::default(),
             scrapes: Family::default(),
@@ -201,6 +244,8 @@ impl Metrics {
             scrape_rejected_samples: Family::default(),
             group_leader: Family::default(),
             group_pinned: Family::default(),
+            group_failover_active: Family::default(),
+            replica_newest_sample_timestamp_seconds: Family::default(),
             group_up: Family::default(),
             group_failovers: Family::default(),
             group_series: Family::default(),
@@ -245,11 +290,14 @@ impl Metrics {
                 bytes: Family::default(),
                 sent_batch_duration_seconds: Family::new_with_constructor(duration_histogram),
                 queue_bytes: Family::default(),
+                queue_max_bytes: Family::default(),
                 queue_corrupt_records: Family::default(),
             },
             registry: Registry::default(),
+            families: Vec::new(),
         };
-        let r = &mut registry;
+        let mut registrar = Registrar { registry: &mut registry, families: Vec::new() };
+        let r = &mut registrar;
         r.register("replica_up", "1 when the replica's last scrape succeeded", m.replica_up.clone());
         r.register("scrapes", "Scrapes of a replica's /federate", m.scrapes.clone());
         r.register("scrape_errors", "Failed scrapes of a replica, by reason", m.scrape_errors.clone());
@@ -271,6 +319,16 @@ impl Metrics {
         );
         r.register("group_leader", "1 for the replica currently leading its group", m.group_leader.clone());
         r.register("group_pinned", "1 for a replica pinned as leader by an operator", m.group_pinned.clone());
+        r.register(
+            "group_failover_active",
+            "1 while the group's leader is not its preferred replica (the pinned one, else the primary): a failover has not been undone yet",
+            m.group_failover_active.clone(),
+        );
+        r.register(
+            "replica_newest_sample_timestamp_seconds",
+            "Newest sample timestamp in the replica's last good scrape (how fresh its data is)",
+            m.replica_newest_sample_timestamp_seconds.clone(),
+        );
         r.register("group_up", "1 when at least one replica of the group is healthy", m.group_up.clone());
         r.register("group_failovers", "Leader changes caused by a failed leader scrape", m.group_failovers.clone());
         r.register("group_series", "Series held for the group", m.group_series.clone());
@@ -412,12 +470,32 @@ impl Metrics {
             rs.queue_bytes.clone(),
         );
         r.register(
+            "remote_storage_queue_max_bytes",
+            "durable_queue.max_size: beyond it the oldest unsent samples are dropped",
+            rs.queue_max_bytes.clone(),
+        );
+        r.register(
             "remote_storage_queue_corrupt_records",
             "Records of the durable queue that failed their checksum and were skipped (their samples are lost)",
             rs.queue_corrupt_records.clone(),
         );
+        let families = registrar.families;
         m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
-        Metrics { registry, ..m }
+        Metrics { registry, families, ..m }
+    }
+
+    /// Every registered family, also those without a series yet (the text encoding leaves a
+    /// family without children out, `# HELP` and `# TYPE` included): the list dashboards and
+    /// alert rules are checked against.
+    pub fn families(&self) -> &[FamilyInfo] {
+        &self.families
+    }
+
+    /// The names of every series the registered families can expose, as they appear on the
+    /// wire and in PromQL: a counter `x` as `x_total`, a histogram as `x_bucket`, `x_sum` and
+    /// `x_count`.
+    pub fn exposed_names(&self) -> Vec<String> {
+        self.families.iter().flat_map(FamilyInfo::exposed_names).collect()
     }
 
     /// The OpenMetrics text of every metric.
@@ -440,6 +518,7 @@ impl Metrics {
     pub fn forget_group(&self, group: &str) {
         let l = GroupLabels { group: group.to_owned() };
         self.group_up.remove(&l);
+        self.group_failover_active.remove(&l);
         self.group_series.remove(&l);
         self.group_failovers.remove(&l);
         self.merge_filled_samples.remove(&l);
@@ -459,6 +538,7 @@ impl Metrics {
         self.scrape_samples.remove(&l);
         self.group_leader.remove(&l);
         self.group_pinned.remove(&l);
+        self.replica_newest_sample_timestamp_seconds.remove(&l);
     }
 }
 
@@ -475,4 +555,38 @@ pub fn init_logging(default_filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The list of families is what `/metrics` prints once every family has a series.
+    #[test]
+    fn families_match_the_encoded_types() {
+        let m = Metrics::new();
+        let names = m.exposed_names();
+        for want in [
+            "promfed_scrapes_total",
+            "promfed_group_failover_active",
+            "promfed_merge_duration_seconds_bucket",
+            "promfed_http_request_duration_seconds_count",
+            "promfed_remote_storage_queue_max_bytes",
+            "promfed_config_last_reload_successful",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        }
+        assert!(!names.iter().any(|n| n == "promfed_scrapes"), "a counter is exposed with _total");
+        // Families with a series print `# TYPE`: each is listed with that type.
+        m.scrapes.get_or_create(&ReplicaLabels { group: "g".into(), replica: "a".into() }).inc();
+        m.config_last_reload_successful.set(1);
+        let text = m.encode();
+        let typed: Vec<(&str, &str)> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' ')).collect();
+        assert!(typed.len() >= 4, "{text}");
+        for (name, kind) in typed {
+            let f = m.families().iter().find(|f| f.name == name).unwrap_or_else(|| panic!("{name} not listed"));
+            assert_eq!(f.metric_type.as_str(), kind, "{name}");
+        }
+    }
 }

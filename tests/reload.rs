@@ -75,6 +75,13 @@ async fn reload_adds_groups_keeps_state_and_refuses_bad_files() {
     let addr = running.address;
     let client = reqwest::Client::new();
     wait_for(&client, addr, "g healthy", |g| g[0]["replicas"][1]["healthy"] == true && g[0]["leader"] == "a").await;
+    // The load at start counts as the first successful one, as in Prometheus.
+    let reloaded_at = |metrics: &str| {
+        common::metric_value(metrics, "promfed_config_last_reload_success_timestamp_seconds", &[]).unwrap_or(0.0)
+    };
+    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let started_at = reloaded_at(&metrics);
+    assert!(started_at > 1.6e9, "{metrics}");
     let pin = client.post(format!("http://{addr}/api/v1/leader/g")).body(r#"{"replica":"b"}"#).send().await.unwrap();
     assert_eq!(pin.status(), 200);
 
@@ -88,6 +95,9 @@ async fn reload_adds_groups_keeps_state_and_refuses_bad_files() {
     let g = groups(&client, addr).await;
     assert_eq!(g[0]["pinned"], "b", "g kept its state: {g:#}");
     assert_eq!(g[0]["leader"], "b");
+    let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let added_at = reloaded_at(&metrics);
+    assert!(added_at > started_at, "{metrics}");
 
     // A bad file is refused with its problem; the old config keeps running.
     std::fs::write(&file, "groups:\n  - name: g\n    scrape_intervall: 1s\n").unwrap();
@@ -96,6 +106,7 @@ async fn reload_adds_groups_keeps_state_and_refuses_bad_files() {
     assert!(body.contains("scrape_intervall"), "{body}");
     let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("promfed_config_last_reload_successful 0"), "{metrics}");
+    assert_eq!(reloaded_at(&metrics), added_at, "a failed reload leaves the time of the last good one");
     assert_eq!(groups(&client, addr).await.as_array().unwrap().len(), 2);
 
     // Changing g's interval restarts g's loops only; its pin survives; h is removed.
@@ -118,6 +129,7 @@ async fn reload_adds_groups_keeps_state_and_refuses_bad_files() {
     assert!(!body.contains("federation_group=\"h\""), "h's series are gone with h: {body}");
     let metrics = client.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("promfed_config_last_reload_successful 1"), "{metrics}");
+    assert!(reloaded_at(&metrics) > added_at, "{metrics}");
     running.shutdown();
     running.wait().await.unwrap();
 }

@@ -410,10 +410,20 @@ remote_write:
     let running = promfed::run::start_from_file(config, Some(listener), Some(path.clone())).await.expect("starts");
     wait(log1.clone(), 100, "a sends to the first URL").await;
 
-    write(&format!("  - {{name: a, url: '{url2}', {qc}}}\n  - {{name: b, url: '{url3}', {qc}}}"));
+    write(&format!(
+        "  - {{name: a, url: '{url2}', {qc}}}\n  - {{name: b, url: '{url3}', {qc}, durable_queue: {{max_size: 64MiB}}}}"
+    ));
     running.reload.reload().await.expect("reload");
     wait(log2.clone(), 100, "a sends to its new URL").await;
     wait(log3.clone(), 100, "b, added, sends").await;
+    // Each destination exports its queue's limit (the queue-near-full alert divides by it).
+    let body = running.metrics.encode();
+    let max_bytes = |name: &str, url: &str| {
+        metric_value(&body, "promfed_remote_storage_queue_max_bytes", &[("remote_name", name), ("url", url)])
+    };
+    assert_eq!(max_bytes("a", &url2), Some(f64::from(1u32 << 30)), "a: the default 1GiB, under its new URL");
+    assert_eq!(max_bytes("a", &url1), None, "a's old URL is forgotten");
+    assert_eq!(max_bytes("b", &url3), Some(f64::from(64u32 << 20)));
     let first_after_switch = count(&log1);
 
     write(&format!("  - {{name: a, url: '{url2}', {qc}}}"));

@@ -5,7 +5,7 @@
 //! snapshot through `ArcSwap`. Inputs come through a bounded channel: a slow merge slows the
 //! scrapers down (they wait to hand over their batch) instead of growing memory.
 
-use super::group::{ApplyStats, CommandError, Emitted, Group, GroupSettings, Outcome, Push, ReplicaSpec};
+use super::group::{ApplyStats, CommandError, Emitted, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec};
 use super::snapshot::{GroupSnapshot, Snapshot};
 use crate::clock::now_ms;
 use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};
@@ -326,6 +326,7 @@ impl Store {
         let gl = GroupLabels { group: status.name.clone() };
         m.group_up.get_or_create(&gl).set(i64::from(!status.down));
         m.group_series.get_or_create(&gl).set(status.series as i64);
+        m.group_failover_active.get_or_create(&gl).set(i64::from(failover_active(status)));
         let failovers = m.group_failovers.get_or_create(&gl);
         let seen = failovers.get();
         if status.failovers > seen {
@@ -341,6 +342,9 @@ impl Store {
             }
             if let Some(d) = r.last_duration_seconds {
                 m.scrape_duration_seconds.get_or_create(&rl).set(d);
+            }
+            if let Some(ms) = r.newest_sample_ms {
+                m.replica_newest_sample_timestamp_seconds.get_or_create(&rl).set(ms as f64 / 1000.0);
             }
         }
     }
@@ -469,6 +473,13 @@ impl Store {
     }
 }
 
+/// A failover is active while the group has a leader that is not its preferred replica. The
+/// preferred replica is the pinned one when there is a pin, so a pin that moved the leader is
+/// not a failover; a pinned replica that is down while another leads is one.
+fn failover_active(status: &GroupStatus) -> bool {
+    status.leader.is_some() && status.preferred.is_some() && status.leader != status.preferred
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,6 +514,77 @@ mod tests {
         let reconfigure = Command::Reconfigure { groups: vec![settings("g"), settings("new")], discovered: vec![] };
         handle.command(reconfigure).await.unwrap().unwrap();
         assert!(handle.snapshot().ready, "still ready with groups that have not merged yet");
+        token.cancel();
+        task.await.unwrap();
+    }
+
+    /// Issue 6: `promfed_group_failover_active` is 1 exactly while the leader is not the
+    /// preferred replica (a pin that moved the leader is not a failover), and
+    /// `promfed_replica_newest_sample_timestamp_seconds` follows each replica's last good scrape.
+    #[tokio::test]
+    async fn failover_active_and_newest_sample_metrics() {
+        let metrics = Arc::new(Metrics::new());
+        let (store, handle) = Store::new(vec![settings("g")], metrics.clone());
+        let token = CancellationToken::new();
+        let task = tokio::spawn(store.run(token.clone()));
+        let replicas = vec![
+            ReplicaSpec { name: "a".into(), role: Role::Primary, address: "x".into() },
+            ReplicaSpec { name: "b".into(), role: Role::Secondary, address: "y".into() },
+        ];
+        handle.command(Command::SetReplicas { group: "g".into(), replicas, rejected: vec![] }).await.unwrap().unwrap();
+        let scrape = |replica: &str, started_ms: i64, ok: bool| Outcome {
+            replica: replica.into(),
+            started_ms,
+            duration_secs: 0.1,
+            result: if ok { Ok(Batch::default()) } else { Err("cannot connect".into()) },
+        };
+        let gl = GroupLabels { group: "g".into() };
+        let active = || metrics.group_failover_active.get_or_create(&gl).get();
+        let newest = |r: &str| {
+            let rl = ReplicaLabels { group: "g".into(), replica: r.into() };
+            metrics.replica_newest_sample_timestamp_seconds.get_or_create(&rl).get()
+        };
+        // A command is answered after every input submitted before it (here: an unknown group).
+        let sync = |h: &StoreHandle| {
+            let h = h.clone();
+            async move {
+                let _ = h.command(Command::Unpin { group: "no such group".into() }).await.unwrap();
+            }
+        };
+        let leader = |h: &StoreHandle| h.snapshot().group("g").unwrap().status.leader.clone().unwrap();
+
+        handle.submit("g", scrape("a", 1_700_000_000_250, true)).await.unwrap();
+        handle.submit("g", scrape("b", 1_700_000_001_500, true)).await.unwrap();
+        sync(&handle).await;
+        assert_eq!((leader(&handle).as_str(), active()), ("a", 0), "the primary leads: no failover");
+        // A body without timestamps counts as fresh at the scrape's start.
+        assert_eq!((newest("a"), newest("b")), (1_700_000_000.25, 1_700_000_001.5));
+
+        handle.submit("g", scrape("a", 1_700_000_015_000, false)).await.unwrap();
+        sync(&handle).await;
+        assert_eq!((leader(&handle).as_str(), active()), ("b", 1), "failed over to the secondary");
+        assert_eq!(newest("a"), 1_700_000_000.25, "a failed scrape leaves the last good value");
+
+        handle.command(Command::Pin { group: "g".into(), replica: "b".into() }).await.unwrap().unwrap();
+        assert_eq!((leader(&handle).as_str(), active()), ("b", 0), "pinned: b is the preferred replica");
+        handle.command(Command::Unpin { group: "g".into() }).await.unwrap().unwrap();
+        assert_eq!(active(), 1, "unpinned while a is still down: the failover is active again");
+
+        // a is back: it leads again after hold_down (2) good scrapes.
+        handle.submit("g", scrape("a", 1_700_000_030_000, true)).await.unwrap();
+        sync(&handle).await;
+        assert_eq!((leader(&handle).as_str(), active()), ("b", 1), "one good scrape is not enough");
+        handle.submit("g", scrape("a", 1_700_000_045_000, true)).await.unwrap();
+        sync(&handle).await;
+        assert_eq!((leader(&handle).as_str(), active()), ("a", 0), "a leads again: failover over");
+        assert_eq!(newest("a"), 1_700_000_045.0);
+
+        let text = metrics.encode();
+        assert!(text.contains("promfed_group_failover_active{group=\"g\"} 0"), "{text}");
+        assert!(
+            text.contains("promfed_replica_newest_sample_timestamp_seconds{group=\"g\",replica=\"a\"} 1700000045.0"),
+            "{text}"
+        );
         token.cancel();
         task.await.unwrap();
     }

@@ -109,6 +109,7 @@ impl DestMetrics {
         let r = &shared.remote_storage;
         r.shards_min.get_or_create(&labels).set(rw.min_shards as i64);
         r.shards_max.get_or_create(&labels).set(rw.max_shards as i64);
+        r.queue_max_bytes.get_or_create(&labels).set(i64::try_from(rw.queue_max_bytes).unwrap_or(i64::MAX));
         DestMetrics {
             samples_in: r.samples_in.get_or_create(&labels).clone(),
             samples: r.samples.get_or_create(&labels).clone(),

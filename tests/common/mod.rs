@@ -7,6 +7,7 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod content;
 #[cfg(feature = "ec2")]
 pub mod moto;
 pub mod vm;

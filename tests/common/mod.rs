@@ -73,6 +73,29 @@ pub fn prometheus_binary() -> Option<PathBuf> {
     found
 }
 
+/// Debian's `promtool` (from the `prometheus` package), or `None` (with a printed notice) when it
+/// is not installed. `$PROMTOOL` names another binary. Under CI a missing binary is a failure,
+/// as for [`prometheus_binary`].
+pub fn promtool_binary() -> Option<PathBuf> {
+    let candidates: Vec<PathBuf> = match std::env::var_os("PROMTOOL") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).map(|p| p.join("promtool")).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain([PathBuf::from("/usr/bin/promtool")])
+            .collect(),
+    };
+    let found = candidates.into_iter().find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but `promtool` is not installed (apt-get install prometheus): this test must run in CI");
+        }
+        eprintln!("SKIPPED: `promtool` is not installed (apt-get install prometheus); with CI set this fails");
+    }
+    found
+}
+
 /// Debian's `prometheus-blackbox-exporter` (0.23), or `None` (with a printed notice) when it is
 /// not installed. `$BLACKBOX_EXPORTER` names another binary. Under CI a missing binary is a
 /// failure, as for [`prometheus_binary`].

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_promfed");
 const EDITOR: &str = "editor-token";
@@ -897,4 +898,62 @@ async fn the_repos_dashboards_and_alerts_pass_lint() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let r = promfed(&args, None).await;
     assert_eq!(r.code, 0, "{r:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// sidecar
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sidecar_applies_every_interval_and_exports_its_success() {
+    common::init_tracing();
+    let g = FakeGrafana::start().await;
+    let dir = good_copy();
+    let token = dir.path().join("token");
+    std::fs::write(&token, EDITOR).unwrap();
+    // Parsed as the config file has it; the 1s interval is below the 10s a config may ask for.
+    let yaml = format!(
+        "{{dir: \"{}\", grafana_url: \"{}\", token_file: \"{}\", interval: 1s, prune: true}}",
+        dir.path().display(),
+        g.url,
+        token.display()
+    );
+    let section: promfed::sidecar::dashboards::DashboardsConfig = serde_saphyr::from_str(&yaml).unwrap();
+    assert_eq!(section.problems(), [("dashboards.interval".to_owned(), "must be at least 10s".to_owned())]);
+    let sections = promfed::sidecar::config::Sections { probes: None, dashboards: Some(section) };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sidecar = promfed::sidecar::run::start_sections(sections, Some(listener)).await.unwrap();
+    let metrics_url = format!("http://{}/metrics", sidecar.address);
+    let client = reqwest::Client::new();
+    let metric = |body: &str, name: &str| common::metric_value(body, name, &[]);
+
+    let body = common::poll("first sync", Duration::from_secs(10), Duration::from_millis(100), || {
+        let (client, url) = (client.clone(), metrics_url.clone());
+        async move {
+            let body = client.get(&url).send().await.ok()?.text().await.ok()?;
+            (metric(&body, "promfed_dashboards_sync_success") == Some(1.0)).then_some(body)
+        }
+    })
+    .await;
+    assert!(metric(&body, "promfed_dashboards_sync_last_success_timestamp_seconds").unwrap() > 1.7e9);
+    assert_eq!(g.uids().len(), 4);
+
+    // A file removed from the directory is pruned on a later run.
+    std::fs::remove_file(dir.path().join("home.json")).unwrap();
+    common::poll("prune", Duration::from_secs(10), Duration::from_millis(100), || async {
+        g.dashboard("pf-test-home").is_none().then_some(())
+    })
+    .await;
+
+    // A revoked token: the next run fails and says so in the metric.
+    std::fs::write(&token, "revoked").unwrap();
+    common::poll("failed sync", Duration::from_secs(10), Duration::from_millis(100), || {
+        let (client, url) = (client.clone(), metrics_url.clone());
+        async move {
+            let body = client.get(&url).send().await.ok()?.text().await.ok()?;
+            (metric(&body, "promfed_dashboards_sync_success") == Some(0.0)).then_some(())
+        }
+    })
+    .await;
+    sidecar.shutdown();
+    sidecar.wait().await.expect("clean stop");
 }

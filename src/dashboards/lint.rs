@@ -203,7 +203,14 @@ impl Ctx<'_> {
                     Value::Object(o) => o.get("uid").map_or_else(|| ds.to_string(), Value::to_string),
                     other => other.to_string(),
                 };
-                Some(format!("datasource {shown} is hard-coded: use {want}"))
+                // `${DS_PROMETHEUS}`: an input of a dashboard exported "for sharing externally",
+                // replaced at import time, not a variable of the dashboard.
+                let what = if shown.trim_matches('"').starts_with('$') {
+                    "is not the datasource variable"
+                } else {
+                    "is hard-coded"
+                };
+                Some(format!("datasource {shown} {what}: use {want}"))
             }
         }
     }

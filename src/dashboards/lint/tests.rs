@@ -108,6 +108,18 @@ fn each_rule_has_its_message() {
 }
 
 #[test]
+fn an_exported_dashboards_input_is_not_the_variable() {
+    let mut d = good();
+    d["panels"][0]["datasource"] = json!({"type": "prometheus", "uid": "${DS_PROMETHEUS}"});
+    assert_eq!(
+        lint_one(&d),
+        [
+            "d.json: panel \"Scrapes\": datasource \"${DS_PROMETHEUS}\" is not the datasource variable: use ${datasource}"
+        ]
+    );
+}
+
+#[test]
 fn irate_over_interval_is_named_by_its_variable() {
     let mut d = good();
     d["panels"][0]["targets"][0]["expr"] = json!("irate(y[$__interval])");

@@ -375,7 +375,7 @@ impl Grafana {
         if refused {
             reason = "connection refused (is Grafana running there?)".to_owned();
         } else if tls {
-            reason.push_str(" (give the CA of Grafana's certificate with --grafana-ca-file)");
+            reason.push_str(" (give the CA of Grafana's certificate: --grafana-ca-file, or tls_config.ca_file in the dashboards: section)");
         }
         GrafanaError::Unreachable { url: url.to_owned(), reason }
     }

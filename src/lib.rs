@@ -6,6 +6,7 @@
 //! - [`clock`]: wall-clock time in Prometheus' units.
 //! - [`cli`]: the command line (`serve`, `check-config`, `demo`; the on-call `status`, `leader`,
 //!   `federate` against a running promfed; `completions`) and exit codes.
+//! - [`dashboards`]: dashboards as code: lint, plan, apply, pull and provision Grafana dashboards.
 //! - [`demo`]: `promfed demo`, two synthetic replicas federated over HTTPS, nothing installed.
 //! - [`config`]: the YAML file, validated up front with every problem reported at once.
 //! - [`discovery`]: where each group's replicas are (static lists; a trait for more).
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod dashboards;
 pub mod demo;
 pub mod discovery;
 pub mod key;

@@ -77,33 +77,35 @@ impl Api {
         }
         crate::serve::install_crypto_provider();
         let tls = TlsConfig {
-            ca_file: args.ca_file.clone(),
-            cert_file: args.cert_file.clone(),
-            key_file: args.key_file.clone(),
+            ca_file: args.access.ca_file.clone(),
+            cert_file: args.access.cert_file.clone(),
+            key_file: args.access.key_file.clone(),
             server_name: None,
-            insecure_skip_verify: args.insecure,
+            insecure_skip_verify: args.access.insecure,
         };
         let owner = "promfed client";
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(client_tls(owner, &tls)?)
-            .timeout(args.timeout)
-            .connect_timeout(args.timeout)
+            .timeout(args.access.timeout)
+            .connect_timeout(args.access.timeout)
             .user_agent(concat!("promfed-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| ClientError::Build { owner: owner.to_owned(), source })?;
-        let credentials = match (&args.basic_auth_user, &args.basic_auth_password_file, &args.bearer_token_file) {
-            (Some(user), Some(file), _) => Credentials::Basic {
-                username: user.clone(),
-                password: read_secret("--basic-auth-password-file", file)?,
-            },
-            (_, _, Some(file)) => Credentials::Header {
-                scheme: "Bearer".to_owned(),
-                credentials: read_secret("--bearer-token-file", file)?,
-            },
-            _ => Credentials::None,
-        };
+        let credentials =
+            match (&args.access.basic_auth_user, &args.access.basic_auth_password_file, &args.access.bearer_token_file)
+            {
+                (Some(user), Some(file), _) => Credentials::Basic {
+                    username: user.clone(),
+                    password: read_secret("--basic-auth-password-file", file)?,
+                },
+                (_, _, Some(file)) => Credentials::Header {
+                    scheme: "Bearer".to_owned(),
+                    credentials: read_secret("--bearer-token-file", file)?,
+                },
+                _ => Credentials::None,
+            };
         let auth = auth_header(owner, &credentials)?;
-        Ok(Api { http, base, auth, timeout: args.timeout, client_cert: args.cert_file.is_some() })
+        Ok(Api { http, base, auth, timeout: args.access.timeout, client_cert: args.access.cert_file.is_some() })
     }
 
     /// The base URL, as given.
@@ -298,14 +300,7 @@ mod tests {
     fn api_args() -> ClientArgs {
         ClientArgs {
             url: String::new(),
-            ca_file: None,
-            insecure: false,
-            cert_file: None,
-            key_file: None,
-            basic_auth_user: None,
-            basic_auth_password_file: None,
-            bearer_token_file: None,
-            timeout: Duration::from_secs(1),
+            access: crate::cli::args::AccessArgs { timeout: Duration::from_secs(1), ..Default::default() },
         }
     }
 }

@@ -82,6 +82,11 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FederateFormat::Text)]
         format: FederateFormat,
     },
+    /// Dashboards as code: lint, plan, apply, pull and provision Grafana dashboards.
+    Dashboards {
+        #[command(subcommand)]
+        action: DashboardsAction,
+    },
     /// Print a completion script for SHELL, e.g. `promfed completions bash > /etc/bash_completion.d/promfed`.
     Completions {
         /// The shell.
@@ -129,6 +134,13 @@ pub struct ClientArgs {
     /// promfed's base URL.
     #[arg(long, env = "PROMFED_URL", default_value = "https://127.0.0.1:9443")]
     pub url: String,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// TLS and credentials towards a promfed (or a Prometheus: `dashboards lint --live`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct AccessArgs {
     /// CA certificate(s) (PEM) that signed promfed's certificate; the system roots otherwise.
     #[arg(long, value_name = "FILE", env = "PROMFED_CA_FILE")]
     pub ca_file: Option<PathBuf>,
@@ -152,6 +164,118 @@ pub struct ClientArgs {
     pub bearer_token_file: Option<PathBuf>,
     /// How long a request may take, connecting included (Prometheus duration).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `promfed dashboards …`.
+#[derive(Debug, Subcommand)]
+pub enum DashboardsAction {
+    /// Check dashboards (`*.json`) and Prometheus rule files (`*.yml`, `*.yaml`).
+    ///
+    /// Prints one line per problem (`file: panel "title": problem`); exit 0 when there is
+    /// none, 1 otherwise. With --live URL every metric named must exist on that promfed or
+    /// Prometheus (TLS and credentials from the same flags as `promfed status`).
+    Lint {
+        /// Directories or files to check.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Also check the rule files of DIR (repeatable).
+        #[arg(long, value_name = "DIR")]
+        alerts: Vec<PathBuf>,
+        /// Check that every metric named exists on this promfed or Prometheus.
+        #[arg(long, value_name = "URL")]
+        live: Option<String>,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Show what `apply` would change in Grafana, dashboard by dashboard.
+    ///
+    /// Exit 0 when nothing would change, 2 when changes are pending, 1 on an error.
+    Plan {
+        /// The dashboards directory (one subdirectory per Grafana folder).
+        dir: PathBuf,
+        #[command(flatten)]
+        grafana: GrafanaArgs,
+        /// Count deletions of managed dashboards no longer in DIR as pending (as `apply --prune`).
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Create and update Grafana's dashboards (and folders) from DIR.
+    ///
+    /// Every dashboard written carries the tag `managed-by:promfed`; --prune deletes the tagged
+    /// ones that DIR no longer has, never others. Exit 0 when everything was applied, 1 otherwise.
+    Apply {
+        /// The dashboards directory (one subdirectory per Grafana folder).
+        dir: PathBuf,
+        #[command(flatten)]
+        grafana: GrafanaArgs,
+        /// Delete managed dashboards that DIR no longer has.
+        #[arg(long)]
+        prune: bool,
+        /// Replace a dashboard that someone changed in Grafana since it was read (412
+        /// version-mismatch) instead of reporting it.
+        #[arg(long)]
+        force: bool,
+        /// The message Grafana records in each dashboard's version history.
+        #[arg(long, short = 'm', default_value = "promfed dashboards apply")]
+        message: String,
+    },
+    /// Write Grafana's dashboards as normalised JSON into DIR (sorted keys, no id/version).
+    ///
+    /// A dashboard goes over the file that has its uid, else into DIR/<folder>/<uid>.json.
+    Pull {
+        #[command(flatten)]
+        grafana: GrafanaArgs,
+        /// The dashboard's uid (repeatable).
+        #[arg(long, required = true)]
+        uid: Vec<String>,
+        /// The dashboards directory.
+        dir: PathBuf,
+    },
+    /// Write Grafana file-provisioning YAML for the dashboards directory and a promfed
+    /// datasource into OUT (`OUT/dashboards/NAME.yaml`, `OUT/datasources/NAME.yaml`).
+    Provision {
+        /// Grafana's provisioning directory, e.g. /etc/grafana/provisioning.
+        out: PathBuf,
+        /// Where Grafana finds the dashboards directory.
+        #[arg(long, value_name = "PATH", default_value = "/var/lib/grafana/dashboards/promfed")]
+        dashboards_path: PathBuf,
+        /// The datasource's URL.
+        #[arg(long, default_value = "https://promfed:9443")]
+        url: String,
+        /// CA certificate (PEM) of the datasource's server certificate, embedded in the YAML.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        /// The datasource's scrape interval (Grafana's `timeInterval`).
+        #[arg(long, default_value = "15s")]
+        scrape_interval: String,
+        /// Name and uid of the datasource, name of the dashboards provider and of the files.
+        #[arg(long, default_value = "promfed")]
+        name: String,
+        /// Make the datasource Grafana's default one.
+        #[arg(long)]
+        default: bool,
+    },
+}
+
+/// How `promfed dashboards plan|apply|pull` reach Grafana.
+#[derive(Clone, Debug, Args)]
+pub struct GrafanaArgs {
+    /// Grafana's base URL, e.g. https://grafana.example:3000.
+    #[arg(long = "grafana", value_name = "URL", env = "GRAFANA_URL")]
+    pub url: String,
+    /// File holding a Grafana service-account token (default: the GRAFANA_TOKEN environment
+    /// variable).
+    #[arg(long, value_name = "FILE", env = "GRAFANA_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate(s) (PEM) of Grafana's certificate; the system roots otherwise.
+    #[arg(long = "grafana-ca-file", value_name = "FILE", env = "GRAFANA_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify Grafana's certificate (to diagnose only).
+    #[arg(long = "grafana-insecure", conflicts_with = "ca_file")]
+    pub insecure: bool,
+    /// How long one request to Grafana may take (Prometheus duration).
+    #[arg(long = "grafana-timeout", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 
@@ -196,7 +320,7 @@ mod tests {
         match cli.command {
             Command::Leader { action: LeaderAction::Pin { client, group, replica } } => {
                 assert_eq!((client.url.as_str(), group.as_str(), replica.as_str()), ("https://p:1", "eu", "b"));
-                assert_eq!(client.timeout, Duration::from_secs(10));
+                assert_eq!(client.access.timeout, Duration::from_secs(10));
             }
             other => panic!("{other:?}"),
         }

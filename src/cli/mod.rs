@@ -7,13 +7,16 @@
 //! - [`oncall`]: `status`, `leader pin|unpin`, `federate`, against a running promfed through
 //!   [`api`] (TLS, credentials, one-line failure reasons), printed with [`status`],
 //!   [`leader`], [`federate`] and [`table`];
+//! - [`dashboards`]: `dashboards lint|plan|apply|pull|provision` ([`crate::dashboards`]);
 //! - `completions SHELL`: clap_complete's scripts.
 //!
-//! Exit codes: 0 ok, 1 runtime failure (for `status`: a group without a healthy leader),
-//! 2 usage (clap's own), 64 invalid configuration.
+//! Exit codes: 0 ok, 1 runtime failure (for `status`: a group without a healthy leader; for
+//! `dashboards lint`: a problem found), 2 usage (clap's own; also `dashboards plan` with
+//! changes pending), 64 invalid configuration.
 
 pub mod api;
 pub mod args;
+pub mod dashboards;
 pub mod federate;
 pub mod leader;
 pub mod oncall;
@@ -21,7 +24,7 @@ pub mod server;
 pub mod status;
 pub mod table;
 
-pub use args::{Cli, ClientArgs, Command, FederateFormat, LeaderAction};
+pub use args::{AccessArgs, Cli, ClientArgs, Command, DashboardsAction, FederateFormat, GrafanaArgs, LeaderAction};
 
 use std::process::ExitCode;
 
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status { client, json } => oncall::status(&client, json),
         Command::Leader { action } => oncall::leader(&action),
         Command::Federate { client, selectors, format } => oncall::federate(&client, &selectors, format),
+        Command::Dashboards { action } => dashboards::run(action),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "promfed", &mut std::io::stdout());

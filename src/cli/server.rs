@@ -42,14 +42,15 @@ pub fn demo(options: DemoOptions) -> ExitCode {
     })
 }
 
-/// `promfed sidecar --config FILE`: only the `probes:` section, until SIGTERM or SIGINT.
+/// `promfed sidecar --config FILE`: only the `probes:` and `dashboards:` sections, until
+/// SIGTERM or SIGINT.
 pub fn sidecar(config: PathBuf) -> ExitCode {
-    let probes = match crate::sidecar::config::load_section(&config) {
-        Ok(p) => p,
+    let sections = match crate::sidecar::config::load_section(&config) {
+        Ok(s) => s,
         Err(e) => return config_failure(&e),
     };
     runtime(async move {
-        let running = crate::sidecar::run::start(probes, None).await?;
+        let running = crate::sidecar::run::start_sections(sections, None).await?;
         running.run_until_signalled().await?;
         Ok(())
     })

@@ -43,6 +43,10 @@ pub struct FileConfig {
     /// blackbox_exporter-compatible probes: `GET /probe` and scheduled probes (absent: not served).
     #[serde(default)]
     pub probes: Option<crate::sidecar::ProbesConfig>,
+    /// Keep Grafana's dashboards in sync with a directory, every `interval`, inside `promfed
+    /// sidecar` (absent: no sync). `promfed serve` checks this section but does not run it.
+    #[serde(default)]
+    pub dashboards: Option<crate::sidecar::dashboards::DashboardsConfig>,
 }
 
 fn default_data_dir() -> PathBuf {

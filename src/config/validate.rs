@@ -342,9 +342,15 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         }
     });
 
+    if let Some(d) = &file.dashboards {
+        for (path, message) in d.problems() {
+            c.problem(path, message);
+        }
+    }
+
     // Groups.
-    if file.groups.is_empty() && receiver.is_none() && file.probes.is_none() {
-        c.problem("groups", "no group is configured (and no remote_write_receiver or probes)");
+    if file.groups.is_empty() && receiver.is_none() && file.probes.is_none() && file.dashboards.is_none() {
+        c.problem("groups", "no group is configured (and no remote_write_receiver, probes or dashboards)");
     }
     let mut names = HashSet::new();
     let mut groups = Vec::new();

@@ -158,27 +158,43 @@ impl ProbesConfig {
     }
 }
 
-/// Reads the `probes:` section of a promfed config file for `promfed sidecar`; the other
-/// sections are parsed (unknown keys are still errors) but not checked.
-pub fn load_section(path: &std::path::Path) -> Result<Probes, crate::config::ConfigError> {
-    use crate::config::ConfigError;
+/// What `promfed sidecar` runs: the probes, the dashboard sync, or both.
+pub struct Sections {
+    pub probes: Option<Probes>,
+    pub dashboards: Option<super::dashboards::DashboardsConfig>,
+}
+
+/// Reads the `probes:` and `dashboards:` sections of a promfed config file for `promfed
+/// sidecar` (at least one is needed); the other sections are parsed (unknown keys are still
+/// errors) but not checked.
+pub fn load_section(path: &std::path::Path) -> Result<Sections, crate::config::ConfigError> {
+    use crate::config::{ConfigError, Problem};
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
     let file: crate::config::FileConfig = serde_saphyr::from_str(&text)
         .map_err(|e| ConfigError::Syntax { path: origin.clone(), message: e.to_string() })?;
-    let Some(section) = file.probes else {
-        return Err(ConfigError::Invalid {
-            path: origin,
-            problems: vec![crate::config::Problem {
-                path: "probes".into(),
-                message: "missing: the sidecar runs only this section".into(),
-            }],
+    let mut problems = Vec::new();
+    if file.probes.is_none() && file.dashboards.is_none() {
+        problems.push(Problem {
+            path: "probes".into(),
+            message: "missing, and so is dashboards: the sidecar runs these sections".into(),
         });
+    }
+    let probes = match file.probes.map(|p| p.check()).transpose() {
+        Ok(p) => p,
+        Err(found) => {
+            problems.extend(found.into_iter().map(|(path, message)| Problem { path, message }));
+            None
+        }
     };
-    section.check().map_err(|problems| ConfigError::Invalid {
-        path: origin,
-        problems: problems.into_iter().map(|(path, message)| crate::config::Problem { path, message }).collect(),
-    })
+    if let Some(d) = &file.dashboards {
+        problems.extend(d.problems().into_iter().map(|(path, message)| Problem { path, message }));
+    }
+    if problems.is_empty() {
+        Ok(Sections { probes, dashboards: file.dashboards })
+    } else {
+        Err(ConfigError::Invalid { path: origin, problems })
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +214,27 @@ mod tests {
             serde_saphyr::from_str("{modules: {h: {prober: http}}, scheduled: [{target: x, module: nope}]}").unwrap();
         let problems = bad.check().unwrap_err();
         assert_eq!(problems[0].0, "probes.scheduled[0].module");
+    }
+
+    #[test]
+    fn the_sidecar_runs_probes_dashboards_or_both_but_not_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let path = dir.path().join("promfed.yml");
+            std::fs::write(&path, text).unwrap();
+            load_section(&path)
+        };
+        let only = load("dashboards: {dir: dashboards, grafana_url: 'https://grafana:3000', token_file: t}\n").unwrap();
+        assert!(only.probes.is_none());
+        let d = only.dashboards.unwrap();
+        assert_eq!(
+            (d.interval.0, d.prune, d.listen_address.as_str()),
+            (Duration::from_secs(300), false, "0.0.0.0:9115")
+        );
+        let e = load("groups: []\n").err().unwrap().to_string();
+        assert!(e.contains("probes: missing, and so is dashboards"), "{e}");
+        let e = load("dashboards: {dir: d, grafana_url: 'grafana:3000', interval: 1s}\n").err().unwrap().to_string();
+        assert!(e.contains("dashboards.grafana_url") && e.contains("dashboards.interval: must be at least 10s"), "{e}");
+        assert!(load("dashboards: {dir: d, grafana_url: 'http://g', nope: 1}\n").is_err(), "unknown keys are refused");
     }
 }

@@ -1,14 +1,16 @@
-//! The sidecar: blackbox_exporter-compatible probing (and, in a later issue, dashboard sync).
+//! The sidecar: blackbox_exporter-compatible probing and the continuous dashboard sync.
 //!
 //! - [`modules`]: blackbox_exporter's `blackbox.yml`, read unchanged;
 //! - [`config`]: promfed's `probes:` section (modules file or inline modules, scheduled probes);
 //! - [`probe`]: the probers (`http`, `tcp`, `dns`, `icmp`) and their metrics;
 //! - [`service`]: `GET /probe`, scheduled probes, `GET /api/v1/probes`, their `/metrics` series;
-//! - [`run`]: `promfed sidecar`, the probes on their own listener;
+//! - [`dashboards`]: the `dashboards:` section, applied to Grafana every interval;
+//! - [`run`]: `promfed sidecar`, the probes and the dashboard sync on their own listener;
 //! - [`cli`]: `promfed probe KIND TARGET`, one probe printed for people or as JSON.
 
 pub mod cli;
 pub mod config;
+pub mod dashboards;
 pub mod modules;
 pub mod probe;
 pub mod run;

@@ -1,9 +1,11 @@
-//! `promfed sidecar`: only the `probes:` section, on its own listener (`probes.listen_address`):
-//! `GET /probe`, `GET /api/v1/probes`, `GET /metrics` (promfed's own metrics and the scheduled
-//! probes), `GET /-/healthy`. One root token; SIGTERM/SIGINT drain the listener (10 s grace) as
-//! `promfed serve` does.
+//! `promfed sidecar`: only the `probes:` and `dashboards:` sections, on its own listener
+//! (`probes.listen_address`, else `dashboards.listen_address`): `GET /probe`,
+//! `GET /api/v1/probes`, `GET /metrics` (promfed's own metrics, the scheduled probes and the
+//! dashboard sync), `GET /-/healthy`; the dashboard sync loop. One root token; SIGTERM/SIGINT
+//! drain the listener (10 s grace) as `promfed serve` does.
 
-use super::config::Probes;
+use super::config::{Probes, Sections};
+use super::dashboards::DashboardSync;
 use super::service::ProbeService;
 use crate::serve::{ServeOptions, install_crypto_provider};
 use crate::telemetry::Metrics;
@@ -20,25 +22,33 @@ use tokio_util::sync::CancellationToken;
 /// A started sidecar.
 pub struct RunningSidecar {
     pub address: SocketAddr,
-    pub service: Arc<ProbeService>,
+    pub service: Option<Arc<ProbeService>>,
+    pub dashboards: Option<Arc<DashboardSync>>,
     token: CancellationToken,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
 }
 
 #[derive(Clone)]
 struct SidecarState {
-    service: Arc<ProbeService>,
+    service: Option<Arc<ProbeService>>,
+    dashboards: Option<Arc<DashboardSync>>,
     metrics: Arc<Metrics>,
 }
 
 /// `/metrics` of promfed with the scheduled probes' series added before OpenMetrics' `# EOF`.
 pub fn metrics_with_probes(metrics: &Metrics, service: Option<&ProbeService>) -> Response {
+    metrics_with(metrics, service, None)
+}
+
+/// `/metrics` of promfed with the scheduled probes' and the dashboard sync's series.
+fn metrics_with(metrics: &Metrics, service: Option<&ProbeService>, dashboards: Option<&DashboardSync>) -> Response {
     let mut body = metrics.encode();
-    if let Some(service) = service {
-        let probes = service.render_scheduled();
-        let at = body.rfind("# EOF").unwrap_or(body.len());
-        body.insert_str(at, &probes);
+    let mut extra = service.map(ProbeService::render_scheduled).unwrap_or_default();
+    if let Some(d) = dashboards {
+        extra.push_str(&d.render());
     }
+    let at = body.rfind("# EOF").unwrap_or(body.len());
+    body.insert_str(at, &extra);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -48,37 +58,62 @@ pub fn metrics_with_probes(metrics: &Metrics, service: Option<&ProbeService>) ->
 }
 
 async fn sidecar_metrics(State(s): State<SidecarState>) -> Response {
-    metrics_with_probes(&s.metrics, Some(&s.service))
+    metrics_with(&s.metrics, s.service.as_deref(), s.dashboards.as_deref())
 }
 
-/// Starts the sidecar; `listener` overrides `probes.listen_address` (tests bind port 0).
+/// Starts the sidecar with probes only; `listener` overrides `probes.listen_address` (tests
+/// bind port 0).
 pub async fn start(probes: Probes, listener: Option<TcpListener>) -> std::io::Result<RunningSidecar> {
+    start_sections(Sections { probes: Some(probes), dashboards: None }, listener).await
+}
+
+/// Starts the sidecar with what `sections` has; `listener` overrides the configured address.
+pub async fn start_sections(sections: Sections, listener: Option<TcpListener>) -> std::io::Result<RunningSidecar> {
     install_crypto_provider();
-    for u in &probes.unsupported {
-        tracing::warn!(setting = %u, "blackbox.yml setting accepted but not supported by promfed: ignored");
+    if let Some(probes) = &sections.probes {
+        for u in &probes.unsupported {
+            tracing::warn!(setting = %u, "blackbox.yml setting accepted but not supported by promfed: ignored");
+        }
     }
     let listener = match listener {
         Some(l) => l,
-        None => TcpListener::bind(probes.listen).await?,
+        None => {
+            let configured = match (&sections.probes, &sections.dashboards) {
+                (Some(p), _) => p.listen,
+                (None, Some(d)) => d.listen_address.parse().map_err(std::io::Error::other)?,
+                (None, None) => SocketAddr::from(([0, 0, 0, 0], 9115)),
+            };
+            TcpListener::bind(configured).await?
+        }
     };
     let address = listener.local_addr()?;
-    let service = ProbeService::new(probes);
+    let service = sections.probes.map(ProbeService::new);
+    let dashboards = sections.dashboards.map(|d| Arc::new(DashboardSync::new(d)));
     let metrics = Arc::new(Metrics::new());
-    let state = SidecarState { service: service.clone(), metrics };
-    let app = axum::Router::new()
+    let state = SidecarState { service: service.clone(), dashboards: dashboards.clone(), metrics };
+    let mut app = axum::Router::new()
         .route("/metrics", get(sidecar_metrics))
         .route("/-/healthy", get(|| async { "promfed sidecar is Healthy.\n" }))
-        .with_state(state)
-        .merge(service.routes());
+        .with_state(state);
+    if let Some(service) = &service {
+        app = app.merge(service.routes());
+    }
     let token = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn({
+    if let Some(service) = &service {
         let (s, t) = (service.clone(), token.clone());
-        async move {
+        tasks.spawn(async move {
             s.run_scheduled(t).await;
             ("scheduled probes", Ok(()))
-        }
-    });
+        });
+    }
+    if let Some(sync) = &dashboards {
+        let (s, t) = (sync.clone(), token.clone());
+        tasks.spawn(async move {
+            s.run(t).await;
+            ("dashboards sync", Ok(()))
+        });
+    }
     tasks.spawn({
         let t = token.clone();
         async move {
@@ -86,8 +121,8 @@ pub async fn start(probes: Probes, listener: Option<TcpListener>) -> std::io::Re
             ("listener", r.map_err(|e| e.to_string()))
         }
     });
-    tracing::info!(%address, "promfed sidecar serving /probe");
-    Ok(RunningSidecar { address, service, token, tasks })
+    tracing::info!(%address, probes = service.is_some(), dashboards = dashboards.is_some(), "promfed sidecar serving");
+    Ok(RunningSidecar { address, service, dashboards, token, tasks })
 }
 
 impl RunningSidecar {

@@ -28,6 +28,7 @@ SERIES=${SERIES:-100000}
 SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-2}
 BACKLOG=${BACKLOG:-$((SERIES * 20))}
 SHARDS=${SHARDS:-4}
+CAPACITY=${CAPACITY:-2500} # samples read ahead per shard (Prometheus 2.42's default)
 STEADY_SECONDS=${STEADY_SECONDS:-30}
 DEADLINE=${DEADLINE:-300}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -115,7 +116,7 @@ groups:
 remote_write:
   - name: vm
     url: http://127.0.0.1:$PV/api/v1/write
-    queue_config: {min_shards: $SHARDS, max_shards: $SHARDS, max_samples_per_send: 500, max_backoff: 1s}
+    queue_config: {capacity: $CAPACITY, min_shards: $SHARDS, max_shards: $SHARDS, max_samples_per_send: 500, max_backoff: 1s}
 EOF
 log "promfed on :$PF (VictoriaMetrics not started yet: the queue fills)"
 RUST_LOG=warn "$PROMFED" serve --config "$TMP/promfed.yml" >"$TMP/promfed.log" 2>&1 &
@@ -187,7 +188,7 @@ drain = ($s1 - $s0, $t1 - $t0, $c1 - $c0, $b1 - $b0)
 steady = ($s2 - $s1, $t2 - $t1, $c2 - $c1, $b2 - $b1)
 prom = ($qs1 - $qs0, $q1 - $q0, $qc1 - $qc0, $qb1 - $qb0)
 print(f"\nRemote-Write sender: {series} series scraped every {interval} s, sent to VictoriaMetrics 1.79 "
-      f"on loopback, {shards} shards, 500 samples per request\n")
+      f"on loopback, {shards} shards, capacity $CAPACITY, 500 samples per request\n")
 print("| sender | phase | samples sent | seconds | samples/s sent | sender CPU s | samples per CPU-s | bytes/sample on the wire |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 def row(who, phase, v, note=""):

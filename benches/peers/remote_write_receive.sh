@@ -5,7 +5,7 @@
 # payloads. Prints markdown tables: samples/s (wall), samples per CPU-second of the receiver
 # ("per core"), peak RSS, and the ratios promfed/peer. Goal (issue 4): >= 2x both peers per core.
 #
-#   benches/peers/remote_write_receive.sh                       # 20 s per receiver, ~2.5 min
+#   benches/peers/remote_write_receive.sh                       # 20 s per receiver, ~2 min
 #   RUN_SECONDS=10 SERIES=50000 benches/peers/remote_write_receive.sh
 #   RECEIVERS="promfed vm" benches/peers/remote_write_receive.sh
 #

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Remote-Write receive throughput, side by side on loopback: promfed (receiver only; then with
+# ha_tracker), Prometheus 2.42 (--web.enable-remote-write-receiver) and VictoriaMetrics, each
+# started alone and driven by the same load generator (benches/rw_load.rs) with the same
+# payloads. Prints markdown tables: samples/s (wall), samples per CPU-second of the receiver
+# ("per core"), peak RSS, and the ratios promfed/peer. Goal (issue 4): >= 2x both peers per core.
+#
+#   benches/peers/remote_write_receive.sh                       # 20 s per receiver, ~2 min
+#   RUN_SECONDS=10 SERIES=50000 benches/peers/remote_write_receive.sh
+#   RECEIVERS="promfed vm" benches/peers/remote_write_receive.sh
+#
+# The payload (see benches/rw_load.rs): SERIES series of ten labels (__name__, the external
+# labels __replica__ and cluster, cpu, instance, job, mode, namespace, node, pod), one sample per
+# series per round, SAMPLES_PER_REQUEST series per request (Prometheus' max_samples_per_send),
+# CONCURRENCY keep-alive HTTP/1.1 connections, each owning a fixed share of the series (per
+# series in order, as Prometheus' shards send). Two warm-up rounds create the series and are not
+# measured; then RUN_SECONDS of load (or MAX_SAMPLES accepted samples, whichever comes first).
+# CPU is utime+stime of the receiver's process over the window, and over the window plus
+# SETTLE_SECONDS (what a receiver defers, e.g. VictoriaMetrics' background merges, counts too;
+# the "per core" ratios use this one). The load generator runs on the same 2 cores: wall
+# samples/s are limited by it and by the machine's other load, per-core numbers much less so.
+#
+# All on 127.0.0.1, each receiver with its own temporary storage, everything killed on exit
+# (trap) and after DEADLINE seconds at most; the temporary directory is removed.
+set -euo pipefail
+
+SERIES=${SERIES:-10000}
+SAMPLES_PER_REQUEST=${SAMPLES_PER_REQUEST:-500}
+CONCURRENCY=${CONCURRENCY:-4}
+RUN_SECONDS=${RUN_SECONDS:-20}
+SETTLE_SECONDS=${SETTLE_SECONDS:-5}
+MAX_SAMPLES=${MAX_SAMPLES:-500000000}
+RECEIVERS=${RECEIVERS:-"promfed promfed-ha prometheus vm"}
+DEADLINE=${DEADLINE:-300}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PROMFED_GIVEN=${PROMFED:-}
+PROMFED=${PROMFED:-$TARGET_DIR/release/promfed}
+RW_LOAD=${RW_LOAD:-}
+PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
+VM=${VM:-/usr/bin/victoria-metrics}
+# Builds of other worktrees share the machine: take the same lock as they do, when there is one.
+BUILD_LOCK=${BUILD_LOCK:-/tmp/promfed-build.lock}
+
+TMP=$(mktemp -d /tmp/promfed-rw-receive.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+log() { printf '[%5ss] %s\n' "$SECONDS" "$*" >&2; }
+locked() { if command -v flock >/dev/null; then flock "$BUILD_LOCK" "$@"; else "$@"; fi; }
+
+for r in $RECEIVERS; do
+    case $r in
+        promfed | promfed-ha) ;;
+        prometheus) [ -x "$PROMETHEUS" ] || { echo "needs Prometheus 2.42 at $PROMETHEUS (apt-get install prometheus)" >&2; exit 2; } ;;
+        vm) [ -x "$VM" ] || { echo "needs VictoriaMetrics at $VM (apt-get install victoria-metrics)" >&2; exit 2; } ;;
+        *) echo "unknown receiver $r (promfed, promfed-ha, prometheus, vm)" >&2; exit 2 ;;
+    esac
+done
+
+cd "$ROOT"
+if [ -z "$PROMFED_GIVEN" ]; then
+    log "building promfed (release, without the ec2 feature)"
+    locked cargo build --release --no-default-features --bin promfed
+fi
+if [ -z "$RW_LOAD" ]; then
+    log "building the load generator (cargo bench --bench rw_load --no-run)"
+    RW_LOAD=$(locked cargo bench --no-default-features --bench rw_load --no-run --message-format=json |
+        python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rw_load" and m.get("executable"):
+        print(m["executable"])')
+fi
+[ -x "$PROMFED" ] || { echo "no promfed binary at $PROMFED" >&2; exit 2; }
+[ -x "$RW_LOAD" ] || { echo "no load generator binary ($RW_LOAD)" >&2; exit 2; }
+
+# DEADLINE counts from here (a build may wait for the lock). The watchdog's own sleep is
+# killed with it, so that nothing holds the script's output open.
+(
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    sleep "$DEADLINE" >/dev/null 2>&1 &
+    sleeper=$!
+    wait "$sleeper"
+    echo "deadline of ${DEADLINE}s reached, stopping" >&2
+    kill -TERM $$
+) &
+PIDS+=($!)
+trap 'exit 124' TERM INT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+    local until=$((SECONDS + $1)) what=$2; shift 2
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$until" ] || { log "timed out waiting for $what"; return 1; }
+        sleep 0.2
+    done
+}
+# Sum of a metric's series (all label sets) in a Prometheus text exposition.
+metric_sum() { # metric_sum URL NAME [LABEL_FILTER_REGEX]
+    curl -sf "$1" | awk -v name="$2" -v filter="${3:-}" '
+        $1 ~ ("^" name "({|$)") && (filter == "" || $1 ~ filter) { s += $NF }
+        END { printf "%.0f\n", s }'
+}
+
+RESULTS="$TMP/results.tsv"
+: >"$RESULTS"
+
+# Starts receiver $1; sets RX_PID, RX_URL (write endpoint) and RX_METRICS.
+start_receiver() {
+    local port
+    port=$(free_port)
+    mkdir -p "$TMP/$1"
+    case $1 in
+        promfed | promfed-ha)
+            if [ "$1" = promfed ]; then
+                receiver='remote_write_receiver: {}'
+            else
+                receiver='remote_write_receiver: {ha_tracker: {cluster_label: cluster, replica_label: __replica__}}'
+            fi
+            printf 'server:\n  listen_address: 127.0.0.1:%s\n%s\n' "$port" "$receiver" >"$TMP/$1/promfed.yml"
+            RUST_LOG=warn "$PROMFED" serve --config "$TMP/$1/promfed.yml" >"$TMP/$1.log" 2>&1 &
+            RX_PID=$!
+            RX_METRICS="http://127.0.0.1:$port/metrics"
+            ;;
+        prometheus)
+            echo 'global: {scrape_interval: 1h}' >"$TMP/$1/prometheus.yml"
+            "$PROMETHEUS" --config.file="$TMP/$1/prometheus.yml" --storage.tsdb.path="$TMP/$1/data" \
+                --web.listen-address="127.0.0.1:$port" --web.enable-remote-write-receiver \
+                --log.level=warn >"$TMP/$1.log" 2>&1 &
+            RX_PID=$!
+            RX_METRICS="http://127.0.0.1:$port/metrics"
+            ;;
+        vm)
+            "$VM" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$TMP/$1/data" -loggerLevel=ERROR \
+                >"$TMP/$1.log" 2>&1 &
+            RX_PID=$!
+            RX_METRICS="http://127.0.0.1:$port/metrics"
+            ;;
+    esac
+    PIDS+=("$RX_PID")
+    RX_URL="http://127.0.0.1:$port/api/v1/write"
+    wait_for 60 "$1 to serve its metrics" curl -sf -o /dev/null "$RX_METRICS" || { tail -20 "$TMP/$1.log" >&2; exit 1; }
+}
+
+# What the receiver itself counts as received (includes the warm-up rounds).
+receiver_count() {
+    case $1 in
+        promfed | promfed-ha) metric_sum "$RX_METRICS" promfed_remote_write_samples_received_total ;;
+        prometheus) metric_sum "$RX_METRICS" prometheus_tsdb_head_samples_appended_total 'type="float"' ;;
+        vm) metric_sum "$RX_METRICS" vm_rows_inserted_total 'type="promremotewrite"' ;;
+    esac
+}
+
+for r in $RECEIVERS; do
+    log "$r: starting"
+    start_receiver "$r"
+    log "$r: pid $RX_PID on $RX_URL; load for ${RUN_SECONDS}s (+${SETTLE_SECONDS}s settle)"
+    out=$("$RW_LOAD" --url "$RX_URL" --pid "$RX_PID" --seconds "$RUN_SECONDS" --settle-seconds "$SETTLE_SECONDS" \
+        --concurrency "$CONCURRENCY" --series "$SERIES" --samples-per-request "$SAMPLES_PER_REQUEST" \
+        --max-samples "$MAX_SAMPLES" 2>"$TMP/$r.load.log") || { cat "$TMP/$r.load.log" >&2; exit 1; }
+    cat "$TMP/$r.load.log" >&2
+    echo "$out" >&2
+    counted=$(receiver_count "$r")
+    if [ "$r" = promfed-ha ]; then
+        dropped=$(metric_sum "$RX_METRICS" promfed_remote_write_samples_dropped_total)
+        log "$r: dropped by promfed (all reasons): $dropped"
+    fi
+    grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r/; s/\$/ counted=$counted/" >>"$RESULTS"
+    kill "$RX_PID" 2>/dev/null || true
+    wait "$RX_PID" 2>/dev/null || true
+    rm -rf "${TMP:?}/$r"
+done
+
+python3 - "$RESULTS" "$SERIES" "$SAMPLES_PER_REQUEST" "$CONCURRENCY" "$RUN_SECONDS" "$SETTLE_SECONDS" <<'EOF'
+import sys
+
+path, series, spr, conc, secs, settle = sys.argv[1:]
+NAMES = {
+    "promfed": "promfed (receiver only)",
+    "promfed-ha": "promfed (ha_tracker on)",
+    "prometheus": "Prometheus 2.42",
+    "vm": "VictoriaMetrics 1.79",
+}
+rows = {}
+for line in open(path):
+    name, *kv = line.split()
+    rows[name] = dict(x.split("=", 1) for x in kv)
+
+def num(r, k):
+    try:
+        return float(rows[r][k])
+    except (KeyError, ValueError):
+        return float("nan")
+
+print(f"\nRemote-Write receive: {series} series x 10 labels, {spr} samples per request, {conc} "
+      f"connections, {secs} s per receiver after 2 warm-up rounds; CPU over the window (+{settle} s after)\n")
+print("| receiver | samples accepted | samples/s (wall) | CPU s | CPU s incl. settle | samples per CPU-s | "
+      "samples per CPU-s incl. settle | peak RSS MB | errors | receiver's own count | load generator CPU s |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r, row in rows.items():
+    print(f"| {NAMES.get(r, r)} | {row['samples']} | {num(r, 'samples_per_sec'):,.0f} | {row['receiver_cpu_seconds']} | "
+          f"{row['receiver_cpu_seconds_settled']} | {num(r, 'samples_per_cpu_second'):,.0f} | "
+          f"{num(r, 'samples_per_cpu_second_settled'):,.0f} | {row['receiver_vmhwm_mb']} | {row['errors']} | "
+          f"{row['counted']} | {row['loadgen_cpu_seconds']} |")
+peers = [p for p in ("prometheus", "vm") if p in rows]
+mine = [m for m in ("promfed", "promfed-ha") if m in rows]
+if peers and mine:
+    print("\n| ratio promfed / peer | per core (incl. settle) | per core (window) | wall samples/s | peak RSS | goal >= 2x per core |")
+    print("|---|---:|---:|---:|---:|---|")
+    for m in mine:
+        for p in peers:
+            core = num(m, "samples_per_cpu_second_settled") / num(p, "samples_per_cpu_second_settled")
+            core_w = num(m, "samples_per_cpu_second") / num(p, "samples_per_cpu_second")
+            wall = num(m, "samples_per_sec") / num(p, "samples_per_sec")
+            rss = num(m, "receiver_vmhwm_mb") / num(p, "receiver_vmhwm_mb")
+            print(f"| {NAMES[m]} / {NAMES[p]} | {core:.2f}x | {core_w:.2f}x | {wall:.2f}x | {rss:.2f}x | "
+                  f"{'met' if core >= 2 else 'NOT met'} |")
+EOF
+log "done"

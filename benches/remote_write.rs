@@ -32,10 +32,10 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use promfed::merge::Emitted;
 use promfed::remote::decode::{Limits, decode, decompress};
-use promfed::remote::encode::{put_series, series};
+use promfed::remote::encode::put_series;
 use promfed::remote::proto::{Label, Sample, TimeSeries, WriteRequest};
 use promfed::remote::queue::{Queue, QueueSettings};
-use promfed::remote::send::RECORD_BYTES;
+use promfed::remote::send::{RECORD_BYTES, ShardPart, split_record, wire_labels};
 use prost::Message as _;
 
 fn fixture(i: usize) -> Vec<u8> {
@@ -101,27 +101,6 @@ fn emitted(n: usize) -> Emitted {
     e
 }
 
-/// `send::unescape` (private there): the text escaping of a key's label value undone.
-fn unescape(v: &str) -> Cow<'_, str> {
-    if !v.contains('\\') {
-        return Cow::Borrowed(v);
-    }
-    let mut out = String::with_capacity(v.len());
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some(other) => out.push(other),
-            None => out.push('\\'),
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// `Destination::enqueue` + `flush_record`: snappy records of about [`RECORD_BYTES`] and their
 /// sample counts.
 fn encode_records(batch: &Emitted) -> Vec<(Vec<u8>, u32)> {
@@ -137,11 +116,7 @@ fn encode_records(batch: &Emitted) -> Vec<(Vec<u8>, u32)> {
         }
     };
     for e in &batch.entries {
-        let key = batch.key(e);
-        labels.clear();
-        labels.extend(key.labels().map(|(n, v)| (n, unescape(v))));
-        let at = labels.partition_point(|(n, _)| *n < "__name__");
-        labels.insert(at, ("__name__", Cow::Borrowed(key.name())));
+        wire_labels(batch.key(e), &mut labels);
         put_series(&mut record, labels.iter().map(|(n, v)| (*n, v.as_ref())), &[(e.ts, e.value)]);
         samples += 1;
         if record.len() >= RECORD_BYTES {
@@ -180,30 +155,18 @@ fn through_queue(queue: &mut Queue, records: &[(Vec<u8>, u32)]) -> Vec<Vec<u8>> 
 }
 
 /// `Destination::split` of every record: parts per shard, cut at `max` samples.
-fn split(records: &[Vec<u8>], shards: usize, max: u32) -> Vec<(usize, Vec<u8>, u32)> {
+fn split(records: &[Vec<u8>], shards: usize, max: u32) -> Vec<ShardPart> {
     let mut parts = Vec::new();
     for payload in records {
         let raw = snap::raw::Decoder::new().decompress_vec(payload).expect("snappy");
-        let mut open: Vec<Option<(Vec<u8>, u32)>> = (0..shards).map(|_| None).collect();
-        for s in series(&raw) {
-            let s = s.expect("well-formed");
-            let shard = (xxhash_rust::xxh3::xxh3_64(s.labels) % shards as u64) as usize;
-            let part = open[shard].get_or_insert_with(|| (Vec::new(), 0));
-            part.0.extend_from_slice(s.field);
-            part.1 += s.samples;
-            if part.1 >= max {
-                let (bytes, n) = open[shard].take().expect("just filled");
-                parts.push((shard, bytes, n));
-            }
-        }
-        parts.extend(open.into_iter().enumerate().filter_map(|(i, p)| p.map(|(b, n)| (i, b, n))));
+        parts.extend(split_record(&raw, shards, max).expect("well-formed"));
     }
     parts
 }
 
 /// `send`: each part snappy-compressed as a request body; returns the bytes on the wire.
-fn requests(parts: &[(usize, Vec<u8>, u32)]) -> usize {
-    parts.iter().map(|(_, raw, _)| snap::raw::Encoder::new().compress_vec(raw).expect("snappy").len()).sum()
+fn requests(parts: &[ShardPart]) -> usize {
+    parts.iter().map(|p| snap::raw::Encoder::new().compress_vec(&p.bytes).expect("snappy").len()).sum()
 }
 
 fn bench_send(c: &mut Criterion) {
@@ -217,7 +180,7 @@ fn bench_send(c: &mut Criterion) {
         let records = encode_records(&batch);
         let read = through_queue(&mut queue, &records);
         let parts = split(&read, SHARDS, MAX_PER_SEND);
-        assert_eq!(parts.iter().map(|p| p.2 as usize).sum::<usize>(), n);
+        assert_eq!(parts.iter().map(|p| p.samples as usize).sum::<usize>(), n);
         let wire = requests(&parts);
         let disk: usize = records.iter().map(|r| r.0.len() + 12).sum();
         eprintln!(

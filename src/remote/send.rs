@@ -28,6 +28,7 @@ use super::queue::{Dropped, Position, Queue, QueueError, QueueSettings};
 use crate::client::{ClientError, auth_header, client_tls};
 use crate::config::RemoteWrite;
 use crate::discovery::relabel::{Labels, relabel};
+use crate::key::KeyRef;
 use crate::merge::Emitted;
 use crate::telemetry::{FloatGauge, Metrics, RemoteLabels, RemoteReasonLabels};
 use bytes::Bytes;
@@ -374,11 +375,7 @@ impl Destination {
         }
         for e in &batch.entries {
             let start = self.record.len();
-            let key = batch.key(e);
-            labels.clear();
-            labels.extend(key.labels().map(|(n, v)| (n, unescape(v))));
-            let at = labels.partition_point(|(n, _)| *n < "__name__");
-            labels.insert(at, ("__name__", Cow::Borrowed(key.name())));
+            wire_labels(batch.key(e), &mut labels);
             let sample = [(e.ts, e.value)];
             if self.relabel.is_empty() {
                 put_series(&mut self.record, labels.iter().map(|(n, v)| (*n, v.as_ref())), &sample);
@@ -499,24 +496,12 @@ impl Destination {
 
     /// The record's series, spread over the shards by label hash, cut at `max_samples_per_send`.
     fn split(&self, id: u64, raw: &[u8]) -> Result<Vec<(usize, Part)>, String> {
-        let n = self.shards.len();
-        let max = self.link.max_samples_per_send as u32;
-        let mut open: Vec<Option<Part>> = (0..n).map(|_| None).collect();
-        let mut parts = Vec::new();
-        for s in encode::series(raw) {
-            let s = s.map_err(|e| e.to_string())?;
-            let shard = (xxhash_rust::xxh3::xxh3_64(s.labels) % n as u64) as usize;
-            let part =
-                open[shard].get_or_insert_with(|| Part { record: id, bytes: Vec::new(), samples: 0, max_ts: i64::MIN });
-            part.bytes.extend_from_slice(s.field);
-            part.samples += s.samples;
-            part.max_ts = part.max_ts.max(s.max_ts);
-            if part.samples >= max {
-                parts.push((shard, open[shard].take().expect("just filled")));
-            }
-        }
-        parts.extend(open.into_iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))));
-        Ok(parts)
+        let parts =
+            split_record(raw, self.shards.len(), self.link.max_samples_per_send as u32).map_err(|e| e.to_string())?;
+        Ok(parts
+            .into_iter()
+            .map(|p| (p.shard, Part { record: id, bytes: p.bytes, samples: p.samples, max_ts: p.max_ts }))
+            .collect())
     }
 
     fn ack(&mut self, ack: Ack) -> Result<(), String> {
@@ -712,6 +697,46 @@ fn watermark(queue: &Queue) -> Result<HashMap<u64, i64>, QueueError> {
         }
     })?;
     Ok(marks)
+}
+
+/// The labels of `key` as Remote-Write sends them, into `out`: values unescaped, `__name__`
+/// among them, sorted by name (the key's labels already are).
+pub fn wire_labels<'a>(key: KeyRef<'a>, out: &mut Vec<(&'a str, Cow<'a, str>)>) {
+    out.clear();
+    out.extend(key.labels().map(|(n, v)| (n, unescape(v))));
+    let at = out.partition_point(|(n, _)| *n < "__name__");
+    out.insert(at, ("__name__", Cow::Borrowed(key.name())));
+}
+
+/// One shard's part of a record: whole encoded `TimeSeries` fields.
+#[derive(Debug)]
+pub struct ShardPart {
+    pub shard: usize,
+    pub bytes: Vec<u8>,
+    pub samples: u32,
+    pub max_ts: i64,
+}
+
+/// The series of an uncompressed record spread over `shards` shards by a hash of their
+/// labels (a series always lands on the same shard), each shard's part cut at `max` samples, in
+/// record order per shard.
+pub fn split_record(raw: &[u8], shards: usize, max: u32) -> Result<Vec<ShardPart>, encode::Malformed> {
+    let mut open: Vec<Option<ShardPart>> = (0..shards).map(|_| None).collect();
+    let mut parts = Vec::new();
+    for s in encode::series(raw) {
+        let s = s?;
+        let shard = (xxhash_rust::xxh3::xxh3_64(s.labels) % shards as u64) as usize;
+        let part =
+            open[shard].get_or_insert_with(|| ShardPart { shard, bytes: Vec::new(), samples: 0, max_ts: i64::MIN });
+        part.bytes.extend_from_slice(s.field);
+        part.samples += s.samples;
+        part.max_ts = part.max_ts.max(s.max_ts);
+        if part.samples >= max {
+            parts.extend(open[shard].take());
+        }
+    }
+    parts.extend(open.into_iter().flatten());
+    Ok(parts)
 }
 
 /// Undoes the text-format escaping of a key's label value (`\\`, `\"`, `\n`).

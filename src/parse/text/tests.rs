@@ -365,7 +365,10 @@ fn huge_garbage_line_fails_fast() {
         let start = Instant::now();
         let err = parse_text(&body, &mut Collect::default());
         assert!(matches!(err, Err(TextError { line: 1, .. })), "{what}: {err:?}");
-        assert!(start.elapsed() < Duration::from_secs(2), "{what}: took {:?}", start.elapsed());
+        // Not a speed test (benches/parse.rs is): a parser that goes back over the line would
+        // take hours on 10 MiB; linear takes well under a second, so a loaded CI machine that
+        // is 30x slower still passes.
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}: took {:?} (quadratic?)", start.elapsed());
         // Without the final newline it is a truncated body.
         body.pop();
         let err = parse_text(&body, &mut Collect::default()).unwrap_err();

@@ -288,7 +288,10 @@ fn huge_garbage_fails_fast() {
     let garbage: Vec<u8> = (0..10 << 20).map(|_| rng.u8(..)).collect();
     let start = std::time::Instant::now();
     assert!(parse_protobuf_delimited(&garbage, &mut Collect::default()).is_err());
-    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    // Not a speed test (benches/parse.rs is): garbage must be refused without going over it
+    // more than once; a generous bound keeps a loaded CI machine from failing it.
+    let took = start.elapsed();
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
 }
 
 proptest! {

@@ -51,8 +51,8 @@ pub const RECORD_BYTES: usize = 1 << 20;
 /// Emitted batches waiting for the destination task; the store waits when it is full.
 const INPUT_BATCHES: usize = 64;
 
-/// How long a stopping destination waits for requests in flight before leaving them to be
-/// sent again at the next start.
+/// How long a stopping destination goes on sending what is queued; the rest is sent at the
+/// next start.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often the shard count is reconsidered (Prometheus' `shardUpdateDuration`).
@@ -304,7 +304,7 @@ impl Destination {
     }
 
     /// Runs until the store stops (it drops its sender at shutdown, after its last merge), then
-    /// waits up to [`DRAIN_GRACE`] for requests in flight and persists the queue position.
+    /// sends what is queued for up to [`DRAIN_GRACE`] and persists the queue position.
     pub async fn run(mut self) -> Result<(), String> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -344,10 +344,15 @@ impl Destination {
         }
     }
 
-    /// Sends what is already read to the end of the grace period; the rest stays queued.
+    /// Sends what is queued until the grace period ends; the rest stays queued.
     async fn drain(&mut self) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + DRAIN_GRACE;
-        while self.in_flight > 0 {
+        loop {
+            // What is still queued goes out too, as long as the grace period lasts.
+            self.dispatch()?;
+            if self.in_flight == 0 {
+                break;
+            }
             tokio::select! {
                 ack = self.acks.recv() => match ack {
                     Some(ack) => self.ack(ack).map_err(|e| e.to_string())?,

@@ -62,6 +62,13 @@ async fn recording_receiver(script: Vec<(StatusCode, Option<&'static str>)>) -> 
     (format!("http://{address}/push"), log)
 }
 
+/// promfed started in-process from `yaml`, listening on a free loopback port.
+async fn start(yaml: &str) -> promfed::run::Running {
+    let config = promfed::config::parse(yaml, "remote_write_send test").expect("valid config");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    promfed::run::start(config, Some(listener)).await.expect("promfed starts")
+}
+
 /// A federating replica whose 20 series get a new sample every 100 ms (timestamped), plus a
 /// series the destination's write_relabel_configs drop.
 async fn replica() -> std::net::SocketAddr {
@@ -110,9 +117,7 @@ remote_write:
 "#,
         data = data.path().display()
     );
-    let config = promfed::config::parse(&yaml, "remote_write_send test").expect("valid config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let running = start(&yaml).await;
     let metrics = running.metrics.clone();
 
     // Run until well past the scripted failures and a few hundred samples accepted.
@@ -241,9 +246,7 @@ remote_write:
         log.lock().unwrap().iter().flat_map(|r| r.request.timeseries.iter()).map(|t| t.samples.len()).sum()
     };
     for run in 0..2 {
-        let config = promfed::config::parse(&yaml, "restart test").expect("valid config");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+        let running = start(&yaml).await;
         let metrics = running.metrics.clone();
         let emitted = || metric_value(&metrics.encode(), "promfed_merge_emitted_samples_total", &[("group", "g")]);
         poll("the first merge", Duration::from_secs(10), Duration::from_millis(50), || {
@@ -319,9 +322,7 @@ remote_write:
 "#,
         data = data.path().display()
     );
-    let config = promfed::config::parse(&yaml, "staleness test").expect("valid config");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let running = start(&yaml).await;
     let y_samples = |log: &Arc<Mutex<Vec<Received>>>| -> Vec<(i64, f64)> {
         log.lock()
             .unwrap()

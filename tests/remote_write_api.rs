@@ -87,9 +87,9 @@ remote_write_receiver:
         resp.text().await.expect("body")
     }
 
-    /// The served series once the store has published (pushes are published coalesced).
+    /// The served series: every acknowledged push is in them (pushes are published coalesced,
+    /// and `/federate` asks the store to publish a pending one first).
     async fn served(&self) -> std::collections::BTreeMap<String, common::Sample> {
-        tokio::time::sleep(promfed::merge::store::PUSH_PUBLISH_EVERY + Duration::from_millis(50)).await;
         text_series(self.federate().await.as_bytes(), &[])
     }
 

@@ -11,6 +11,7 @@ use crate::clock::now_ms;
 use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -41,9 +42,24 @@ pub enum Command {
 }
 
 enum Input {
-    Outcome { group: String, outcome: Outcome },
-    Push { group: String, lookback_ms: i64, push: Push, reply: oneshot::Sender<ApplyStats> },
-    Command { command: Command, reply: oneshot::Sender<Result<(), CommandError>> },
+    Outcome {
+        group: String,
+        outcome: Outcome,
+    },
+    Push {
+        group: String,
+        lookback_ms: i64,
+        push: Push,
+        reply: oneshot::Sender<ApplyStats>,
+    },
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Result<(), CommandError>>,
+    },
+    /// Publish what pushes changed now (a reader wants a snapshot with every acknowledged push).
+    Flush {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The store's inputs are closed: promfed is shutting down.
@@ -56,12 +72,27 @@ pub struct StoreClosed;
 pub struct StoreHandle {
     tx: mpsc::Sender<Input>,
     published: Arc<ArcSwap<Snapshot>>,
+    /// Set while acknowledged pushes wait for their coalesced publication.
+    unpublished: Arc<AtomicBool>,
 }
 
 impl StoreHandle {
     /// The current snapshot; never waits.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.published.load_full()
+    }
+
+    /// The current snapshot, including every push acknowledged so far: pushes are published
+    /// coalesced (at most every [`PUSH_PUBLISH_EVERY`]), and a reader that must see them (a
+    /// `/federate` scrape right after a 2xx to its pusher) asks the store to publish first.
+    /// Costs one round trip to the store only while such a publication is pending.
+    pub async fn fresh_snapshot(&self) -> Result<Arc<Snapshot>, StoreClosed> {
+        if self.unpublished.load(Ordering::Acquire) {
+            let (reply, rx) = oneshot::channel();
+            self.tx.send(Input::Flush { reply }).await.map_err(|_| StoreClosed)?;
+            rx.await.map_err(|_| StoreClosed)?;
+        }
+        Ok(self.snapshot())
     }
 
     /// Hands a scrape outcome of `group` to the store (waits while the store is busy).
@@ -93,6 +124,10 @@ pub struct Store {
     snapshots: Vec<Arc<GroupSnapshot>>,
     generation: u64,
     last_publish: Instant,
+    /// When the groups changed by pushes are published at the latest (None: none is waiting).
+    publish_due: Option<tokio::time::Instant>,
+    /// Shared with the handles: a publication of pushes is pending.
+    unpublished: Arc<AtomicBool>,
     /// Ready with no group at all (a receiver-only promfed); otherwise a first group is awaited.
     ready_when_empty: bool,
     /// Every group has merged once. It stays so: a group added later by a reload or by
@@ -143,11 +178,15 @@ impl Store {
     pub fn new(groups: Vec<GroupSettings>, metrics: Arc<Metrics>) -> (Store, StoreHandle) {
         let (tx, rx) = mpsc::channel(64);
         let published = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+        let unpublished = Arc::new(AtomicBool::new(false));
         let mut store = Store {
             groups: Vec::new(),
             snapshots: Vec::new(),
             generation: 0,
-            last_publish: Instant::now(),
+            // As if long ago: the first push is published at once.
+            last_publish: Instant::now().checked_sub(PUSH_PUBLISH_EVERY).unwrap_or_else(Instant::now),
+            publish_due: None,
+            unpublished: unpublished.clone(),
             ready_when_empty: false,
             ready: false,
             rx,
@@ -159,7 +198,7 @@ impl Store {
         };
         store.reconfigure(groups, &[]);
         store.publish_all();
-        (store, StoreHandle { tx, published })
+        (store, StoreHandle { tx, published, unpublished })
     }
 
     fn reconfigure(&mut self, settings: Vec<GroupSettings>, discovered: &[String]) {
@@ -223,13 +262,13 @@ impl Store {
     }
 
     fn push(&mut self, group: String, lookback_ms: i64, push: Push) -> ApplyStats {
-        let i = match self.index(&group) {
-            Ok(i) => i,
+        let (i, created) = match self.index(&group) {
+            Ok(i) => (i, false),
             Err(_) => {
                 tracing::info!(%group, "group created by a remote-write push");
                 let g =
                     Group::new(GroupSettings { name: group.clone(), hold_down: 0, lookback_ms, scrape_interval_ms: 0 });
-                self.add(Slot::new(g, false))
+                (self.add(Slot::new(g, false)), true)
             }
         };
         let started = Instant::now();
@@ -242,6 +281,12 @@ impl Store {
         slot.pushed = true;
         slot.applied = true;
         slot.dirty = true;
+        // Before the pusher hears back: a reader it then tells must find the push pending.
+        self.unpublished.store(true, Ordering::Release);
+        if created {
+            // A new group is shown at once (status, readiness); later pushes are coalesced.
+            self.publish_changed();
+        }
         self.metrics.merge_duration_seconds.observe(started.elapsed().as_secs_f64());
         self.count(i, &stats);
         stats
@@ -274,12 +319,14 @@ impl Store {
 
     fn publish(&mut self) {
         self.last_publish = Instant::now();
+        self.publish_due = None;
         self.groups.iter_mut().for_each(|slot| slot.dirty = false);
         self.generation += 1;
         self.ready = self.ready
             || ((self.ready_when_empty || !self.groups.is_empty()) && self.groups.iter().all(|slot| slot.applied));
         let snapshot = Arc::new(Snapshot::new(self.snapshots.clone(), self.ready, self.generation));
         self.published.store(snapshot.clone());
+        self.unpublished.store(false, Ordering::Release);
         if let Some(hook) = &self.on_publish {
             hook(snapshot);
         }
@@ -431,16 +478,24 @@ impl Store {
 
     /// Applies inputs until `shutdown` is cancelled or every handle is dropped.
     ///
-    /// Pushes arrive far more often than scrapes (every few ms under load), so their groups are
-    /// published coalesced: when no input is waiting, or at least every [`PUSH_PUBLISH_EVERY`].
+    /// Scrape outcomes and commands are published at once. Pushes arrive far more often (every
+    /// few ms under load, each a few hundred samples), and rebuilding the group's snapshot after
+    /// each took about a third of the receiver's CPU: their groups are published coalesced, at
+    /// most [`PUSH_PUBLISH_EVERY`] after the first unpublished push, or sooner when a reader asks
+    /// for a fresh snapshot ([`StoreHandle::fresh_snapshot`]).
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(EXPIRE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let due = self.publish_due;
             let input = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {
                     self.expire_pushed();
+                    None
+                }
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    self.publish_changed();
                     None
                 }
                 input = self.rx.recv() => match input {
@@ -457,19 +512,38 @@ impl Store {
                 Some(Input::Command { command, reply }) => {
                     let _ = reply.send(self.command(command));
                 }
+                Some(Input::Flush { reply }) => {
+                    self.publish_changed();
+                    let _ = reply.send(());
+                }
             }
             if !self.outbox.is_empty() {
                 self.send_emitted().await;
             }
-            let changed: Vec<usize> = (0..self.groups.len()).filter(|&i| self.groups[i].dirty).collect();
-            if !changed.is_empty() && (self.rx.is_empty() || self.last_publish.elapsed() >= PUSH_PUBLISH_EVERY) {
-                self.publish_dirty();
-                for i in changed {
-                    self.update_group_metrics(i);
+            if self.groups.iter().any(|slot| slot.dirty) {
+                if self.last_publish.elapsed() >= PUSH_PUBLISH_EVERY {
+                    self.publish_changed();
+                } else if self.publish_due.is_none() {
+                    self.publish_due = Some(tokio::time::Instant::from_std(self.last_publish + PUSH_PUBLISH_EVERY));
+                    self.unpublished.store(true, Ordering::Release);
                 }
             }
         }
         tracing::debug!("merge store stopped");
+    }
+
+    /// Publishes the groups changed since the last publication, and updates their metrics.
+    fn publish_changed(&mut self) {
+        let changed: Vec<usize> = (0..self.groups.len()).filter(|&i| self.groups[i].dirty).collect();
+        if changed.is_empty() {
+            self.publish_due = None;
+            self.unpublished.store(false, Ordering::Release);
+            return;
+        }
+        self.publish_dirty();
+        for i in changed {
+            self.update_group_metrics(i);
+        }
     }
 }
 
@@ -485,6 +559,7 @@ mod tests {
     use super::*;
     use crate::merge::Role;
     use crate::series::Batch;
+    use std::time::Duration;
 
     fn settings(name: &str) -> GroupSettings {
         GroupSettings { name: name.into(), hold_down: 2, lookback_ms: 300_000, scrape_interval_ms: 5_000 }
@@ -644,6 +719,48 @@ mod tests {
         assert_eq!(names(&handle), ["eu", "g", "push/c"], "only a found group is removed by RemoveGroup");
         let snap = handle.snapshot();
         assert_eq!(snap.group("eu").unwrap().status.name, "eu", "snapshots stay aligned with groups");
+        token.cancel();
+        task.await.unwrap();
+    }
+
+    /// Issue 4: pushes are published coalesced (a snapshot rebuild after every push took a
+    /// third of the receiver's CPU), but a reader asking for a fresh snapshot sees every
+    /// acknowledged push, and an unread push is published within [`PUSH_PUBLISH_EVERY`].
+    #[tokio::test]
+    async fn pushes_are_published_coalesced_and_on_demand() {
+        let metrics = Arc::new(Metrics::new());
+        let (store, handle) = Store::new(vec![], metrics.clone());
+        let token = CancellationToken::new();
+        let task = tokio::spawn(store.run(token.clone()));
+        let id = crate::series::Identity::new(vec![], vec![], true);
+        let push = |name: &str| {
+            let mut b = crate::series::BatchBuilder::new(&id, 0);
+            crate::parse::Sink::sample(&mut b, name, &[], 1.0, Some(now_ms()));
+            Push { replica: "r".into(), elected: true, fill_after_ms: None, batch: b.finish() }
+        };
+        let series = |s: &Snapshot| s.group("p").map_or(0, |g| g.status.series);
+        // The first push after a quiet spell is published at once.
+        handle.push("p".into(), 300_000, push("a")).await.unwrap();
+        assert_eq!(series(&handle.snapshot()), 1);
+        // The next ones, within PUSH_PUBLISH_EVERY, wait...
+        handle.push("p".into(), 300_000, push("b")).await.unwrap();
+        handle.push("p".into(), 300_000, push("c")).await.unwrap();
+        assert_eq!(series(&handle.snapshot()), 1, "pushes right after a publication are coalesced");
+        // ...unless a reader asks for them,
+        let generation = handle.snapshot().generation;
+        assert_eq!(series(&handle.fresh_snapshot().await.unwrap()), 3);
+        assert_eq!(handle.snapshot().generation, generation + 1, "one publication for both");
+        // which costs nothing when nothing is pending.
+        handle.fresh_snapshot().await.unwrap();
+        assert_eq!(handle.snapshot().generation, generation + 1);
+        // An unread push is published by the timer.
+        tokio::time::sleep(PUSH_PUBLISH_EVERY / 5).await;
+        handle.push("p".into(), 300_000, push("d")).await.unwrap();
+        let published = Instant::now();
+        while series(&handle.snapshot()) < 4 {
+            assert!(published.elapsed() < PUSH_PUBLISH_EVERY * 4, "the timer published the push");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         token.cancel();
         task.await.unwrap();
     }

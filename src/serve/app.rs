@@ -179,7 +179,7 @@ async fn federate(
         return Err(ApiError::NoSelector);
     }
     let selectors = SelectorSet::parse(raw.iter().map(String::as_str))?;
-    let snapshot = state.store.snapshot();
+    let snapshot = state.store.fresh_snapshot().await.map_err(|_| ApiError::ShuttingDown)?;
     if !snapshot.ready {
         return Err(ApiError::NotReady);
     }
@@ -255,9 +255,9 @@ async fn reload(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn status_groups(State(state): State<AppState>) -> Json<Envelope<Vec<GroupStatus>>> {
-    let snapshot = state.store.snapshot();
-    success(snapshot.groups.iter().map(|g| g.status.clone()).collect())
+async fn status_groups(State(state): State<AppState>) -> Result<Json<Envelope<Vec<GroupStatus>>>, ApiError> {
+    let snapshot = state.store.fresh_snapshot().await.map_err(|_| ApiError::ShuttingDown)?;
+    Ok(success(snapshot.groups.iter().map(|g| g.status.clone()).collect()))
 }
 
 async fn status_ha(State(state): State<AppState>) -> Json<Envelope<Vec<crate::remote::ha::ClusterStatus>>> {

@@ -20,6 +20,7 @@
 //! - exemplars are skipped (counted); native histograms cannot be federated as text: their series
 //!   are skipped and counted, not refused.
 
+use crate::parse::RawLabel;
 use crate::series::{is_label_name, is_metric_name};
 use std::ops::Range;
 
@@ -142,8 +143,9 @@ pub struct SeriesRef {
 /// A validated request, borrowing its labels from the decompressed body.
 #[derive(Debug, Default)]
 pub struct Decoded<'a> {
-    /// `(name, value)`, sorted by name within each series, `__name__` included.
-    pub labels: Vec<(&'a str, &'a str)>,
+    /// Sorted by name within each series, `__name__` included; in the form the merge takes
+    /// (values raw, not escaped), so that a series is handed over without a copy.
+    pub labels: Vec<RawLabel<'a>>,
     /// `(timestamp_ms, value)` in timestamp order within each series.
     pub samples: Vec<(i64, f64)>,
     pub series: Vec<SeriesRef>,
@@ -155,7 +157,7 @@ pub struct Decoded<'a> {
 
 impl<'a> Decoded<'a> {
     /// Labels of series `i`.
-    pub fn labels_of(&self, s: &SeriesRef) -> &[(&'a str, &'a str)] {
+    pub fn labels_of(&self, s: &SeriesRef) -> &[RawLabel<'a>] {
         &self.labels[s.labels.clone()]
     }
 
@@ -182,7 +184,14 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
 
 /// Decodes and validates a decompressed `WriteRequest`.
 pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Decoded<'a>, DecodeError> {
-    let mut out = Decoded::default();
+    // Sized for what Prometheus sends (about 25 bytes a label, 10 labels and one sample a
+    // series): growing these by doubling cost 3 % of the receiver's CPU in reallocations.
+    let mut out = Decoded {
+        labels: Vec::with_capacity(buf.len() / 24),
+        samples: Vec::with_capacity(buf.len() / 200),
+        series: Vec::with_capacity(buf.len() / 200),
+        ..Decoded::default()
+    };
     let mut r = Reader { buf, pos: 0 };
     while let Some((field, wire)) = r.key()? {
         match (field, wire) {
@@ -237,13 +246,20 @@ fn decode_series<'a>(
                 if name.is_empty() {
                     return Err(fail(SeriesProblem::EmptyLabelName));
                 }
-                let is_name_label = name == b"__name__";
+                // Most names do not start with `_`: skip the call to compare the rest.
+                let is_name_label = name[0] == b'_' && name == b"__name__";
                 if !is_name_label && !is_label_name(name) {
                     return Err(fail(SeriesProblem::InvalidLabelName(String::from_utf8_lossy(name).into_owned())));
                 }
-                // Valid label names are ASCII, so this is the same as comparing strings.
+                // Valid label names are ASCII, so this is the same as comparing strings. Names
+                // mostly differ in their first byte: compared inline, before a call to memcmp
+                // (which took 7 % of the receiver's CPU).
                 if let Some(p) = previous {
-                    match p.cmp(name) {
+                    let order = match p[0].cmp(&name[0]) {
+                        std::cmp::Ordering::Equal => p.cmp(name),
+                        first => first,
+                    };
+                    match order {
                         std::cmp::Ordering::Less => {}
                         std::cmp::Ordering::Equal => {
                             return Err(fail(SeriesProblem::Duplicate(String::from_utf8_lossy(name).into_owned())));
@@ -257,7 +273,7 @@ fn decode_series<'a>(
                     }
                 }
                 previous = Some(name);
-                let name = std::str::from_utf8(name).expect("validated ASCII");
+                let name = utf8(name).expect("validated ASCII");
                 if value.len() > limits.max_label_value_length {
                     return Err(fail(SeriesProblem::ValueTooLong {
                         name: name.to_owned(),
@@ -265,7 +281,7 @@ fn decode_series<'a>(
                         limit: limits.max_label_value_length,
                     }));
                 }
-                let value = std::str::from_utf8(value).map_err(|_| fail(SeriesProblem::NotUtf8(name.to_owned())))?;
+                let value = utf8(value).ok_or_else(|| fail(SeriesProblem::NotUtf8(name.to_owned())))?;
                 if is_name_label {
                     if !is_metric_name(value.as_bytes()) {
                         return Err(fail(SeriesProblem::InvalidMetricName(value.to_owned())));
@@ -273,7 +289,7 @@ fn decode_series<'a>(
                     name_seen = true;
                 }
                 if !value.is_empty() {
-                    out.labels.push((name, value));
+                    out.labels.push(RawLabel { name, value, escaped: false });
                 }
             }
             (2, WireType::Len) => {
@@ -314,6 +330,21 @@ fn decode_series<'a>(
     }
     out.series.push(SeriesRef { labels: labels_start..out.labels.len(), samples: samples_start..out.samples.len() });
     Ok(())
+}
+
+/// `bytes` as UTF-8, if they are.
+///
+/// Hand-written because it is on the hot path: label values are short and nearly always ASCII,
+/// and `str::from_utf8` on ten ~15-byte values a series took 9 % of the receiver's CPU; the
+/// inlined ASCII check takes a fraction of that (`benches/remote_write.rs`, decode).
+#[inline]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
 }
 
 /// For the error message only: how many labels the series has in all.

@@ -19,7 +19,7 @@ use crate::clock::now_ms;
 use crate::config::Receiver as Settings;
 use crate::merge::group::NO_REPLICA;
 use crate::merge::{Push, StoreHandle};
-use crate::parse::{MetricType, RawLabel, Sink};
+use crate::parse::{MetricType, Sink};
 use crate::series::{BatchBuilder, Identity};
 use crate::telemetry::{ClusterLabels, ElectedLabels, Metrics, ReasonLabels};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -108,7 +108,7 @@ impl Receiver {
         let mut origins: Vec<Origin<'_>> = Vec::new();
         for (i, s) in decoded.series.iter().enumerate() {
             let labels = decoded.labels_of(s);
-            let find = |name: &str| labels.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            let find = |name: &str| labels.iter().find(|l| l.name == name).map(|l| l.value);
             let (cluster, replica) = match &self.settings.ha {
                 Some(h) => (find(&h.cluster_label), find(&h.replica_label)),
                 None => (None, None),
@@ -123,8 +123,6 @@ impl Receiver {
         let now = now_ms();
         let mut pushes = Vec::with_capacity(origins.len());
         let mut dropped_not_elected = 0u64;
-        // Labels of the series being added, reused from one series to the next.
-        let mut raw: Vec<RawLabel<'_>> = Vec::new();
         for o in &origins {
             let samples: u64 = o.series.iter().map(|&i| decoded.series[i].samples.len() as u64).sum();
             let (elected, fill_after_ms) = match (&self.tracker, o.cluster, o.replica) {
@@ -162,14 +160,12 @@ impl Receiver {
             for &i in &o.series {
                 let s = &decoded.series[i];
                 let labels = decoded.labels_of(s);
-                let name = labels.iter().find(|(n, _)| *n == "__name__").map_or("", |(_, v)| *v);
                 // The builder leaves `__name__` out of the key itself.
-                raw.clear();
-                raw.extend(labels.iter().map(|&(name, value)| RawLabel { name, value, escaped: false }));
+                let name = labels.iter().find(|l| l.name == "__name__").map_or("", |l| l.value);
                 // Remote-Write 1.0 carries no types: kinds come from the name (`_total`…).
                 builder.family(name, MetricType::Untyped);
                 for &(ts, value) in decoded.samples_of(s) {
-                    builder.sample(name, &raw, value, Some(ts));
+                    builder.sample(name, labels, value, Some(ts));
                 }
             }
             let replica = o.replica.unwrap_or(NO_REPLICA).to_owned();

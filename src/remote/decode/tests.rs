@@ -2,6 +2,7 @@ use proptest::prelude::*;
 use prost::Message as _;
 
 use super::{DecodeError, Limits, SeriesProblem, decode, decompress};
+use crate::parse::RawLabel;
 use crate::remote::proto::{Exemplar, Label, Sample, TimeSeries, WriteRequest};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -45,7 +46,7 @@ fn with_ours(buf: &[u8]) -> Result<Flat, DecodeError> {
         .iter()
         .map(|s| {
             (
-                d.labels_of(s).iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+                d.labels_of(s).iter().map(|l| (l.name.to_owned(), l.value.to_owned())).collect(),
                 d.samples_of(s).iter().map(|&(t, v)| (t, v.to_bits())).collect(),
             )
         })
@@ -135,7 +136,7 @@ fn label_rules_of_the_spec() {
     let ok = encode(vec![series(&[("Zone", "z"), name("job:up:sum"), ("a", "")], &[(1, 1.0), (1, 2.0)])]);
     let d = decode(&ok, &Limits::default()).unwrap();
     // The empty-valued label is the same as no label.
-    assert_eq!(d.labels, [("Zone", "z"), ("__name__", "job:up:sum")]);
+    assert_eq!(pairs(&d.labels), [("Zone", "z"), ("__name__", "job:up:sum")]);
     assert_eq!(d.samples, [(1, 1.0), (1, 2.0)]);
 }
 
@@ -176,7 +177,7 @@ fn exemplars_and_native_histograms_are_skipped_and_counted() {
     let d = decode(&buf, &Limits::default()).unwrap();
     assert_eq!(d.series.len(), 2);
     assert_eq!((d.exemplars, d.histogram_series), (1, 1));
-    assert_eq!(d.labels, [("__name__", "a_total"), ("__name__", "b")]);
+    assert_eq!(pairs(&d.labels), [("__name__", "a_total"), ("__name__", "b")]);
 }
 
 #[test]
@@ -207,4 +208,8 @@ proptest! {
             prop_assert_eq!(ours, with_prost(&buf));
         }
     }
+}
+
+fn pairs<'a>(labels: &[RawLabel<'a>]) -> Vec<(&'a str, &'a str)> {
+    labels.iter().map(|l| (l.name, l.value)).collect()
 }

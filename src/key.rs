@@ -110,19 +110,6 @@ fn push_len(blob: &mut Vec<u8>, mut len: usize) {
     blob.push(len as u8);
 }
 
-/// Writes the length prefix of a value that was appended at `start` (after a one-byte
-/// placeholder) once its escaped length is known; long values shift right.
-pub fn finish_value(blob: &mut Vec<u8>, start: usize) {
-    let len = blob.len() - start - 1;
-    if len < 0x80 {
-        blob[start] = len as u8;
-        return;
-    }
-    let mut prefix = Vec::with_capacity(5);
-    push_len(&mut prefix, len);
-    blob.splice(start..start + 1, prefix);
-}
-
 /// Iterates the escaped values of a values blob.
 pub fn values(mut blob: &[u8]) -> impl Iterator<Item = &[u8]> {
     std::iter::from_fn(move || {
@@ -456,9 +443,8 @@ mod tests {
     fn long_values_get_longer_length_prefixes() {
         for len in [127, 128, 300, 20_000] {
             let value = "v".repeat(len);
-            let mut blob = vec![0];
-            blob.extend_from_slice(value.as_bytes());
-            finish_value(&mut blob, 0);
+            let mut blob = Vec::new();
+            push_value(&mut blob, value.as_bytes());
             push_value(&mut blob, b"next");
             let got: Vec<&[u8]> = values(&blob).collect();
             assert_eq!(got, vec![value.as_bytes(), b"next"]);

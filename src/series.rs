@@ -330,6 +330,45 @@ impl Batch {
     }
 }
 
+/// Writes a schema text over the previous one: while the pieces agree with what is there, it
+/// only compares (most samples have their predecessor's metric name and label names), and
+/// writes from the first difference on. Hand-written for the hot path: building the schema
+/// anew for every sample and then comparing it with the previous one cost twice the work.
+struct Rewrite<'s> {
+    text: &'s mut String,
+    pos: usize,
+    diverged: bool,
+}
+
+impl<'s> Rewrite<'s> {
+    fn new(text: &'s mut String) -> Self {
+        Rewrite { text, pos: 0, diverged: false }
+    }
+
+    #[inline]
+    fn piece(&mut self, piece: &str) {
+        if !self.diverged {
+            let end = self.pos + piece.len();
+            if self.text.as_bytes().get(self.pos..end).is_some_and(|b| cmp_short(b, piece.as_bytes()).is_eq()) {
+                self.pos = end;
+                return;
+            }
+            // `pos` ends a piece that matched, so it is a char boundary.
+            self.text.truncate(self.pos);
+            self.diverged = true;
+        }
+        self.text.push_str(piece);
+        self.pos += piece.len();
+    }
+
+    /// Cuts what is left of the previous text; true when the text is the same as before.
+    fn finish(self) -> bool {
+        let same = !self.diverged && self.pos == self.text.len();
+        self.text.truncate(self.pos);
+        same
+    }
+}
+
 /// A [`Sink`] that builds a [`Batch`] under an [`Identity`].
 pub struct BatchBuilder<'i> {
     identity: &'i Identity,
@@ -400,16 +439,16 @@ impl Sink for BatchBuilder<'_> {
         }
 
         let start = self.batch.values.len();
-        let schema = &mut self.schema;
+        let mut rewrite = Rewrite::new(&mut self.schema);
+        let schema = &mut rewrite;
         let values = &mut self.batch.values;
-        schema.clear();
-        schema.push_str(name);
+        schema.piece(name);
         let mut first = true;
-        let mut push = |schema: &mut String, values: &mut Vec<u8>, n: &str, v: &str, escaped: bool| {
-            schema.push(if first { '{' } else { ',' });
+        let mut push = |schema: &mut Rewrite<'_>, values: &mut Vec<u8>, n: &str, v: &str, escaped: bool| {
+            schema.piece(if first { "{" } else { "," });
             first = false;
-            schema.push_str(n);
-            schema.push_str("=\"\"");
+            schema.piece(n);
+            schema.piece("=\"\"");
             push_escaped_value(values, v, escaped);
         };
         // Merge the sorted upstream labels with the sorted added labels.
@@ -443,9 +482,12 @@ impl Sink for BatchBuilder<'_> {
             push(schema, values, an, av, false);
         }
         if !first {
-            schema.push('}');
+            schema.piece("}");
         }
+        let mut unchanged = rewrite.finish();
+        let schema = &mut self.schema;
         if !exported.is_empty() {
+            unchanged = false;
             // Rare (honor_labels: false and a clash): rebuild the key with `exported_` labels
             // in their sorted place.
             let done = crate::key::Schema::new(schema);
@@ -469,10 +511,13 @@ impl Sink for BatchBuilder<'_> {
             schema.push('}');
         }
 
-        // Samples of one family mostly share one schema: keep one copy per run.
-        let same = self.batch.schemas.last().is_some_and(|s| {
-            &self.batch.schema_text[s.start as usize..(s.start + s.len) as usize] == self.schema.as_str()
-        });
+        // Samples of one family mostly share one schema: keep one copy per run. `self.schema`
+        // is the schema of the builder's previous sample, the last one kept.
+        let same = !self.batch.schemas.is_empty()
+            && (unchanged
+                || self.batch.schemas.last().is_some_and(|s| {
+                    &self.batch.schema_text[s.start as usize..(s.start + s.len) as usize] == self.schema.as_str()
+                }));
         if !same {
             self.batch.schemas.push(BatchSchema {
                 start: self.batch.schema_text.len() as u32,
@@ -503,6 +548,41 @@ mod tests {
 
     fn raw<'a>(pairs: &'a [(&'a str, &'a str)]) -> Vec<RawLabel<'a>> {
         pairs.iter().map(|(n, v)| RawLabel { name: n, value: v, escaped: true }).collect()
+    }
+
+    /// One builder writes each schema over its previous sample's: every key must be what a
+    /// builder of its own gives, through longer, shorter and prefix-sharing schemas, and a run
+    /// of samples with one schema shares one schema entry.
+    #[test]
+    fn schemas_written_over_the_previous_one_give_the_same_keys() {
+        let id = Identity::new(vec!["replica".into()], vec![("zone".into(), "z1".into())], false);
+        let samples: &[(&str, &[(&str, &str)])] = &[
+            ("m", &[("a", "1"), ("b", "2")]),
+            ("m", &[("a", "3"), ("b", "4")]),
+            ("m", &[("a", "1")]),
+            ("m", &[("a", "1"), ("b", "2"), ("c", "3")]),
+            ("mm", &[("a", "1")]),
+            ("m", &[]),
+            ("m", &[("b", "2"), ("a", "1")]),
+            ("m", &[("ab", "1")]),
+            ("m", &[("a", "1"), ("replica", "x")]),
+            ("m", &[("zone", "mine"), ("a", "1")]),
+            ("m", &[("zone", "mine"), ("a", "1")]),
+            ("", &[]),
+            ("m", &[("a", "1"), ("b", "2")]),
+        ];
+        let mut b = BatchBuilder::new(&id, 0);
+        for (name, pairs) in samples {
+            b.sample(name, &raw(pairs), 1.0, Some(1));
+        }
+        let batch = b.finish();
+        let got: Vec<String> = batch.entries().iter().map(|e| batch.key(e)).collect();
+        let want: Vec<String> = samples.iter().map(|(name, pairs)| build(&id, name, pairs)).collect();
+        assert_eq!(got, want);
+        let schemas: Vec<usize> = batch.entries().iter().map(|e| batch.schema_of(e).0).collect();
+        assert_eq!(schemas[0], schemas[1], "a run of one schema shares its entry");
+        assert_ne!(schemas[1], schemas[2]);
+        assert!(batch.schema_count() < samples.len());
     }
 
     fn build(identity: &Identity, name: &str, pairs: &[(&str, &str)]) -> String {

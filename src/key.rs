@@ -96,6 +96,38 @@ pub fn hash_values(schema_hash: u64, values: &[u8]) -> u64 {
     xxh3_64_with_seed(values, schema_hash)
 }
 
+/// A shared, immutable values blob behind a thin (one-word) pointer: the length lives in the
+/// allocation, and there is no weak count. A million series keep one in the group and one in
+/// each published snapshot, so `Arc<[u8]>`'s second word was 16 MB at 1M series.
+#[derive(Clone)]
+pub struct Values(triomphe::ThinArc<(), u8>);
+
+impl Values {
+    pub fn new(values: &[u8]) -> Self {
+        Values(triomphe::ThinArc::from_header_and_slice((), values))
+    }
+}
+
+impl std::ops::Deref for Values {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.0.slice
+    }
+}
+
+impl PartialEq for Values {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
 /// Appends one escaped value to a values blob.
 pub fn push_value(blob: &mut Vec<u8>, value: &[u8]) {
     push_len(blob, value.len());

@@ -20,7 +20,7 @@
 //! - a series no replica has reported for longer than the lookback is dropped.
 
 use super::snapshot::GroupSnapshot;
-use crate::key::{KeyRef, Schemas, hash_values};
+use crate::key::{KeyRef, Schemas, Values, hash_values};
 use crate::parse::MetricType;
 use crate::series::{Batch, Entry, Kind};
 use hashbrown::HashTable;
@@ -95,12 +95,12 @@ struct Latest {
     generation: u32,
 }
 
-/// One series of the slab; 104 bytes (a million of them are held, see `docs/benchmarks.md`).
+/// One series of the slab; 96 bytes (a million of them are held, see `docs/benchmarks.md`).
 /// The replicas' latest samples are kept inline for the first two replica slots (an HA pair)
 /// as separate arrays (no padding), and in `more` for further slots.
 struct Series {
     /// The label values of the key ([`crate::key`]); the schema is `schema` in the group's table.
-    values: Arc<[u8]>,
+    values: Values,
     /// [`FREE`] for a free slab slot.
     schema: u32,
     interval_ms: u32,
@@ -205,11 +205,11 @@ pub struct GroupStatus {
     pub problems: Vec<String>,
 }
 
-/// One series as published in a snapshot (40 bytes); its key is `schema` in the snapshot's
+/// One series as published in a snapshot (32 bytes); its key is `schema` in the snapshot's
 /// schema table and `values` ([`crate::key`]).
 #[derive(Clone, Debug)]
 pub struct SnapEntry {
-    pub values: Arc<[u8]>,
+    pub values: Values,
     pub ts: i64,
     pub value: f64,
     pub schema: u32,
@@ -249,7 +249,7 @@ pub struct Group {
     index: HashTable<u32>,
     schemas: Schemas,
     /// The values of free slab slots (one shared empty allocation).
-    no_values: Arc<[u8]>,
+    no_values: Values,
     /// Live slab indices sorted by key, so snapshots come out sorted without a sort per merge.
     order: Vec<u32>,
     order_dirty: bool,
@@ -289,7 +289,7 @@ impl Group {
             free: Vec::new(),
             index: HashTable::new(),
             schemas: Schemas::default(),
-            no_values: Arc::from(&[][..]),
+            no_values: Values::new(&[]),
             order: Vec::new(),
             order_dirty: false,
             tried: false,
@@ -600,7 +600,7 @@ impl Group {
             return i as usize;
         }
         let s = Series {
-            values: Arc::from(values),
+            values: Values::new(values),
             schema,
             interval_ms: 0,
             emitted_ts: NEVER,

@@ -45,7 +45,13 @@ impl GroupSnapshot {
                 let (schema, values) = crate::key::split(&e.key);
                 let id = schemas.intern(&schema, crate::key::hash_schema(&schema));
                 schemas.acquire(id);
-                SnapEntry { values: values.into(), ts: e.ts, value: e.value, schema: id, render_type: e.render_type }
+                SnapEntry {
+                    values: crate::key::Values::new(&values),
+                    ts: e.ts,
+                    value: e.value,
+                    schema: id,
+                    render_type: e.render_type,
+                }
             })
             .collect();
         GroupSnapshot { status, schemas: schemas.shared(), entries }

@@ -63,6 +63,22 @@ impl MetricType {
     }
 }
 
+/// `bytes` as UTF-8, if they are.
+///
+/// Hand-written because it is on the hot path of parsing and of the remote-write receiver:
+/// names and label values are short and nearly always ASCII, and `str::from_utf8` on each
+/// took about 9 % of the receiver's CPU and 10 % of a scrape's (`perf`); the inlined ASCII
+/// check takes a fraction of that.
+#[inline]
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// One label of a sample as it was found in the body.
 ///
 /// `escaped` is true when `value` is the raw text between the quotes of a text-format label,

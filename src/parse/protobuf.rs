@@ -190,9 +190,9 @@ fn fast_family<'a>(mut msg: &'a [u8], out: &mut FastScratch<'a>) -> Option<(&'a 
     let mut metrics: Vec<&'a [u8]> = Vec::new();
     while let Some((field, value)) = next_field(&mut msg)? {
         match (field, value) {
-            (1, Field::Bytes(b)) => name = Some(std::str::from_utf8(b).ok()?),
+            (1, Field::Bytes(b)) => name = Some(super::utf8(b)?),
             (2 | 5, Field::Bytes(b)) => {
-                std::str::from_utf8(b).ok()?;
+                super::utf8(b)?;
             }
             (3, Field::Varint(v)) => number = i32::try_from(v as i64).ok()?,
             (4, Field::Bytes(b)) => metrics.push(b),
@@ -217,8 +217,8 @@ fn fast_family<'a>(mut msg: &'a [u8], out: &mut FastScratch<'a>) -> Option<(&'a 
                     let (mut n, mut v) = ("", "");
                     while let Some((pf, pv)) = next_field(&mut pair)? {
                         match (pf, pv) {
-                            (1, Field::Bytes(b)) => n = std::str::from_utf8(b).ok()?,
-                            (2, Field::Bytes(b)) => v = std::str::from_utf8(b).ok()?,
+                            (1, Field::Bytes(b)) => n = super::utf8(b)?,
+                            (2, Field::Bytes(b)) => v = super::utf8(b)?,
                             (1 | 2, _) => return None,
                             _ => {}
                         }

@@ -206,7 +206,7 @@ impl<'a> Cursor<'a> {
             self.at += 1;
         }
         // ASCII by construction, so this cannot fail.
-        std::str::from_utf8(self.bytes.get(begin..self.at)?).ok()
+        super::utf8(self.bytes.get(begin..self.at)?)
     }
 
     /// Everything up to the next blank or the end of the line.
@@ -248,7 +248,7 @@ impl<'a> Cursor<'a> {
             if rest.get(found) == Some(&b'"') {
                 let raw = self.bytes.get(begin..at).unwrap_or_default();
                 self.at = at + 1;
-                return std::str::from_utf8(raw).map_err(|_| TextErrorKind::InvalidUtf8);
+                return super::utf8(raw).ok_or(TextErrorKind::InvalidUtf8);
             }
             // A backslash escapes the next byte, whatever it is (see the module doc). A multi-byte
             // character after it is fine: its continuation bytes are never `"` or `\`.
@@ -395,7 +395,7 @@ fn parse_label_set<'a>(cur: &mut Cursor<'a>, labels: &mut Vec<RawLabel<'a>>) -> 
 fn parse_value(token: &[u8]) -> Option<f64> {
     if token.iter().all(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
         // Rust's float grammar over these characters is Go's decimal grammar.
-        let value: f64 = std::str::from_utf8(token).ok()?.parse().ok()?;
+        let value: f64 = super::utf8(token)?.parse().ok()?;
         // Go reports ErrRange for a decimal beyond f64 ("1e400"), which Prometheus rejects.
         return (!value.is_infinite()).then_some(value);
     }

@@ -20,7 +20,7 @@
 //! - exemplars are skipped (counted); native histograms cannot be federated as text: their series
 //!   are skipped and counted, not refused.
 
-use crate::parse::RawLabel;
+use crate::parse::{RawLabel, utf8};
 use crate::series::{cmp_short, is_label_name, is_metric_name};
 use std::ops::Range;
 
@@ -323,21 +323,6 @@ fn decode_series<'a>(
     }
     out.series.push(SeriesRef { labels: labels_start..out.labels.len(), samples: samples_start..out.samples.len() });
     Ok(())
-}
-
-/// `bytes` as UTF-8, if they are.
-///
-/// Hand-written because it is on the hot path: label values are short and nearly always ASCII,
-/// and `str::from_utf8` on ten ~15-byte values a series took 9 % of the receiver's CPU; the
-/// inlined ASCII check takes a fraction of that (`benches/remote_write.rs`, decode).
-#[inline]
-fn utf8(bytes: &[u8]) -> Option<&str> {
-    if bytes.is_ascii() {
-        // SAFETY: ASCII is valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-    } else {
-        std::str::from_utf8(bytes).ok()
-    }
 }
 
 /// For the error message only: how many labels the series has in all.

@@ -15,7 +15,7 @@ pub mod protobuf;
 pub mod text;
 
 pub use protobuf::{ProtobufError, parse_protobuf_delimited};
-pub use text::{TextError, parse_text};
+pub use text::{TextError, TextStream, parse_text};
 
 /// The type a `# TYPE` line (or a protobuf `MetricFamily`) declares for a family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -140,6 +140,57 @@ pub fn parse_text(body: &[u8], sink: &mut impl Sink) -> Result<(), TextError> {
     Ok(())
 }
 
+/// A text-format body parsed as it arrives, chunk by chunk, so that a scrape never holds the
+/// whole body (174 MB for a million series) besides the batch it becomes: [`TextStream::feed`]
+/// parses every complete line and keeps the unfinished last one; [`TextStream::finish`] fails
+/// a body that does not end with `\n` (truncated). The sink sees the same calls as with
+/// [`parse_text`] on the whole body; on any error what it got should be discarded.
+#[derive(Debug, Default)]
+pub struct TextStream {
+    /// The start of a line whose `\n` has not arrived yet.
+    carry: Vec<u8>,
+    /// Lines parsed so far.
+    line: usize,
+}
+
+impl TextStream {
+    /// Parses the complete lines that `chunk` finishes or holds.
+    pub fn feed(&mut self, chunk: &[u8], sink: &mut impl Sink) -> Result<(), TextError> {
+        let mut rest = chunk;
+        if !self.carry.is_empty() {
+            let Some(newline) = memchr(b'\n', rest) else {
+                self.carry.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.carry.extend_from_slice(&rest[..newline]);
+            rest = &rest[newline + 1..];
+            self.line += 1;
+            let line = self.line;
+            let mut labels: Vec<RawLabel<'_>> = Vec::with_capacity(16);
+            parse_line(&self.carry, &mut labels, sink).map_err(|kind| TextError { line, kind })?;
+            self.carry.clear();
+        }
+        let mut labels: Vec<RawLabel<'_>> = Vec::with_capacity(16);
+        while let Some(newline) = memchr(b'\n', rest) {
+            self.line += 1;
+            let (text, tail) = rest.split_at(newline);
+            parse_line(text, &mut labels, sink).map_err(|kind| TextError { line: self.line, kind })?;
+            rest = &tail[1..];
+        }
+        self.carry.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// The body ended: fails if its last line has no `\n`.
+    pub fn finish(self) -> Result<(), TextError> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err(TextError { line: self.line + 1, kind: TextErrorKind::Truncated })
+        }
+    }
+}
+
 const METRIC_START: u8 = 1;
 const METRIC_CONT: u8 = 2;
 const LABEL_START: u8 = 4;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::{Snippet, TextError, TextErrorKind, parse_text};
+use super::{Snippet, TextError, TextErrorKind, TextStream, parse_text};
 use crate::parse::{MetricType, RawLabel, Sink};
 
 /// Records what a parser pushes, as one readable line per event, for golden comparisons.
@@ -376,7 +376,58 @@ fn huge_garbage_line_fails_fast() {
     }
 }
 
+/// Feeds `body` to a [`TextStream`] in chunks of the given sizes (cycled).
+fn parse_streamed(body: &[u8], sizes: &[usize]) -> Result<Collect, TextError> {
+    let mut sink = Collect::default();
+    let mut stream = TextStream::default();
+    let mut rest = body;
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(size.clamp(1, rest.len()));
+        stream.feed(chunk, &mut sink)?;
+        rest = tail;
+    }
+    stream.finish()?;
+    Ok(sink)
+}
+
+/// The scraper parses bodies as they arrive: every way of cutting a real capture into chunks
+/// gives what the whole-body parse gives, and a truncated body still fails.
+#[test]
+fn streamed_chunks_parse_like_the_whole_body() {
+    for name in ["federate_prometheus_2.42.txt", "node_exporter_1.5.txt"] {
+        let body = fixture(name);
+        let whole = parse_fixture(name).events;
+        for sizes in [&[1][..], &[7, 300], &[4096], &[65536, 3], &[body.len()]] {
+            let streamed = parse_streamed(&body, sizes).unwrap_or_else(|e| panic!("{name} {sizes:?}: {e}"));
+            assert!(streamed.events == whole, "{name} in chunks of {sizes:?}");
+        }
+        let cut = &body[..body.len() - 2];
+        for sizes in [&[1][..], &[4096]] {
+            let err = parse_streamed(cut, sizes).expect_err("a truncated body fails");
+            assert_eq!(err.kind, TextErrorKind::Truncated);
+            assert_eq!(err, parse_text(cut, &mut Collect::default()).unwrap_err(), "same line as the whole-body parse");
+        }
+    }
+}
+
 proptest! {
+    /// Same events, or the same error at the same line, however the body is cut.
+    #[test]
+    fn streamed_equals_whole(body in "([a-z_:]{0,6}[{}=\",# \t\\\\\n.eE+-]?[0-9]{0,3}){0,40}\n?", sizes in proptest::collection::vec(1usize..40, 1..6)) {
+        let whole = parse(&body).map(|c| c.events);
+        let streamed = parse_streamed(body.as_bytes(), &sizes).map(|c| c.events);
+        if body.is_empty() || body.ends_with('\n') {
+            prop_assert_eq!(whole, streamed);
+        } else {
+            // The whole-body parse refuses a truncated body before parsing; the stream may
+            // meet a bad line first. Either way: refused.
+            prop_assert!(streamed.is_err());
+        }
+    }
+
     #[test]
     fn never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = parse_text(&body, &mut Collect::default());

@@ -28,54 +28,19 @@ N=${N:-10}
 CYCLES=${CYCLES:-4}
 DEADLINE=${DEADLINE:-300}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PROMFED_GIVEN=${PROMFED:-}
-PROMFED=${PROMFED:-$TARGET_DIR/release/promfed}
-PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
+. "$HERE/lib.sh"
 
-TMP=$(mktemp -d /tmp/promfed-peers.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-# Whatever happens, stop after DEADLINE seconds (the EXIT trap kills everything).
-( sleep "$DEADLINE"; echo "deadline of ${DEADLINE}s reached, stopping" >&2; kill -TERM $$ ) 2>/dev/null &
-PIDS+=($!)
-trap 'exit 124' TERM
+peers_init peers
+need_peer "$PROMETHEUS" prometheus
+build_promfed
+start_deadline "$DEADLINE"
 
-log() { printf '[%5ss] %s\n' "$SECONDS" "$*" >&2; }
-
-[ -x "$PROMETHEUS" ] || { echo "needs Prometheus at $PROMETHEUS (apt-get install prometheus)" >&2; exit 2; }
-if [ -z "$PROMFED_GIVEN" ]; then
-    # Always (incrementally) rebuilt, so a stale binary is never measured. EC2 discovery is not
-    # needed here and costs minutes to build in release.
-    log "building promfed (release, without the ec2 feature)"
-    (cd "$ROOT" && cargo build --release --no-default-features --bin promfed)
-fi
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PT=$(free_port); PA=$(free_port); PB=$(free_port); PF=$(free_port)
 
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-    local until=$((SECONDS + $1)) what=$2; shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$until" ] || { log "timed out waiting for $what"; return 1; }
-        sleep 0.2
-    done
-}
-
-log "target: $SERIES series on :$PT"
-python3 "$HERE/gen_target.py" "$PT" "$SERIES" >"$TMP/target.log" 2>&1 &
-PIDS+=($!)
-wait_for 60 "target" curl -sf -o /dev/null "http://127.0.0.1:$PT/metrics"
+start_target "$PT" "$SERIES"
 
 for r in a b; do
     port=$PA; [ "$r" = b ] && port=$PB
-    mkdir -p "$TMP/prom-$r"
     cat >"$TMP/prom-$r.yml" <<EOF
 global:
   scrape_interval: 5s
@@ -87,9 +52,7 @@ scrape_configs:
     static_configs: [{targets: ['127.0.0.1:$PT']}]
 EOF
     log "prometheus replica=$r on :$port"
-    "$PROMETHEUS" --config.file="$TMP/prom-$r.yml" --storage.tsdb.path="$TMP/prom-$r" \
-        --web.listen-address="127.0.0.1:$port" --log.level=warn >"$TMP/prom-$r.log" 2>&1 &
-    PIDS+=($!)
+    start_prometheus "prom-$r" "$port"
 done
 
 # Samples of the synthetic job in Prometheus at port $1 (0 until the first scrape is stored).
@@ -115,9 +78,8 @@ groups:
       - {name: b, role: secondary, address: "127.0.0.1:$PB"}
 EOF
 log "promfed on :$PF"
-RUST_LOG=warn "$PROMFED" serve --config "$TMP/promfed.yml" >"$TMP/promfed.log" 2>&1 &
-PROMFED_PID=$!
-PIDS+=($PROMFED_PID)
+start_promfed promfed
+PROMFED_PID=$LAST_PID
 
 # Series promfed serves, and a number that changes with every merged scrape.
 promfed_state() {
@@ -136,11 +98,11 @@ fetch() { # fetch PORT ENCODING -> "seconds bytes"
     [ "$2" = gzip ] && enc=(-H 'Accept-Encoding: gzip')
     curl -sf "${enc[@]}" -o /dev/null -w '%{time_total} %{size_download}\n' "http://127.0.0.1:$1/federate?$QUERY"
 }
-RESULTS="$TMP/results.tsv" # case, encoding, seconds, bytes
+ROWS="$TMP/rows.tsv" # case, encoding, seconds, bytes
 record() { # record CASE ENCODING PORT
-    echo "$1	$2	$(fetch "$3" "$2" | tr ' ' '\t')" >>"$RESULTS"
+    echo "$1	$2	$(fetch "$3" "$2" | tr ' ' '\t')" >>"$ROWS"
 }
-: >"$RESULTS"
+: >"$ROWS"
 
 served=$(curl -sf "http://127.0.0.1:$PF/federate?$QUERY" | grep -vc '^#' || true)
 log "promfed serves $served series; measuring"
@@ -161,15 +123,14 @@ mem=$(grep -E '^(VmRSS|VmHWM):' "/proc/$PROMFED_PID/status" | awk '{printf "%s %
 log "promfed memory: $mem"
 echo "$mem" >"$TMP/promfed-mem.txt"
 log "stopping promfed; measuring prometheus replica a"
-kill "$PROMFED_PID" 2>/dev/null || true
-wait "$PROMFED_PID" 2>/dev/null || true
+stop "$PROMFED_PID"
 prom_served=$(curl -sf "http://127.0.0.1:$PA/federate?$QUERY" | grep -vc '^#' || true)
 log "prometheus a serves $prom_served series"
 for enc in identity gzip; do
     for _ in $(seq "$N"); do record "prometheus 2.42 (replica a)" "$enc" "$PA"; done
 done
 
-python3 - "$RESULTS" "$SERIES" "$served" "$prom_served" "$(cat "$TMP/promfed-mem.txt")" <<'EOF'
+python3 - "$ROWS" "$SERIES" "$served" "$prom_served" "$(cat "$TMP/promfed-mem.txt")" <<'EOF'
 import statistics, sys
 from collections import defaultdict
 

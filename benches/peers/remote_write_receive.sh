@@ -33,84 +33,25 @@ MAX_SAMPLES=${MAX_SAMPLES:-500000000}
 RECEIVERS=${RECEIVERS:-"promfed promfed-ha prometheus vm"}
 DEADLINE=${DEADLINE:-300}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PROMFED_GIVEN=${PROMFED:-}
-PROMFED=${PROMFED:-$TARGET_DIR/release/promfed}
+. "$HERE/lib.sh"
 RW_LOAD=${RW_LOAD:-}
-PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
-VM=${VM:-/usr/bin/victoria-metrics}
-# Builds of other worktrees share the machine: take the same lock as they do, when there is one.
-BUILD_LOCK=${BUILD_LOCK:-/tmp/promfed-build.lock}
 
-TMP=$(mktemp -d /tmp/promfed-rw-receive.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-log() { printf '[%5ss] %s\n' "$SECONDS" "$*" >&2; }
-locked() { if command -v flock >/dev/null; then flock "$BUILD_LOCK" "$@"; else "$@"; fi; }
-
+peers_init rw-receive
 for r in $RECEIVERS; do
     case $r in
         promfed | promfed-ha) ;;
-        prometheus) [ -x "$PROMETHEUS" ] || { echo "needs Prometheus 2.42 at $PROMETHEUS (apt-get install prometheus)" >&2; exit 2; } ;;
-        vm) [ -x "$VM" ] || { echo "needs VictoriaMetrics at $VM (apt-get install victoria-metrics)" >&2; exit 2; } ;;
-        *) echo "unknown receiver $r (promfed, promfed-ha, prometheus, vm)" >&2; exit 2 ;;
+        prometheus) need_peer "$PROMETHEUS" prometheus ;;
+        vm) need_peer "$VM" victoria-metrics ;;
+        *) die "unknown receiver $r (promfed, promfed-ha, prometheus, vm)" ;;
     esac
 done
+build_promfed
+build_rw_load
+# DEADLINE counts from here (a build may wait for the lock).
+start_deadline "$DEADLINE"
 
-cd "$ROOT"
-if [ -z "$PROMFED_GIVEN" ]; then
-    log "building promfed (release, without the ec2 feature)"
-    locked cargo build --release --no-default-features --bin promfed
-fi
-if [ -z "$RW_LOAD" ]; then
-    log "building the load generator (cargo bench --bench rw_load --no-run)"
-    RW_LOAD=$(locked cargo bench --no-default-features --bench rw_load --no-run --message-format=json |
-        python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rw_load" and m.get("executable"):
-        print(m["executable"])')
-fi
-[ -x "$PROMFED" ] || { echo "no promfed binary at $PROMFED" >&2; exit 2; }
-[ -x "$RW_LOAD" ] || { echo "no load generator binary ($RW_LOAD)" >&2; exit 2; }
-
-# DEADLINE counts from here (a build may wait for the lock). The watchdog's own sleep is
-# killed with it, so that nothing holds the script's output open.
-(
-    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-    sleep "$DEADLINE" >/dev/null 2>&1 &
-    sleeper=$!
-    wait "$sleeper"
-    echo "deadline of ${DEADLINE}s reached, stopping" >&2
-    kill -TERM $$
-) &
-PIDS+=($!)
-trap 'exit 124' TERM INT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-    local until=$((SECONDS + $1)) what=$2; shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$until" ] || { log "timed out waiting for $what"; return 1; }
-        sleep 0.2
-    done
-}
-# Sum of a metric's series (all label sets) in a Prometheus text exposition.
-metric_sum() { # metric_sum URL NAME [LABEL_FILTER_REGEX]
-    curl -sf "$1" | awk -v name="$2" -v filter="${3:-}" '
-        $1 ~ ("^" name "({|$)") && (filter == "" || $1 ~ filter) { s += $NF }
-        END { printf "%.0f\n", s }'
-}
-
-RESULTS="$TMP/results.tsv"
-: >"$RESULTS"
+ROWS="$TMP/rows.tsv"
+: >"$ROWS"
 
 # Starts receiver $1; sets RX_PID, RX_URL (write endpoint) and RX_METRICS.
 start_receiver() {
@@ -125,28 +66,22 @@ start_receiver() {
                 receiver='remote_write_receiver: {ha_tracker: {cluster_label: cluster, replica_label: __replica__}}'
             fi
             printf 'server:\n  listen_address: 127.0.0.1:%s\n%s\n' "$port" "$receiver" >"$TMP/$1/promfed.yml"
-            RUST_LOG=warn "$PROMFED" serve --config "$TMP/$1/promfed.yml" >"$TMP/$1.log" 2>&1 &
-            RX_PID=$!
+            start_promfed "$1/promfed"
             RX_METRICS="http://127.0.0.1:$port/metrics"
             ;;
         prometheus)
             echo 'global: {scrape_interval: 1h}' >"$TMP/$1/prometheus.yml"
-            "$PROMETHEUS" --config.file="$TMP/$1/prometheus.yml" --storage.tsdb.path="$TMP/$1/data" \
-                --web.listen-address="127.0.0.1:$port" --web.enable-remote-write-receiver \
-                --log.level=warn >"$TMP/$1.log" 2>&1 &
-            RX_PID=$!
+            start_prometheus "$1/prometheus" "$port" --web.enable-remote-write-receiver
             RX_METRICS="http://127.0.0.1:$port/metrics"
             ;;
         vm)
-            "$VM" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$TMP/$1/data" -loggerLevel=ERROR \
-                >"$TMP/$1.log" 2>&1 &
-            RX_PID=$!
+            spawn "$TMP/$1/vm.log" "$VM" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$TMP/$1/data" -loggerLevel=ERROR
             RX_METRICS="http://127.0.0.1:$port/metrics"
             ;;
     esac
-    PIDS+=("$RX_PID")
+    RX_PID=$LAST_PID
     RX_URL="http://127.0.0.1:$port/api/v1/write"
-    wait_for 60 "$1 to serve its metrics" curl -sf -o /dev/null "$RX_METRICS" || { tail -20 "$TMP/$1.log" >&2; exit 1; }
+    wait_for 60 "$1 to serve its metrics" curl -sf -o /dev/null "$RX_METRICS" || { tail -20 "$TMP/$1"/*.log >&2; exit 1; }
 }
 
 # What the receiver itself counts as received (includes the warm-up rounds).
@@ -172,13 +107,12 @@ for r in $RECEIVERS; do
         dropped=$(metric_sum "$RX_METRICS" promfed_remote_write_samples_dropped_total)
         log "$r: dropped by promfed (all reasons): $dropped"
     fi
-    grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r/; s/\$/ counted=$counted/" >>"$RESULTS"
-    kill "$RX_PID" 2>/dev/null || true
-    wait "$RX_PID" 2>/dev/null || true
+    grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r/; s/\$/ counted=$counted/" >>"$ROWS"
+    stop "$RX_PID"
     rm -rf "${TMP:?}/$r"
 done
 
-python3 - "$RESULTS" "$SERIES" "$SAMPLES_PER_REQUEST" "$CONCURRENCY" "$RUN_SECONDS" "$SETTLE_SECONDS" <<'EOF'
+python3 - "$ROWS" "$SERIES" "$SAMPLES_PER_REQUEST" "$CONCURRENCY" "$RUN_SECONDS" "$SETTLE_SECONDS" <<'EOF'
 import sys
 
 path, series, spr, conc, secs, settle = sys.argv[1:]

@@ -13,9 +13,11 @@
 # What runs, per size, all on 127.0.0.1, all killed on exit (trap) and after DEADLINE seconds:
 # - gen_target.py serving SERIES series (text, ~135-byte keys, ten names, six labels);
 # - two Prometheus (Debian's 2.42) scraping it with external_labels replica=a / replica=b, each
-#   with its own temporary TSDB; every 5 s, or every 30 s from 500k series on (a scrape of 1M
-#   series costs Prometheus several CPU-seconds, a /federate of 1M ~20);
-# - promfed (release) scraping both replicas' /federate at the same interval.
+#   with its own temporary TSDB; every INTERVAL s: 5, or 30 from 500k series on (a scrape of 1M
+#   series costs Prometheus several CPU-seconds);
+# - promfed (release) scraping both replicas' /federate every PROMFED_INTERVAL s: INTERVAL, or
+#   60 from 500k series on (a /federate of 1M series costs Prometheus ~20 CPU-seconds and
+#   ~20-30 s on this machine: at 30 s promfed's scrapes time out).
 #
 # Measured (selector {__name__=~".+"}; protobuf with the Accept header Prometheus sends,
 # gzip with Accept-Encoding: gzip, the body left compressed):
@@ -135,8 +137,8 @@ promfed_full() { [ "$(promfed_state | cut -d" " -f1)" -ge "$1" ]; }
 bench_size() {
     local series=$1 size interval run variant r rep ok before
     size=$(label "$series")
-    interval=5
-    [ "$series" -lt 500000 ] || interval=30
+    interval=${INTERVAL:-$([ "$series" -lt 500000 ] && echo 5 || echo 30)}
+    local pinterval=${PROMFED_INTERVAL:-$([ "$series" -lt 500000 ] && echo "$interval" || echo 60)}
     WRK=${WRK_SECONDS:-$([ "$series" -lt 500000 ] && echo 5 || echo 10)}
     WRK_BY_SIZE[$size]=$WRK
     local started=$SECONDS
@@ -163,8 +165,8 @@ EOF
     wait_for $((interval * 2 + 60)) "prometheus b to store a scrape" has_samples "$PB" "$series"
     cat >"$TMP/promfed.yml" <<EOF
 global:
-  scrape_interval: ${interval}s
-  scrape_timeout: ${interval}s
+  scrape_interval: ${pinterval}s
+  scrape_timeout: ${pinterval}s
 server:
   listen_address: 127.0.0.1:$PF
 groups:
@@ -174,17 +176,17 @@ groups:
       - {name: a, role: primary, address: "127.0.0.1:$PA"}
       - {name: b, role: secondary, address: "127.0.0.1:$PB"}
 EOF
-    log "$size: promfed on :$PF"
+    log "$size: promfed on :$PF, scraping both every ${pinterval}s"
     start_promfed promfed
     local promfed_pid=$LAST_PID
-    wait_for $((interval * 4 + 60)) "promfed to merge both replicas" promfed_full "$series" ||
+    wait_for $((pinterval * 3 + 60)) "promfed to merge both replicas" promfed_full "$series" ||
         { tail -20 "$TMP/promfed.log" >&2; exit 1; }
     log "$size: ready after $((SECONDS - started))s; promfed serves $(promfed_state | cut -d' ' -f1) series"
 
     for run in $(seq "$RUNS"); do
         for variant in $FORMATS; do
             before=$(promfed_state | cut -d" " -f2)
-            wait_for $((interval * 2 + 10)) "a new merge" merged_since "$before" || continue
+            wait_for $((pinterval + 10)) "a new merge" merged_since "$before" || continue
             read -r t bytes < <(fetch "$PF" "$variant")
             record "$size" promfed "$variant" first "$t" "$bytes bytes"
             read -r t bytes < <(fetch "$PF" "$variant")
@@ -251,11 +253,11 @@ for series in $SIZES; do
         for kind in first cached; do
             what="time per request, first after a merge"
             [ "$kind" = cached ] && what="time per request, cached"
-            emit_result federate "$size $v, 1 client" "$what" s "$(med "$size" promfed "$variant" "$kind")" "$PEER" "$peer_t" "<= 0.05" \
+            emit_result federate "$size $v, 1 client" "$what" s "$(med "$size" promfed "$variant" "$kind")" "$PEER" "$peer_t" "<= 0.05" "$RUNS" \
                 "$(extras "$size" promfed "$variant" "$kind" | cut -d';' -f1)"
         done
         emit_result federate "$size $v, $CLIENTS clients" "requests/s (wrk ${WRK_BY_SIZE[$size]} s)" "req/s" \
-            "$(med "$size" promfed "$variant" rps)" "$PEER" "$(med "$size" prometheus "$variant" rps)" ">= 20" \
+            "$(med "$size" promfed "$variant" rps)" "$PEER" "$(med "$size" prometheus "$variant" rps)" ">= 20" "$RUNS" \
             "promfed: $(extras "$size" promfed "$variant" rps); Prometheus: $(extras "$size" prometheus "$variant" rps)"
     done
 done

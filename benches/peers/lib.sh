@@ -50,12 +50,13 @@ peers_init() {
 }
 
 # spawn LOGFILE COMMAND...: runs COMMAND in the background, output to LOGFILE; its pid is tracked
-# (killed on exit) and left in LAST_PID.
+# (killed on exit) and left in LAST_PID (and SPAWNED, the name helper "cost"'s scripts use).
 spawn() {
     local out=$1
     shift
     "$@" >"$out" 2>&1 &
     LAST_PID=$!
+    SPAWNED=$LAST_PID
     PIDS+=("$LAST_PID")
 }
 
@@ -133,12 +134,13 @@ median() {
               else printf "%.10g\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
-# emit_result COMPARISON CASE METRIC UNIT PROMFED PEER_NAME PEER GOAL [NOTE]: one measured row
-# (PROMFED and PEER are medians over RUNS runs; PEER_NAME and PEER empty when there is no peer;
-# GOAL like "<= 0.05" on the ratio promfed/peer, or on promfed itself without a peer, e.g.
-# "<= 250"). Appended to $LOCAL_RESULTS (this script's table) and to $RESULTS when set.
+# emit_result COMPARISON CASE METRIC UNIT PROMFED PEER_NAME PEER GOAL RUNS [NOTE]: one measured
+# row (PROMFED and PEER are medians over RUNS runs; PEER_NAME and PEER empty when there is no
+# peer; GOAL like "<= 0.05" on the ratio promfed/peer, or on promfed itself without a peer, e.g.
+# "<= 250 MB"; empty: no goal). Appended to $LOCAL_RESULTS (this script's table, when
+# peers_init made one) and to $RESULTS when set.
 emit_result() {
-    python3 "$PEERS_DIR/results.py" emit "$LOCAL_RESULTS" "${RESULTS:-}" "$RUNS" "$@"
+    python3 "$PEERS_DIR/results.py" emit "${LOCAL_RESULTS:-}" "${RESULTS:-}" "$@"
 }
 # results_table [COMPARISON]: this script's rows as a markdown table, on stdout.
 results_table() { python3 "$PEERS_DIR/results.py" table "$LOCAL_RESULTS" "$@"; }
@@ -170,12 +172,13 @@ for line in sys.stdin:
     [ -x "$RW_LOAD" ] || die "no load generator binary ($RW_LOAD)"
 }
 
-# install_peers PACKAGE...: apt-get install the Debian packages whose program is missing
-# (prometheus, victoria-metrics (also ships vmagent), wrk, hyperfine).
+# install_peers PACKAGE... (or BINARY:PACKAGE...): apt-get install the Debian packages whose
+# program is missing (prometheus, victoria-metrics (also ships vmagent), wrk, hyperfine).
 install_peers() {
     local pkg bin missing=()
     for pkg in "$@"; do
         case $pkg in
+            *:*) bin=${pkg%%:*} pkg=${pkg#*:} ;;
             prometheus) bin=$PROMETHEUS ;;
             victoria-metrics) bin=$VM ;;
             *) bin=/usr/bin/$pkg ;;

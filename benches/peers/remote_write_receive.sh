@@ -3,9 +3,12 @@
 # ha_tracker), Prometheus 2.42 (--web.enable-remote-write-receiver) and VictoriaMetrics, each
 # started alone and driven by the same load generator (benches/rw_load.rs) with the same
 # payloads. Prints markdown tables: samples/s (wall), samples per CPU-second of the receiver
-# ("per core"), peak RSS, and the ratios promfed/peer. Goal (issue 4): >= 2x both peers per core.
+# ("per core"), peak RSS, and the ratios promfed/peer (medians over RUNS runs, default 1 here);
+# with RESULTS set, appends the per-core rows to it (benches/peers/lib.sh). Goal (issues 4 and
+# 7): >= 2x both peers per core.
 #
 #   benches/peers/remote_write_receive.sh                       # 20 s per receiver, ~2 min
+#   RUNS=3 RUN_SECONDS=10 SERIES=100000 benches/peers/remote_write_receive.sh   # ~4 min
 #   RUN_SECONDS=10 SERIES=50000 benches/peers/remote_write_receive.sh
 #   RECEIVERS="promfed vm" benches/peers/remote_write_receive.sh
 #
@@ -32,6 +35,7 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-5}
 MAX_SAMPLES=${MAX_SAMPLES:-500000000}
 RECEIVERS=${RECEIVERS:-"promfed promfed-ha prometheus vm"}
 DEADLINE=${DEADLINE:-300}
+RUNS=${RUNS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 RW_LOAD=${RW_LOAD:-}
@@ -93,23 +97,25 @@ receiver_count() {
     esac
 }
 
-for r in $RECEIVERS; do
-    log "$r: starting"
-    start_receiver "$r"
-    log "$r: pid $RX_PID on $RX_URL; load for ${RUN_SECONDS}s (+${SETTLE_SECONDS}s settle)"
-    out=$("$RW_LOAD" --url "$RX_URL" --pid "$RX_PID" --seconds "$RUN_SECONDS" --settle-seconds "$SETTLE_SECONDS" \
-        --concurrency "$CONCURRENCY" --series "$SERIES" --samples-per-request "$SAMPLES_PER_REQUEST" \
-        --max-samples "$MAX_SAMPLES" 2>"$TMP/$r.load.log") || { cat "$TMP/$r.load.log" >&2; exit 1; }
-    cat "$TMP/$r.load.log" >&2
-    echo "$out" >&2
-    counted=$(receiver_count "$r")
-    if [ "$r" = promfed-ha ]; then
-        dropped=$(metric_sum "$RX_METRICS" promfed_remote_write_samples_dropped_total)
-        log "$r: dropped by promfed (all reasons): $dropped"
-    fi
-    grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r/; s/\$/ counted=$counted/" >>"$ROWS"
-    stop "$RX_PID"
-    rm -rf "${TMP:?}/$r"
+for run in $(seq "$RUNS"); do
+    for r in $RECEIVERS; do
+        log "$r: starting (run $run/$RUNS)"
+        start_receiver "$r"
+        log "$r: pid $RX_PID on $RX_URL; load for ${RUN_SECONDS}s (+${SETTLE_SECONDS}s settle)"
+        out=$("$RW_LOAD" --url "$RX_URL" --pid "$RX_PID" --seconds "$RUN_SECONDS" --settle-seconds "$SETTLE_SECONDS" \
+            --concurrency "$CONCURRENCY" --series "$SERIES" --samples-per-request "$SAMPLES_PER_REQUEST" \
+            --max-samples "$MAX_SAMPLES" 2>"$TMP/$r.load.log") || { cat "$TMP/$r.load.log" >&2; exit 1; }
+        cat "$TMP/$r.load.log" >&2
+        echo "$out" >&2
+        counted=$(receiver_count "$r")
+        if [ "$r" = promfed-ha ]; then
+            dropped=$(metric_sum "$RX_METRICS" promfed_remote_write_samples_dropped_total)
+            log "$r: dropped by promfed (all reasons): $dropped"
+        fi
+        grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r run=$run/; s/\$/ counted=$counted/" >>"$ROWS"
+        stop "$RX_PID"
+        rm -rf "${TMP:?}/$r"
+    done
 done
 
 python3 - "$ROWS" "$SERIES" "$SAMPLES_PER_REQUEST" "$CONCURRENCY" "$RUN_SECONDS" "$SETTLE_SECONDS" <<'EOF'
@@ -122,31 +128,35 @@ NAMES = {
     "prometheus": "Prometheus 2.42",
     "vm": "VictoriaMetrics 1.79",
 }
-rows = {}
+import statistics
+
+runs = []  # (receiver, row) per run
 for line in open(path):
     name, *kv = line.split()
-    rows[name] = dict(x.split("=", 1) for x in kv)
+    runs.append((name, dict(x.split("=", 1) for x in kv)))
+rows = {name: row for name, row in runs}  # the last run's row, for the receivers present
 
 def num(r, k):
+    """The median over the runs of receiver r's field k."""
     try:
-        return float(rows[r][k])
-    except (KeyError, ValueError):
+        return statistics.median(float(row[k]) for name, row in runs if name == r)
+    except (KeyError, ValueError, statistics.StatisticsError):
         return float("nan")
 
 print(f"\nRemote-Write receive: {series} series x 10 labels, {spr} samples per request, {conc} "
       f"connections, {secs} s per receiver after 2 warm-up rounds; CPU over the window (+{settle} s after)\n")
-print("| receiver | samples accepted | samples/s (wall) | CPU s | CPU s incl. settle | samples per CPU-s | "
+print("| receiver | run | samples accepted | samples/s (wall) | CPU s | CPU s incl. settle | samples per CPU-s | "
       "samples per CPU-s incl. settle | peak RSS MB | errors | receiver's own count | load generator CPU s |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for r, row in rows.items():
-    print(f"| {NAMES.get(r, r)} | {row['samples']} | {num(r, 'samples_per_sec'):,.0f} | {row['receiver_cpu_seconds']} | "
-          f"{row['receiver_cpu_seconds_settled']} | {num(r, 'samples_per_cpu_second'):,.0f} | "
-          f"{num(r, 'samples_per_cpu_second_settled'):,.0f} | {row['receiver_vmhwm_mb']} | {row['errors']} | "
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r, row in runs:
+    print(f"| {NAMES.get(r, r)} | {row['run']} | {row['samples']} | {float(row['samples_per_sec']):,.0f} | {row['receiver_cpu_seconds']} | "
+          f"{row['receiver_cpu_seconds_settled']} | {float(row['samples_per_cpu_second']):,.0f} | "
+          f"{float(row['samples_per_cpu_second_settled']):,.0f} | {row['receiver_vmhwm_mb']} | {row['errors']} | "
           f"{row['counted']} | {row['loadgen_cpu_seconds']} |")
 peers = [p for p in ("prometheus", "vm") if p in rows]
 mine = [m for m in ("promfed", "promfed-ha") if m in rows]
 if peers and mine:
-    print("\n| ratio promfed / peer | per core (incl. settle) | per core (window) | wall samples/s | peak RSS | goal >= 2x per core |")
+    print(f"\n| ratio promfed / peer (medians of {len(runs) // len(rows)} runs) | per core (incl. settle) | per core (window) | wall samples/s | peak RSS | goal >= 2x per core |")
     print("|---|---:|---:|---:|---:|---|")
     for m in mine:
         for p in peers:
@@ -157,4 +167,22 @@ if peers and mine:
             print(f"| {NAMES[m]} / {NAMES[p]} | {core:.2f}x | {core_w:.2f}x | {wall:.2f}x | {rss:.2f}x | "
                   f"{'met' if core >= 2 else 'NOT met'} |")
 EOF
+
+# The shared results: samples per CPU-second (incl. settle) per receiver, medians over the runs.
+per_core() { # per_core RECEIVER: the median of samples_per_cpu_second_settled over the runs
+    local v
+    mapfile -t v < <(awk -v r="$1" '$1 == r { for (i = 2; i <= NF; i++) if ($i ~ /^samples_per_cpu_second_settled=/) { sub(/.*=/, "", $i); print $i } }' "$ROWS")
+    if [ "${#v[@]}" -eq 0 ]; then echo nan; else median "${v[@]}"; fi
+}
+declare -A RX_NAME=([promfed]="receiver only" [promfed-ha]="ha_tracker on" [prometheus]="Prometheus 2.42" [vm]="VictoriaMetrics 1.79")
+for m in promfed promfed-ha; do
+    [[ " $RECEIVERS " == *" $m "* ]] || continue
+    for p in prometheus vm; do
+        [[ " $RECEIVERS " == *" $p "* ]] || continue
+        emit_result remote_write_receive "$((SERIES / 1000))k series, promfed ${RX_NAME[$m]}" \
+            "samples per CPU-second (incl. ${SETTLE_SECONDS} s settle)" "samples/CPU-s" "$(per_core "$m")" \
+            "${RX_NAME[$p]}" "$(per_core "$p")" ">= 2" "$RUNS" "${RUN_SECONDS} s of load, ${CONCURRENCY} connections"
+    done
+done
+if [ -n "${RESULTS:-}" ]; then echo; results_table remote_write_receive; fi
 log "done"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Results of the peer comparisons (issue 7): one JSON object per measured row, and tables.
 
-  results.py emit LOCAL_FILE SHARED_FILE RUNS COMPARISON CASE METRIC UNIT PROMFED PEER_NAME PEER GOAL [NOTE]
+  results.py emit LOCAL_FILE SHARED_FILE COMPARISON CASE METRIC UNIT PROMFED PEER_NAME PEER GOAL RUNS [NOTE]
       appends the row to LOCAL_FILE and, when not empty, SHARED_FILE (called by lib.sh's
       emit_result). PROMFED and PEER are medians; "" or "nan" is null. ratio = promfed/peer;
       GOAL ("<= 0.05", ">= 20", or on promfed itself when there is no peer, "<= 250 MB") gives
@@ -36,7 +36,7 @@ def met(goal, value):
     return {"<=": value <= bound, ">=": value >= bound, "<": value < bound, ">": value > bound}[op]
 
 
-def emit(local, shared, runs, comparison, case, metric, unit, promfed, peer_name, peer, goal, note=""):
+def emit(local, shared, comparison, case, metric, unit, promfed, peer_name, peer, goal, runs, note=""):
     p, q = number(promfed), number(peer)
     ratio = None
     if p is not None and q is not None:

@@ -6,7 +6,7 @@
 # promfed/Prometheus; appends one JSON line per row to $RESULTS when set (benches/peers/lib.sh).
 # Goals: time per request <= 1/20 of Prometheus' (ratio <= 0.05), requests/s >= 20x.
 #
-#   benches/peers/federate.sh                          # 100k and 1M series, RUNS=3, ~16 minutes
+#   benches/peers/federate.sh                          # 100k (RUNS=3) and 1M (RUNS_LARGE=1), ~16 min
 #   SIZES=100000 RUNS=1 WRK_SECONDS=3 benches/peers/federate.sh   # ~2 minutes
 #   PROMFED=target/release/promfed benches/peers/federate.sh      # no build
 #
@@ -21,13 +21,15 @@
 #
 # Measured (selector {__name__=~".+"}; protobuf with the Accept header Prometheus sends,
 # gzip with Accept-Encoding: gzip, the body left compressed):
-# - promfed "first after a merge": wait until the status API shows a newly merged scrape, then
-#   one request (curl time_total): it renders the new snapshot's body, or waits for the render
-#   ahead of it. Every variant is asked during this bench, so promfed renders all four ahead
-#   after each merge, one after the other: the later variants can wait for the earlier ones
-#   (a global Prometheus asks for one variant; this is the pessimistic case);
-# - promfed "cached": one more request right after (the same snapshot's body);
-# - requests/s: `wrk -c16 -t2 -dWRK_SECONDS` (merges keep happening meanwhile: requests that
+# - promfed "first after a merge", variant after variant (one request first, so that promfed
+#   renders that variant ahead after each merge, as for a global Prometheus scraping it): wait
+#   until the status API shows a newly merged scrape, then one request (curl time_total): it
+#   waits for the render ahead of it. promfed renders every variant asked in the last 10
+#   minutes, one after the other (text, text+gzip, protobuf, protobuf+gzip): protobuf+gzip,
+#   what a global Prometheus asks, is measured first, alone; the variants measured after it
+#   can also wait for the renders of the ones measured before (a pessimistic case);
+# - promfed "cached": one more request on the same snapshot (retried when a merge overlapped);
+# - requests/s: `wrk -c16 -t2 -dWRK_SECONDS --timeout WRK_SECONDS` (merges keep happening meanwhile: requests that
 #   land on a new snapshot wait for its one render, see the p99/max latency in the note);
 # - Prometheus replica a, after promfed is stopped (its scrapes would slow Prometheus down):
 #   RUNS single requests per variant, then wrk as for promfed. A request wrk gives up on keeps
@@ -41,9 +43,13 @@ set -euo pipefail
 SIZES=${SIZES:-"100000 1000000"}
 FORMATS=${FORMATS:-"protobuf/gzip text/identity text/gzip protobuf/identity"}
 CLIENTS=${CLIENTS:-16}
-WRK_SECONDS=${WRK_SECONDS:-} # default 5, 10 from 500k series on
+WRK_SECONDS=${WRK_SECONDS:-} # default 10 (Prometheus needs ~7 s for 16 requests of 100k series)
 CURL_TIMEOUT=${CURL_TIMEOUT:-120}
 DRAIN_SECONDS=${DRAIN_SECONDS:-30}
+# Runs from 500k series on: one run at 1M takes ~8 minutes here (a /federate of 1M series costs
+# Prometheus ~20 s, promfed merges every ~30 s); RUNS of them would break the ~30 minute budget
+# of benches/peers/run.sh.
+RUNS_LARGE=${RUNS_LARGE:-1}
 DEADLINE=${DEADLINE:-1800}
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -100,7 +106,7 @@ sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeou
 errors = bad + (sum(int(x) for x in sock.groups()) if sock else 0)
 pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", text, re.M))
 mx = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", text)
-lat = lambda v: f"{secs(v):.4g}" if done else "-"
+lat = lambda v: f"{secs(v):.4g}s" if done else "-"
 print(f"{(done - bad) / dur:.4g} {done - bad} {errors} {lat(pct.get('50', ''))} {lat(pct.get('99', ''))} {lat(mx[1] if mx else '')}")
 EOF
 }
@@ -135,11 +141,13 @@ merged_since() { [ "$(promfed_state | cut -d" " -f2)" != "$1" ]; }
 promfed_full() { [ "$(promfed_state | cut -d" " -f1)" -ge "$1" ]; }
 
 bench_size() {
-    local series=$1 size interval run variant r rep ok before
+    local series=$1 size interval run variant r rep ok before runs=$RUNS
     size=$(label "$series")
+    [ "$series" -lt 500000 ] || runs=$RUNS_LARGE
+    RUNS_BY_SIZE[$size]=$runs
     interval=${INTERVAL:-$([ "$series" -lt 500000 ] && echo 5 || echo 30)}
     local pinterval=${PROMFED_INTERVAL:-$([ "$series" -lt 500000 ] && echo "$interval" || echo 60)}
-    WRK=${WRK_SECONDS:-$([ "$series" -lt 500000 ] && echo 5 || echo 10)}
+    WRK=${WRK_SECONDS:-10}
     WRK_BY_SIZE[$size]=$WRK
     local started=$SECONDS
     PT=$(free_port) PA=$(free_port) PB=$(free_port) PF=$(free_port)
@@ -183,24 +191,40 @@ EOF
         { tail -20 "$TMP/promfed.log" >&2; exit 1; }
     log "$size: ready after $((SECONDS - started))s; promfed serves $(promfed_state | cut -d' ' -f1) series"
 
-    for run in $(seq "$RUNS"); do
-        for variant in $FORMATS; do
+    local state try
+    for variant in $FORMATS; do
+        # Once before measuring: from then on promfed renders this variant ahead after each
+        # merge, as it does for a global Prometheus that scrapes it regularly.
+        fetch "$PF" "$variant" >/dev/null
+        for run in $(seq "$runs"); do
             before=$(promfed_state | cut -d" " -f2)
             wait_for $((pinterval + 10)) "a new merge" merged_since "$before" || continue
             read -r t bytes < <(fetch "$PF" "$variant")
             record "$size" promfed "$variant" first "$t" "$bytes bytes"
-            read -r t bytes < <(fetch "$PF" "$variant")
+            # Cached: a request that no merge overlapped (the same snapshot's body); at most 3 tries.
+            for try in 1 2 3; do
+                state=$(promfed_state | cut -d" " -f2)
+                read -r t bytes < <(fetch "$PF" "$variant")
+                [ "$(promfed_state | cut -d" " -f2)" = "$state" ] && break
+                t=nan
+            done
             record "$size" promfed "$variant" cached "$t" "$bytes bytes"
         done
-        log "$size: promfed run $run/$RUNS single requests done"
+        log "$size: promfed $variant: $runs first-after-merge and cached requests done"
     done
-    local rss0 rss1
+    local rss0 rss1 m0 m1 c0 cpu
     rss0=$(rss_mb "$promfed_pid")
-    for run in $(seq "$RUNS"); do
+    for run in $(seq "$runs"); do
         for variant in $FORMATS; do
+            # Merges during the run and promfed's CPU: with the cache working, about one render
+            # per merge and variant, not one per request.
+            m0=$(metric_sum "http://127.0.0.1:$PF/metrics" promfed_merge_duration_seconds_count)
+            c0=$(cpu_seconds "$promfed_pid")
             read -r rps n err p50 p99 max < <(load "$PF" "$variant")
-            record "$size" promfed "$variant" rps "$rps" "$n done, $err errors, p50 ${p50}s, p99 ${p99}s, max ${max}s"
-            log "$size: promfed wrk $variant: $rps req/s ($n done, $err errors, p50 ${p50}s p99 ${p99}s max ${max}s)"
+            m1=$(metric_sum "http://127.0.0.1:$PF/metrics" promfed_merge_duration_seconds_count)
+            cpu=$(calc "round($(cpu_seconds "$promfed_pid") - $c0, 2)")
+            record "$size" promfed "$variant" rps "$rps" "$n done, $err errors, p50 $p50, p99 $p99, max $max, $((m1 - m0)) merges, ${cpu} CPU-s"
+            log "$size: promfed wrk $variant: $rps req/s ($n done, $err errors, p50 $p50 p99 $p99 max $max; $((m1 - m0)) merges meanwhile, promfed ${cpu} CPU-s)"
         done
     done
     rss1=$(rss_mb "$promfed_pid")
@@ -208,15 +232,15 @@ EOF
     log "$size: stopping promfed (${PROMFED_MEM[$size]}); measuring prometheus replica a"
     stop "$promfed_pid"
 
-    for run in $(seq "$RUNS"); do
+    for run in $(seq "$runs"); do
         for variant in $FORMATS; do
             read -r t bytes < <(fetch "$PA" "$variant")
             record "$size" prometheus "$variant" single "$t" "$bytes bytes"
         done
-        log "$size: prometheus run $run/$RUNS single requests done"
+        log "$size: prometheus run $run/$runs single requests done"
     done
     local spares=(a b)
-    for run in $(seq "$RUNS"); do
+    for run in $(seq "$runs"); do
         for variant in $FORMATS; do
             if [ "${#spares[@]}" -eq 0 ]; then
                 record "$size" prometheus "$variant" rps nan "not measured: both replicas were spent by earlier $CLIENTS-client runs"
@@ -224,7 +248,7 @@ EOF
             fi
             rep=${spares[0]}
             read -r rps n err p50 p99 max < <(load "${prom_port[$rep]}" "$variant")
-            record "$size" prometheus "$variant" rps "$rps" "$n done, $err errors, p50 ${p50}s, p99 ${p99}s, max ${max}s"
+            record "$size" prometheus "$variant" rps "$rps" "$n done, $err errors, p50 $p50, p99 $p99, max $max"
             log "$size: prometheus $rep wrk $variant: $rps req/s ($n done, $err errors); waiting up to ${DRAIN_SECONDS}s for it to go idle (RSS $(rss_mb "${prom_pid[$rep]}") MB)"
             ok=1
             wait_idle "${prom_pid[$rep]}" "$DRAIN_SECONDS" || ok=0
@@ -241,7 +265,7 @@ EOF
     log "$size: done in $((SECONDS - started))s"
 }
 
-declare -A PROMFED_MEM WRK_BY_SIZE
+declare -A PROMFED_MEM WRK_BY_SIZE RUNS_BY_SIZE
 for series in $SIZES; do bench_size "$series"; done
 
 # Rows: medians over the runs, ratios promfed/Prometheus.
@@ -253,17 +277,17 @@ for series in $SIZES; do
         for kind in first cached; do
             what="time per request, first after a merge"
             [ "$kind" = cached ] && what="time per request, cached"
-            emit_result federate "$size $v, 1 client" "$what" s "$(med "$size" promfed "$variant" "$kind")" "$PEER" "$peer_t" "<= 0.05" "$RUNS" \
+            emit_result federate "$size $v, 1 client" "$what" s "$(med "$size" promfed "$variant" "$kind")" "$PEER" "$peer_t" "<= 0.05" "${RUNS_BY_SIZE[$size]}" \
                 "$(extras "$size" promfed "$variant" "$kind" | cut -d';' -f1)"
         done
         emit_result federate "$size $v, $CLIENTS clients" "requests/s (wrk ${WRK_BY_SIZE[$size]} s)" "req/s" \
-            "$(med "$size" promfed "$variant" rps)" "$PEER" "$(med "$size" prometheus "$variant" rps)" ">= 20" "$RUNS" \
+            "$(med "$size" promfed "$variant" rps)" "$PEER" "$(med "$size" prometheus "$variant" rps)" ">= 20" "${RUNS_BY_SIZE[$size]}" \
             "promfed: $(extras "$size" promfed "$variant" rps); Prometheus: $(extras "$size" prometheus "$variant" rps)"
     done
 done
 
 echo
-echo "/federate, promfed (federating two replicas) against ${PEER} (one replica), sizes: $SIZES; medians of $RUNS runs"
+echo "/federate, promfed (federating two replicas) against ${PEER} (one replica), sizes: $SIZES; medians of $RUNS runs ($RUNS_LARGE from 500k series on)"
 echo
 results_table federate
 echo

@@ -7,7 +7,7 @@
 # Goals: time per request <= 1/20 of Prometheus' (ratio <= 0.05), requests/s >= 20x.
 #
 #   benches/peers/federate.sh                          # 100k (RUNS=3) and 1M (RUNS_LARGE=1), ~16 min
-#   SIZES=100000 RUNS=1 WRK_SECONDS=3 benches/peers/federate.sh   # ~2 minutes
+#   SIZES=100000 RUNS=1 WRK_SECONDS=3 PROM_WRK_SECONDS=10 benches/peers/federate.sh   # ~2 minutes
 #   PROMFED=target/release/promfed benches/peers/federate.sh      # no build
 #
 # What runs, per size, all on 127.0.0.1, all killed on exit (trap) and after DEADLINE seconds:
@@ -29,8 +29,10 @@
 #   what a global Prometheus asks, is measured first, alone; the variants measured after it
 #   can also wait for the renders of the ones measured before (a pessimistic case);
 # - promfed "cached": one more request on the same snapshot (retried when a merge overlapped);
-# - requests/s: `wrk -c16 -t2 -dWRK_SECONDS --timeout WRK_SECONDS` (merges keep happening meanwhile: requests that
-#   land on a new snapshot wait for its one render, see the p99/max latency in the note);
+# - requests/s: `wrk -c16 -t2 -dWRK_SECONDS --timeout WRK_SECONDS` (PROM_WRK_SECONDS for
+#   Prometheus: 16 concurrent requests of 100k series take it ~8 s to answer). Merges keep
+#   happening meanwhile: requests that land on a new snapshot wait for its one render (see
+#   p99/max latency, merges and promfed's CPU in the note);
 # - Prometheus replica a, after promfed is stopped (its scrapes would slow Prometheus down):
 #   RUNS single requests per variant, then wrk as for promfed. A request wrk gives up on keeps
 #   Prometheus busy (it renders to the end: at 1M series, 16 of them hold ~10 GB and minutes of
@@ -43,7 +45,8 @@ set -euo pipefail
 SIZES=${SIZES:-"100000 1000000"}
 FORMATS=${FORMATS:-"protobuf/gzip text/identity text/gzip protobuf/identity"}
 CLIENTS=${CLIENTS:-16}
-WRK_SECONDS=${WRK_SECONDS:-} # default 10 (Prometheus needs ~7 s for 16 requests of 100k series)
+WRK_SECONDS=${WRK_SECONDS:-}           # promfed; default 5, 10 from 500k series on
+PROM_WRK_SECONDS=${PROM_WRK_SECONDS:-} # Prometheus; default 15 (16 requests of 100k take it ~8 s)
 CURL_TIMEOUT=${CURL_TIMEOUT:-120}
 DRAIN_SECONDS=${DRAIN_SECONDS:-30}
 # Runs from 500k series on: one run at 1M takes ~8 minutes here (a /federate of 1M series costs
@@ -147,8 +150,9 @@ bench_size() {
     RUNS_BY_SIZE[$size]=$runs
     interval=${INTERVAL:-$([ "$series" -lt 500000 ] && echo 5 || echo 30)}
     local pinterval=${PROMFED_INTERVAL:-$([ "$series" -lt 500000 ] && echo "$interval" || echo 60)}
-    WRK=${WRK_SECONDS:-10}
-    WRK_BY_SIZE[$size]=$WRK
+    local wrk_promfed=${WRK_SECONDS:-$([ "$series" -lt 500000 ] && echo 5 || echo 10)}
+    local wrk_prom=${PROM_WRK_SECONDS:-$([ "$series" -lt 500000 ] && echo 15 || echo 10)}
+    WRK_BY_SIZE[$size]="$wrk_promfed s; Prometheus $wrk_prom s"
     local started=$SECONDS
     PT=$(free_port) PA=$(free_port) PB=$(free_port) PF=$(free_port)
     start_target "$PT" "$series"
@@ -220,6 +224,7 @@ EOF
             # per merge and variant, not one per request.
             m0=$(metric_sum "http://127.0.0.1:$PF/metrics" promfed_merge_duration_seconds_count)
             c0=$(cpu_seconds "$promfed_pid")
+            WRK=$wrk_promfed
             read -r rps n err p50 p99 max < <(load "$PF" "$variant")
             m1=$(metric_sum "http://127.0.0.1:$PF/metrics" promfed_merge_duration_seconds_count)
             cpu=$(calc "round($(cpu_seconds "$promfed_pid") - $c0, 2)")
@@ -247,6 +252,7 @@ EOF
                 continue
             fi
             rep=${spares[0]}
+            WRK=$wrk_prom
             read -r rps n err p50 p99 max < <(load "${prom_port[$rep]}" "$variant")
             record "$size" prometheus "$variant" rps "$rps" "$n done, $err errors, p50 $p50, p99 $p99, max $max"
             log "$size: prometheus $rep wrk $variant: $rps req/s ($n done, $err errors); waiting up to ${DRAIN_SECONDS}s for it to go idle (RSS $(rss_mb "${prom_pid[$rep]}") MB)"
@@ -280,7 +286,7 @@ for series in $SIZES; do
             emit_result federate "$size $v, 1 client" "$what" s "$(med "$size" promfed "$variant" "$kind")" "$PEER" "$peer_t" "<= 0.05" "${RUNS_BY_SIZE[$size]}" \
                 "$(extras "$size" promfed "$variant" "$kind" | cut -d';' -f1)"
         done
-        emit_result federate "$size $v, $CLIENTS clients" "requests/s (wrk ${WRK_BY_SIZE[$size]} s)" "req/s" \
+        emit_result federate "$size $v, $CLIENTS clients" "requests/s (wrk ${WRK_BY_SIZE[$size]})" "req/s" \
             "$(med "$size" promfed "$variant" rps)" "$PEER" "$(med "$size" prometheus "$variant" rps)" ">= 20" "${RUNS_BY_SIZE[$size]}" \
             "promfed: $(extras "$size" promfed "$variant" rps); Prometheus: $(extras "$size" prometheus "$variant" rps)"
     done

@@ -37,14 +37,14 @@ DOC=${DOC:-$ROOT/docs/benchmarks.md}
 if [ "$QUICK" = 1 ]; then
     declare -A BUDGET=([federate]=300 [remote_write_receive]=180 [scrape_cost]=300 [memory]=240 [failover]=240)
     declare -A SETTINGS=(
-        [federate]="SIZES=100000 RUNS=1 WRK_SECONDS=3"
+        [federate]="SIZES=100000 RUNS=1 WRK_SECONDS=3 PROM_WRK_SECONDS=10"
         [remote_write_receive]="SERIES=10000 RUNS=1 RUN_SECONDS=5 SETTLE_SECONDS=2"
         [scrape_cost]="SERIES=100000 INTERVAL=5 SCRAPES=3 RUNS=1"
         [memory]="SERIES=100000 INTERVAL=5 RUNS=1 ARENA_EXPERIMENT=0"
         [failover]="SERIES=2000 RUNS=1 PRE=20 POST=20"
     )
 else
-    declare -A BUDGET=([federate]=1080 [remote_write_receive]=330 [scrape_cost]=420 [memory]=360 [failover]=300)
+    declare -A BUDGET=([federate]=1200 [remote_write_receive]=400 [scrape_cost]=420 [memory]=360 [failover]=300)
     declare -A SETTINGS=(
         [federate]="SIZES='100000 1000000' RUNS=3"
         [remote_write_receive]="SERIES=100000 RUNS=3 RUN_SECONDS=10 SETTLE_SECONDS=5"
@@ -102,14 +102,14 @@ for c in "${selected[@]}"; do
 done
 
 # The summary, and what it was measured on.
-version() { "$@" 2>&1 | head -1 | sed 's/[[:space:]]*$//'; }
+version() { { "$@" 2>&1 || true; } | head -1 | sed 's/[[:space:]]*$//' || true; }
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo " (uncommitted changes)" || true)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-prom_v=$(version "$PROMETHEUS" --version | awk '{ print $3 }')
-vm_v=$(version "$VM" -version)
-wrk_v=$(version wrk -v | awk '{ print $2 }')
-header="Peer comparisons (\`benches/peers/run.sh\`$([ "$QUICK" = 1 ] && echo ", QUICK=1")): $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), promfed $commit$dirty; Prometheus $prom_v, VictoriaMetrics $vm_v, wrk $wrk_v."
+# Peer versions as Debian packaged them (VictoriaMetrics' binary prints no version here).
+pkgs=$(dpkg-query -W -f '${Package} ${Version}, ' prometheus victoria-metrics wrk 2>/dev/null | sed 's/, $//' || true)
+[ -n "$pkgs" ] || pkgs="Prometheus $(version "$PROMETHEUS" --version | awk '{ print $3 }')"
+header="Peer comparisons (\`benches/peers/run.sh\`$([ "$QUICK" = 1 ] && echo ", QUICK=1")): $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), promfed $commit$dirty; peers: $pkgs."
 runs_line="| comparison | status | wall s | budget s | settings | load average before → after |"$'\n'"|---|---|---:|---:|---|---|"
 for c in "${selected[@]}"; do
     runs_line+=$'\n'"| $c | ${STATUS[$c]} | ${TOOK[$c]} | ${BUDGET[$c]} | \`${SETTINGS[$c]}${RUNS_ENV:+ RUNS=$RUNS_ENV}\` | ${LOAD_BEFORE[$c]} → ${LOAD_AFTER[$c]} |"
@@ -137,11 +137,9 @@ if BEGIN in text and END in text:
     head, rest = text.split(BEGIN, 1)
     text = head + block + rest.split(END, 1)[1]
 else:
-    # Near the top: after the title line and its first paragraph.
-    lines = text.split("\n")
-    at = next((i for i, l in enumerate(lines) if i > 0 and l.strip() == "" and any(lines[1:i])), 1)
-    lines[at:at] = ["", block]
-    text = "\n".join(lines)
+    # At the top, under the title.
+    title, _, rest = text.partition("\n")
+    text = f"{title}\n\n{block}\n\n{rest.lstrip(chr(10))}"
 open(doc, "w").write(text)
 EOF
     log "summary written to $DOC between the peers markers"

@@ -122,6 +122,34 @@ values() { # values SIZE SERVER VARIANT MEASURE: the recorded values, one per li
 extras() { # extras SIZE SERVER VARIANT MEASURE: the extra column, joined
     awk -F'\t' -v s="$1" -v w="$2" -v v="$3" -v m="$4" '$1 == s && $2 == w && $3 == v && $4 == m { printf "%s%s", sep, $6; sep = "; " }' "$ROWS"
 }
+# rps_note SIZE VARIANT: a short note on the wrk runs (latency medians, merges, errors, what
+# Prometheus completed).
+rps_note() {
+    python3 - "$ROWS" "$1" "$2" <<'EOF'
+import statistics, sys
+path, size, variant = sys.argv[1:]
+runs = {"promfed": [], "prometheus": []}
+for line in open(path):
+    s, who, v, measure, _, extra = line.rstrip("\n").split("\t")
+    if s == size and v == variant and measure == "rps":
+        runs[who].append(dict(kv.split("=", 1) for kv in extra.split()) if "=" in extra else {})
+def med(rows, k):
+    xs = [float(r[k].rstrip("s")) for r in rows if r.get(k, "-") != "-"]
+    return f"{statistics.median(xs):.3g} s" if xs else "-"
+pf, pr = runs["promfed"], runs["prometheus"]
+out = []
+if pf:
+    merges = sum(int(r["merges"]) for r in pf)
+    errors = sum(int(r["errors"]) for r in pf)
+    out.append(f"promfed p50 {med(pf, 'p50')}, p99 {med(pf, 'p99')}, {merges} merges during its runs, {errors} errors")
+done = [r["done"] for r in pr if r]
+if done:
+    out.append("Prometheus completed " + ", ".join(done) + " requests per run")
+if any(not r for r in pr):
+    out.append("Prometheus not measured for this variant: both replicas were spent by the 16-client runs before (it keeps rendering abandoned requests)")
+print("; ".join(out))
+EOF
+}
 med() { # med SIZE SERVER VARIANT MEASURE
     local v
     mapfile -t v < <(values "$@")
@@ -229,7 +257,7 @@ EOF
             read -r rps n err p50 p99 max < <(load "$PF" "$variant")
             m1=$(metric_sum "http://127.0.0.1:$PF/metrics" promfed_merge_duration_seconds_count)
             cpu=$(calc "round($(cpu_seconds "$promfed_pid") - $c0, 2)")
-            record "$size" promfed "$variant" rps "$rps" "$n done, $err errors, p50 $p50, p99 $p99, max $max, $((m1 - m0)) merges, ${cpu} CPU-s"
+            record "$size" promfed "$variant" rps "$rps" "done=$n errors=$err p50=$p50 p99=$p99 max=$max merges=$((m1 - m0)) cpu=$cpu"
             log "$size: promfed wrk $variant: $rps req/s ($n done, $err errors, p50 $p50 p99 $p99 max $max; $((m1 - m0)) merges meanwhile, promfed ${cpu} CPU-s)"
         done
     done
@@ -249,13 +277,13 @@ EOF
     for run in $(seq "$runs"); do
         for variant in $FORMATS; do
             if [ "${#spares[@]}" -eq 0 ]; then
-                record "$size" prometheus "$variant" rps nan "not measured: both replicas were spent by earlier $CLIENTS-client runs"
+                record "$size" prometheus "$variant" rps nan "spent"
                 continue
             fi
             rep=${spares[0]}
             WRK=$wrk_prom
             read -r rps n err p50 p99 max < <(load "${prom_port[$rep]}" "$variant")
-            record "$size" prometheus "$variant" rps "$rps" "$n done, $err errors, p50 $p50, p99 $p99, max $max"
+            record "$size" prometheus "$variant" rps "$rps" "done=$n errors=$err p50=$p50 p99=$p99 max=$max"
             log "$size: prometheus $rep wrk $variant: $rps req/s ($n done, $err errors); waiting up to ${DRAIN_SECONDS}s for it to go idle (RSS $(rss_mb "${prom_pid[$rep]}") MB)"
             ok=1
             wait_idle "${prom_pid[$rep]}" "$DRAIN_SECONDS" || ok=0
@@ -289,7 +317,7 @@ for series in $SIZES; do
         done
         emit_result federate "$size $v, $CLIENTS clients" "requests/s (wrk ${WRK_BY_SIZE[$size]})" "req/s" \
             "$(med "$size" promfed "$variant" rps)" "$PEER" "$(med "$size" prometheus "$variant" rps)" ">= 20" "${RUNS_BY_SIZE[$size]}" \
-            "promfed: $(extras "$size" promfed "$variant" rps); Prometheus: $(extras "$size" prometheus "$variant" rps)"
+            "$(rps_note "$size" "$variant")"
     done
 done
 

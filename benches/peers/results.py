@@ -58,7 +58,7 @@ def emit(local, shared, comparison, case, metric, unit, promfed, peer_name, peer
         "runs": int(runs),
     }
     if ratio is not None and math.isinf(ratio):
-        row["note"] = "peer completed none: ratio unbounded"
+        row["note"] = "peer completed none in the window: ratio unbounded"
     if note:
         row["note"] = (row.get("note", "") + "; " + note).lstrip("; ")
     line = json.dumps(row)
@@ -87,8 +87,10 @@ def fmt_ratio(row):
     r = row["ratio"]
     if r is None:
         return "∞" if "unbounded" in row.get("note", "") else "–"
-    if 0 < r < 1:
+    if 0 < r < 0.5:
         return f"{r:.3g} (1/{1 / r:.0f})"
+    if r >= 1000:
+        return f"{r:,.0f}"
     return f"{r:.3g}"
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A synthetic scrape target for benches/peers/federate_vs_prometheus.sh.
+"""A synthetic scrape target for the peer comparisons in benches/peers/ (federate.sh, ...).
 
 Serves SERIES series in the text exposition format at /metrics on 127.0.0.1:PORT. The body is
 built once at start (the same series as benches/common: ten names, half of them recording

@@ -16,7 +16,9 @@
 #   every PROMFED_FAST_INTERVAL (default 1s), "equal" every SCRAPE_INTERVAL;
 # - the downstream Prometheus 2.42 scraping both promfeds' /federate every SCRAPE_INTERVAL
 #   (honor_labels, timestamps honoured as by default; each promfed's series get the target
-#   label via="fast" / via="equal" so that they do not collide).
+#   label via="fast" / via="equal" so that they do not collide), and, for information, the fast
+#   promfed once more with honor_timestamps: false (via="fast_own_ts": samples stored at the
+#   downstream's own scrape times, the work-around when the timestamps passed through make gaps).
 # PRE seconds after the downstream stored its first samples, replica a is killed with SIGKILL
 # (no stale markers, connection refused from then on); POST seconds later the downstream's raw
 # samples of every series are read back (/api/v1/query of a range selector) and, per series:
@@ -43,10 +45,11 @@ POST=${POST:-60}
 RUNS=${RUNS:-3}
 DEADLINE=${DEADLINE:-$((RUNS * (PRE + POST + 150) + 120))}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd) # used by lib.sh (build_promfed)
+export ROOT
 PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
 TMP=$(mktemp -d /tmp/promfed-failover.XXXXXX)
-# shellcheck source=benches/peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 install_peers "$PROMETHEUS:prometheus"
@@ -135,25 +138,32 @@ scrape_configs:
     static_configs:
       - {targets: ['127.0.0.1:$pfast'], labels: {via: fast}}
       - {targets: ['127.0.0.1:$pequal'], labels: {via: equal}}
+  - job_name: federate_own_ts
+    honor_labels: true
+    honor_timestamps: false
+    metrics_path: /federate
+    params: {'match[]': ['$QUERY_MATCH']}
+    static_configs:
+      - {targets: ['127.0.0.1:$pfast'], labels: {via: fast_own_ts}}
 EOF
     spawn "$dir/downstream.log" "$PROMETHEUS" --config.file="$dir/downstream.yml" \
         --storage.tsdb.path="$dir/downstream" --web.listen-address="127.0.0.1:$pd" --log.level=warn
     pids+=("$SPAWNED")
-    wait_for 90 "the downstream to store both promfeds" has_at_least "$pd" 'count(up{job="federate"} == 1)' 2
+    wait_for 90 "the downstream to store both promfeds" has_at_least "$pd" 'count(up{job=~"federate.*"} == 1)' 3
     sleep "$PRE"
     kill_ms=$(python3 -c 'import time; print(int(time.time() * 1000))')
     kill -9 "$PRIMARY_PID"
     log "run $run: primary replica a killed (kill -9) at $kill_ms; $POST s more"
     sleep "$POST"
     end_s=$(python3 -c 'import time; print(f"{time.time():.3f}")')
-    for r in fast equal; do
+    for r in fast equal fast_own_ts; do
         port=$pfast
         [ "$r" = equal ] && port=$pequal
         log "run $run, promfed $r: $(curl -sf "http://127.0.0.1:$port/api/v1/status/groups" | python3 -c '
 import json, sys
 g = json.load(sys.stdin)["data"][0]
 print("leader", g["leader"], "failovers", g["failovers"], "series", g["series"])')"
-        curl -sf "http://127.0.0.1:$pd/api/v1/query" --data-urlencode "query={via=\"$r\",job!=\"federate\"}[$((PRE + POST + 120))s]" \
+        curl -sf "http://127.0.0.1:$pd/api/v1/query" --data-urlencode "query={via=\"$r\",job!~\"federate.*\"}[$((PRE + POST + 120))s]" \
             --data-urlencode "time=$end_s" -o "$dir/samples-$r.json"
         python3 - "$dir/samples-$r.json" "$run" "$r" "$kill_ms" "$SCRAPE_INTERVAL" "$SERIES" >>"$DATA" <<'EOF'
 import json, sys
@@ -206,12 +216,13 @@ med = lambda xs: statistics.median(xs) if xs else float("nan")
 print(f"\nFailover: {int(series):,} series, replicas (Prometheus 2.42) scrape the target every {replica_interval} s, "
       f"the downstream Prometheus scrapes promfed every {interval} s; primary killed with SIGKILL; "
       f"medians of {runs} run(s); gaps between consecutive samples stored downstream\n")
-print("| promfed scrapes the replicas every | failover gap s (intervals) | longest gap after the kill s (intervals) | "
+print("| promfed scrapes the replicas every | failover gap s (intervals), longest | longest gap after the kill s (intervals) | "
       "longest gap before the kill s | series with a gap > 1.1 intervals after the kill | series that stopped | "
       "runs: longest after, s | goal longest <= 1 interval |")
 print("|---|---:|---:|---:|---:|---:|---|---|")
 out = {}
-for via, label in (("fast", f"{fast} s (faster than downstream)"), ("equal", f"{interval} s (= downstream)")):
+for via, label in (("fast", f"{fast} s (faster than downstream)"), ("equal", f"{interval} s (= downstream)"),
+                   ("fast_own_ts", f"{fast} s, downstream with honor_timestamps: false (information)")):
     v = [r for r in rows if r["via"] == via]
     if not v:
         continue
@@ -223,7 +234,8 @@ for via, label in (("fast", f"{fast} s (faster than downstream)"), ("equal", f"{
     out[via] = la / d
     runs_after = ", ".join(f"{r['longest_after']:.2f}" for r in v)
     ok = "met" if la <= 1.1 * d else f"NOT met ({la / d:.2f} intervals)"
-    print(f"| {label} | {fg:.2f} ({fg / d:.2f}) | {la:.2f} ({la / d:.2f}) | {lb:.2f} | {over:.0f} of {series} | {stopped:.0f} | "
+    fgm = med([r["failover_gap_median"] for r in v if r["failover_gap_median"] is not None])
+    print(f"| {label} | {fg:.2f} ({fg / d:.2f}); median over series {fgm:.2f} | {la:.2f} ({la / d:.2f}) | {lb:.2f} | {over:.0f} of {series} | {stopped:.0f} | "
           f"{runs_after} | {ok} |")
 print("\n(a gap counts as within 1 interval up to 1.1 intervals: scrape timestamps jitter by a few ms)")
 for r in rows:
@@ -232,7 +244,7 @@ print(f"took {elapsed} s; load at the end: {load.split('load average:')[-1].stri
 print("OUT " + json.dumps(out))
 EOF
 grep -v '^OUT ' "$TMP/summary.txt"
-echo "${DOWNSTREAM_ERRORS:-}" | sed 's/^/last run: /'
+echo "last run: ${DOWNSTREAM_ERRORS:-}"
 for via in fast equal; do
     gap=$(grep '^OUT ' "$TMP/summary.txt" | sed 's/^OUT //' | python3 -c "import json,sys; print(json.load(sys.stdin).get('$via', ''))")
     interval=$PROMFED_FAST_INTERVAL

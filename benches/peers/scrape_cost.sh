@@ -38,10 +38,11 @@ SCRAPES=${SCRAPES:-6}
 RUNS=${RUNS:-3}
 DEADLINE=${DEADLINE:-$((RUNS * 3 * (SCRAPES + 6) * INTERVAL + 300))}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+ROOT=$(cd "$HERE/../.." && pwd) # used by lib.sh (build_promfed)
+export ROOT
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
 TMP=$(mktemp -d /tmp/promfed-scrape-cost.XXXXXX)
-# shellcheck source=benches/peers/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 install_peers "$VMAGENT:vmagent"

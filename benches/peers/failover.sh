@@ -45,16 +45,14 @@ POST=${POST:-60}
 RUNS=${RUNS:-3}
 DEADLINE=${DEADLINE:-$((RUNS * (PRE + POST + 150) + 120))}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd) # used by lib.sh (build_promfed)
-export ROOT
 PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
-TMP=$(mktemp -d /tmp/promfed-failover.XXXXXX)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
+peers_init failover
 
 install_peers "$PROMETHEUS:prometheus"
 build_promfed
-lib_init "$DEADLINE"
+start_deadline "$DEADLINE"
 T_START=$SECONDS
 
 QUERY_MATCH='{__name__=~".+"}'
@@ -152,7 +150,8 @@ EOF
     wait_for 90 "the downstream to store both promfeds" has_at_least "$pd" 'count(up{job=~"federate.*"} == 1)' 3
     sleep "$PRE"
     kill_ms=$(python3 -c 'import time; print(int(time.time() * 1000))')
-    kill -9 "$PRIMARY_PID"
+    # (waited for here, with the shell's "Killed" notice discarded)
+    { kill -9 "$PRIMARY_PID" && wait "$PRIMARY_PID"; } 2>/dev/null || true
     log "run $run: primary replica a killed (kill -9) at $kill_ms; $POST s more"
     sleep "$POST"
     end_s=$(python3 -c 'import time; print(f"{time.time():.3f}")')

@@ -7,7 +7,7 @@
 #
 #   benches/peers/memory.sh                          # 1M series, 10 s, 3 runs + 1 experiment: ~10 min
 #   SERIES=100000 INTERVAL=5 RUNS=1 benches/peers/memory.sh
-#   ARENA_RUNS=0 benches/peers/memory.sh             # only the default settings
+#   ARENA_RUNS=0 benches/peers/memory.sh             # only the default settings (or ARENA_EXPERIMENT=0)
 #
 # What runs, all on 127.0.0.1, all killed on exit (trap) and after DEADLINE seconds at most:
 # - two gen_target.py processes, replica "a" and "b", each serving the same SERIES series as a
@@ -36,16 +36,15 @@ INTERVAL=${INTERVAL:-10}
 ROUNDS=${ROUNDS:-4}
 RUNS=${RUNS:-3}
 ARENA_RUNS=${ARENA_RUNS:-1}
+[ "${ARENA_EXPERIMENT:-1}" != 0 ] || ARENA_RUNS=0 # ARENA_EXPERIMENT=0: the same as ARENA_RUNS=0
 DEADLINE=${DEADLINE:-$(((RUNS + ARENA_RUNS) * (ROUNDS + 12) * INTERVAL + 600))}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd) # used by lib.sh (build_promfed)
-export ROOT
-TMP=$(mktemp -d /tmp/promfed-memory.XXXXXX)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
+peers_init memory
 
 build_promfed
-lib_init "$DEADLINE"
+start_deadline "$DEADLINE"
 T_START=$SECONDS
 
 PA=$(free_port); PB=$(free_port)

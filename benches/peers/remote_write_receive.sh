@@ -3,9 +3,12 @@
 # ha_tracker), Prometheus 2.42 (--web.enable-remote-write-receiver) and VictoriaMetrics, each
 # started alone and driven by the same load generator (benches/rw_load.rs) with the same
 # payloads. Prints markdown tables: samples/s (wall), samples per CPU-second of the receiver
-# ("per core"), peak RSS, and the ratios promfed/peer. Goal (issue 4): >= 2x both peers per core.
+# ("per core"), peak RSS, and the ratios promfed/peer (medians over RUNS runs, default 1 here);
+# with RESULTS set, appends the per-core rows to it (benches/peers/lib.sh). Goal (issues 4 and
+# 7): >= 2x both peers per core.
 #
 #   benches/peers/remote_write_receive.sh                       # 20 s per receiver, ~2 min
+#   RUNS=3 RUN_SECONDS=10 SERIES=100000 benches/peers/remote_write_receive.sh   # ~4 min
 #   RUN_SECONDS=10 SERIES=50000 benches/peers/remote_write_receive.sh
 #   RECEIVERS="promfed vm" benches/peers/remote_write_receive.sh
 #
@@ -32,85 +35,27 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-5}
 MAX_SAMPLES=${MAX_SAMPLES:-500000000}
 RECEIVERS=${RECEIVERS:-"promfed promfed-ha prometheus vm"}
 DEADLINE=${DEADLINE:-300}
+RUNS=${RUNS:-1}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PROMFED_GIVEN=${PROMFED:-}
-PROMFED=${PROMFED:-$TARGET_DIR/release/promfed}
+. "$HERE/lib.sh"
 RW_LOAD=${RW_LOAD:-}
-PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
-VM=${VM:-/usr/bin/victoria-metrics}
-# Builds of other worktrees share the machine: take the same lock as they do, when there is one.
-BUILD_LOCK=${BUILD_LOCK:-/tmp/promfed-build.lock}
 
-TMP=$(mktemp -d /tmp/promfed-rw-receive.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-log() { printf '[%5ss] %s\n' "$SECONDS" "$*" >&2; }
-locked() { if command -v flock >/dev/null; then flock "$BUILD_LOCK" "$@"; else "$@"; fi; }
-
+peers_init rw-receive
 for r in $RECEIVERS; do
     case $r in
         promfed | promfed-ha) ;;
-        prometheus) [ -x "$PROMETHEUS" ] || { echo "needs Prometheus 2.42 at $PROMETHEUS (apt-get install prometheus)" >&2; exit 2; } ;;
-        vm) [ -x "$VM" ] || { echo "needs VictoriaMetrics at $VM (apt-get install victoria-metrics)" >&2; exit 2; } ;;
-        *) echo "unknown receiver $r (promfed, promfed-ha, prometheus, vm)" >&2; exit 2 ;;
+        prometheus) need_peer "$PROMETHEUS" prometheus ;;
+        vm) need_peer "$VM" victoria-metrics ;;
+        *) die "unknown receiver $r (promfed, promfed-ha, prometheus, vm)" ;;
     esac
 done
+build_promfed
+build_rw_load
+# DEADLINE counts from here (a build may wait for the lock).
+start_deadline "$DEADLINE"
 
-cd "$ROOT"
-if [ -z "$PROMFED_GIVEN" ]; then
-    log "building promfed (release, without the ec2 feature)"
-    locked cargo build --release --no-default-features --bin promfed
-fi
-if [ -z "$RW_LOAD" ]; then
-    log "building the load generator (cargo bench --bench rw_load --no-run)"
-    RW_LOAD=$(locked cargo bench --no-default-features --bench rw_load --no-run --message-format=json |
-        python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rw_load" and m.get("executable"):
-        print(m["executable"])')
-fi
-[ -x "$PROMFED" ] || { echo "no promfed binary at $PROMFED" >&2; exit 2; }
-[ -x "$RW_LOAD" ] || { echo "no load generator binary ($RW_LOAD)" >&2; exit 2; }
-
-# DEADLINE counts from here (a build may wait for the lock). The watchdog's own sleep is
-# killed with it, so that nothing holds the script's output open.
-(
-    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-    sleep "$DEADLINE" >/dev/null 2>&1 &
-    sleeper=$!
-    wait "$sleeper"
-    echo "deadline of ${DEADLINE}s reached, stopping" >&2
-    kill -TERM $$
-) &
-PIDS+=($!)
-trap 'exit 124' TERM INT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-    local until=$((SECONDS + $1)) what=$2; shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$until" ] || { log "timed out waiting for $what"; return 1; }
-        sleep 0.2
-    done
-}
-# Sum of a metric's series (all label sets) in a Prometheus text exposition.
-metric_sum() { # metric_sum URL NAME [LABEL_FILTER_REGEX]
-    curl -sf "$1" | awk -v name="$2" -v filter="${3:-}" '
-        $1 ~ ("^" name "({|$)") && (filter == "" || $1 ~ filter) { s += $NF }
-        END { printf "%.0f\n", s }'
-}
-
-RESULTS="$TMP/results.tsv"
-: >"$RESULTS"
+ROWS="$TMP/rows.tsv"
+: >"$ROWS"
 
 # Starts receiver $1; sets RX_PID, RX_URL (write endpoint) and RX_METRICS.
 start_receiver() {
@@ -125,28 +70,22 @@ start_receiver() {
                 receiver='remote_write_receiver: {ha_tracker: {cluster_label: cluster, replica_label: __replica__}}'
             fi
             printf 'server:\n  listen_address: 127.0.0.1:%s\n%s\n' "$port" "$receiver" >"$TMP/$1/promfed.yml"
-            RUST_LOG=warn "$PROMFED" serve --config "$TMP/$1/promfed.yml" >"$TMP/$1.log" 2>&1 &
-            RX_PID=$!
+            start_promfed "$1/promfed"
             RX_METRICS="http://127.0.0.1:$port/metrics"
             ;;
         prometheus)
             echo 'global: {scrape_interval: 1h}' >"$TMP/$1/prometheus.yml"
-            "$PROMETHEUS" --config.file="$TMP/$1/prometheus.yml" --storage.tsdb.path="$TMP/$1/data" \
-                --web.listen-address="127.0.0.1:$port" --web.enable-remote-write-receiver \
-                --log.level=warn >"$TMP/$1.log" 2>&1 &
-            RX_PID=$!
+            start_prometheus "$1/prometheus" "$port" --web.enable-remote-write-receiver
             RX_METRICS="http://127.0.0.1:$port/metrics"
             ;;
         vm)
-            "$VM" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$TMP/$1/data" -loggerLevel=ERROR \
-                >"$TMP/$1.log" 2>&1 &
-            RX_PID=$!
+            spawn "$TMP/$1/vm.log" "$VM" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$TMP/$1/data" -loggerLevel=ERROR
             RX_METRICS="http://127.0.0.1:$port/metrics"
             ;;
     esac
-    PIDS+=("$RX_PID")
+    RX_PID=$LAST_PID
     RX_URL="http://127.0.0.1:$port/api/v1/write"
-    wait_for 60 "$1 to serve its metrics" curl -sf -o /dev/null "$RX_METRICS" || { tail -20 "$TMP/$1.log" >&2; exit 1; }
+    wait_for 60 "$1 to serve its metrics" curl -sf -o /dev/null "$RX_METRICS" || { tail -20 "$TMP/$1"/*.log >&2; exit 1; }
 }
 
 # What the receiver itself counts as received (includes the warm-up rounds).
@@ -158,27 +97,28 @@ receiver_count() {
     esac
 }
 
-for r in $RECEIVERS; do
-    log "$r: starting"
-    start_receiver "$r"
-    log "$r: pid $RX_PID on $RX_URL; load for ${RUN_SECONDS}s (+${SETTLE_SECONDS}s settle)"
-    out=$("$RW_LOAD" --url "$RX_URL" --pid "$RX_PID" --seconds "$RUN_SECONDS" --settle-seconds "$SETTLE_SECONDS" \
-        --concurrency "$CONCURRENCY" --series "$SERIES" --samples-per-request "$SAMPLES_PER_REQUEST" \
-        --max-samples "$MAX_SAMPLES" 2>"$TMP/$r.load.log") || { cat "$TMP/$r.load.log" >&2; exit 1; }
-    cat "$TMP/$r.load.log" >&2
-    echo "$out" >&2
-    counted=$(receiver_count "$r")
-    if [ "$r" = promfed-ha ]; then
-        dropped=$(metric_sum "$RX_METRICS" promfed_remote_write_samples_dropped_total)
-        log "$r: dropped by promfed (all reasons): $dropped"
-    fi
-    grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r/; s/\$/ counted=$counted/" >>"$RESULTS"
-    kill "$RX_PID" 2>/dev/null || true
-    wait "$RX_PID" 2>/dev/null || true
-    rm -rf "${TMP:?}/$r"
+for run in $(seq "$RUNS"); do
+    for r in $RECEIVERS; do
+        log "$r: starting (run $run/$RUNS)"
+        start_receiver "$r"
+        log "$r: pid $RX_PID on $RX_URL; load for ${RUN_SECONDS}s (+${SETTLE_SECONDS}s settle)"
+        out=$("$RW_LOAD" --url "$RX_URL" --pid "$RX_PID" --seconds "$RUN_SECONDS" --settle-seconds "$SETTLE_SECONDS" \
+            --concurrency "$CONCURRENCY" --series "$SERIES" --samples-per-request "$SAMPLES_PER_REQUEST" \
+            --max-samples "$MAX_SAMPLES" 2>"$TMP/$r.load.log") || { cat "$TMP/$r.load.log" >&2; exit 1; }
+        cat "$TMP/$r.load.log" >&2
+        echo "$out" >&2
+        counted=$(receiver_count "$r")
+        if [ "$r" = promfed-ha ]; then
+            dropped=$(metric_sum "$RX_METRICS" promfed_remote_write_samples_dropped_total)
+            log "$r: dropped by promfed (all reasons): $dropped"
+        fi
+        grep '^RESULT' <<<"$out" | sed "s/^RESULT/$r run=$run/; s/\$/ counted=$counted/" >>"$ROWS"
+        stop "$RX_PID"
+        rm -rf "${TMP:?}/$r"
+    done
 done
 
-python3 - "$RESULTS" "$SERIES" "$SAMPLES_PER_REQUEST" "$CONCURRENCY" "$RUN_SECONDS" "$SETTLE_SECONDS" <<'EOF'
+python3 - "$ROWS" "$SERIES" "$SAMPLES_PER_REQUEST" "$CONCURRENCY" "$RUN_SECONDS" "$SETTLE_SECONDS" <<'EOF'
 import sys
 
 path, series, spr, conc, secs, settle = sys.argv[1:]
@@ -188,31 +128,35 @@ NAMES = {
     "prometheus": "Prometheus 2.42",
     "vm": "VictoriaMetrics 1.79",
 }
-rows = {}
+import statistics
+
+runs = []  # (receiver, row) per run
 for line in open(path):
     name, *kv = line.split()
-    rows[name] = dict(x.split("=", 1) for x in kv)
+    runs.append((name, dict(x.split("=", 1) for x in kv)))
+rows = {name: row for name, row in runs}  # the last run's row, for the receivers present
 
 def num(r, k):
+    """The median over the runs of receiver r's field k."""
     try:
-        return float(rows[r][k])
-    except (KeyError, ValueError):
+        return statistics.median(float(row[k]) for name, row in runs if name == r)
+    except (KeyError, ValueError, statistics.StatisticsError):
         return float("nan")
 
 print(f"\nRemote-Write receive: {series} series x 10 labels, {spr} samples per request, {conc} "
       f"connections, {secs} s per receiver after 2 warm-up rounds; CPU over the window (+{settle} s after)\n")
-print("| receiver | samples accepted | samples/s (wall) | CPU s | CPU s incl. settle | samples per CPU-s | "
+print("| receiver | run | samples accepted | samples/s (wall) | CPU s | CPU s incl. settle | samples per CPU-s | "
       "samples per CPU-s incl. settle | peak RSS MB | errors | receiver's own count | load generator CPU s |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for r, row in rows.items():
-    print(f"| {NAMES.get(r, r)} | {row['samples']} | {num(r, 'samples_per_sec'):,.0f} | {row['receiver_cpu_seconds']} | "
-          f"{row['receiver_cpu_seconds_settled']} | {num(r, 'samples_per_cpu_second'):,.0f} | "
-          f"{num(r, 'samples_per_cpu_second_settled'):,.0f} | {row['receiver_vmhwm_mb']} | {row['errors']} | "
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for r, row in runs:
+    print(f"| {NAMES.get(r, r)} | {row['run']} | {row['samples']} | {float(row['samples_per_sec']):,.0f} | {row['receiver_cpu_seconds']} | "
+          f"{row['receiver_cpu_seconds_settled']} | {float(row['samples_per_cpu_second']):,.0f} | "
+          f"{float(row['samples_per_cpu_second_settled']):,.0f} | {row['receiver_vmhwm_mb']} | {row['errors']} | "
           f"{row['counted']} | {row['loadgen_cpu_seconds']} |")
 peers = [p for p in ("prometheus", "vm") if p in rows]
 mine = [m for m in ("promfed", "promfed-ha") if m in rows]
 if peers and mine:
-    print("\n| ratio promfed / peer | per core (incl. settle) | per core (window) | wall samples/s | peak RSS | goal >= 2x per core |")
+    print(f"\n| ratio promfed / peer (medians of {len(runs) // len(rows)} runs) | per core (incl. settle) | per core (window) | wall samples/s | peak RSS | goal >= 2x per core |")
     print("|---|---:|---:|---:|---:|---|")
     for m in mine:
         for p in peers:
@@ -223,4 +167,22 @@ if peers and mine:
             print(f"| {NAMES[m]} / {NAMES[p]} | {core:.2f}x | {core_w:.2f}x | {wall:.2f}x | {rss:.2f}x | "
                   f"{'met' if core >= 2 else 'NOT met'} |")
 EOF
+
+# The shared results: samples per CPU-second (incl. settle) per receiver, medians over the runs.
+per_core() { # per_core RECEIVER: the median of samples_per_cpu_second_settled over the runs
+    local v
+    mapfile -t v < <(awk -v r="$1" '$1 == r { for (i = 2; i <= NF; i++) if ($i ~ /^samples_per_cpu_second_settled=/) { sub(/.*=/, "", $i); print $i } }' "$ROWS")
+    if [ "${#v[@]}" -eq 0 ]; then echo nan; else median "${v[@]}"; fi
+}
+declare -A RX_NAME=([promfed]="receiver only" [promfed-ha]="ha_tracker on" [prometheus]="Prometheus 2.42" [vm]="VictoriaMetrics 1.79")
+for m in promfed promfed-ha; do
+    [[ " $RECEIVERS " == *" $m "* ]] || continue
+    for p in prometheus vm; do
+        [[ " $RECEIVERS " == *" $p "* ]] || continue
+        emit_result remote_write_receive "$((SERIES / 1000))k series, promfed ${RX_NAME[$m]}" \
+            "samples per CPU-second (incl. ${SETTLE_SECONDS} s settle)" "samples/CPU-s" "$(per_core "$m")" \
+            "${RX_NAME[$p]}" "$(per_core "$p")" ">= 2" "$RUNS" "${RUN_SECONDS} s of load, ${CONCURRENCY} connections"
+    done
+done
+if [ -n "${RESULTS:-}" ]; then echo; results_table remote_write_receive; fi
 log "done"

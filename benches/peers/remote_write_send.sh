@@ -32,73 +32,18 @@ CAPACITY=${CAPACITY:-2500} # samples read ahead per shard (Prometheus 2.42's def
 STEADY_SECONDS=${STEADY_SECONDS:-30}
 DEADLINE=${DEADLINE:-300}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PROMFED_GIVEN=${PROMFED:-}
-PROMFED=${PROMFED:-$TARGET_DIR/release/promfed}
-PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
-VM=${VM:-/usr/bin/victoria-metrics}
-BUILD_LOCK=${BUILD_LOCK:-/tmp/promfed-build.lock}
+. "$HERE/lib.sh"
 
-TMP=$(mktemp -d /tmp/promfed-rw-send.XXXXXX)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-log() { printf '[%5ss] %s\n' "$SECONDS" "$*" >&2; }
-locked() { if command -v flock >/dev/null; then flock "$BUILD_LOCK" "$@"; else "$@"; fi; }
-
-[ -x "$PROMETHEUS" ] || { echo "needs Prometheus 2.42 at $PROMETHEUS (apt-get install prometheus)" >&2; exit 2; }
-[ -x "$VM" ] || { echo "needs VictoriaMetrics at $VM (apt-get install victoria-metrics)" >&2; exit 2; }
-if [ -z "$PROMFED_GIVEN" ]; then
-    log "building promfed (release, without the ec2 feature)"
-    (cd "$ROOT" && locked cargo build --release --no-default-features --bin promfed)
-fi
-[ -x "$PROMFED" ] || { echo "no promfed binary at $PROMFED" >&2; exit 2; }
-
-# DEADLINE counts from here (a build may wait for the lock). The watchdog's own sleep is
-# killed with it, so that nothing holds the script's output open.
-(
-    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-    sleep "$DEADLINE" >/dev/null 2>&1 &
-    sleeper=$!
-    wait "$sleeper"
-    echo "deadline of ${DEADLINE}s reached, stopping" >&2
-    kill -TERM $$
-) &
-PIDS+=($!)
-trap 'exit 124' TERM INT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
-    local until=$((SECONDS + $1)) what=$2; shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ "$SECONDS" -lt "$until" ] || { log "timed out waiting for $what"; return 1; }
-        sleep 0.2
-    done
-}
-# Sum of a metric's series in a text exposition (0 when absent).
-metric_sum() { # metric_sum URL NAME [LABEL_FILTER_REGEX]
-    curl -sf "$1" | awk -v name="$2" -v filter="${3:-}" '
-        $1 ~ ("^" name "({|$)") && (filter == "" || $1 ~ filter) { s += $NF }
-        END { printf "%.0f\n", s }'
-}
-cpu_seconds() { # utime+stime of a process
-    awk -v tck="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / tck }' "/proc/$1/stat"
-}
-now() { python3 -c 'import time; print(f"{time.monotonic():.3f}")'; }
-calc() { python3 -c "print($1)"; }
+peers_init rw-send
+need_peer "$PROMETHEUS" prometheus
+need_peer "$VM" victoria-metrics
+build_promfed
+# DEADLINE counts from here (a build may wait for the lock).
+start_deadline "$DEADLINE"
 
 PT=$(free_port); PV=$(free_port); PF=$(free_port); PP=$(free_port)
 
-log "target: $SERIES series on :$PT"
-python3 "$HERE/gen_target.py" "$PT" "$SERIES" >"$TMP/target.log" 2>&1 &
-PIDS+=($!)
-wait_for 60 "target" curl -sf -o /dev/null "http://127.0.0.1:$PT/metrics"
+start_target "$PT" "$SERIES"
 
 mkdir -p "$TMP/data"
 cat >"$TMP/promfed.yml" <<EOF
@@ -119,9 +64,8 @@ remote_write:
     queue_config: {capacity: $CAPACITY, min_shards: $SHARDS, max_shards: $SHARDS, max_samples_per_send: 500, max_backoff: 1s}
 EOF
 log "promfed on :$PF (VictoriaMetrics not started yet: the queue fills)"
-RUST_LOG=warn "$PROMFED" serve --config "$TMP/promfed.yml" >"$TMP/promfed.log" 2>&1 &
-PROMFED_PID=$!
-PIDS+=($PROMFED_PID)
+start_promfed promfed
+PROMFED_PID=$LAST_PID
 PM="http://127.0.0.1:$PF/metrics"
 wait_for 30 "promfed" curl -sf -o /dev/null "$PM"
 pending() { metric_sum "$PM" promfed_remote_storage_samples_pending; }
@@ -131,9 +75,8 @@ wait_for $((BACKLOG / SERIES * SCRAPE_INTERVAL * 3 + 30)) "a backlog of $BACKLOG
 log "backlog: $(pending) samples pending, $(metric_sum "$PM" promfed_remote_storage_queue_bytes) bytes in the queue"
 
 VM_DIR="$TMP/vm"
-"$VM" -httpListenAddr="127.0.0.1:$PV" -storageDataPath="$VM_DIR" -loggerLevel=ERROR >"$TMP/vm.log" 2>&1 &
-VM_PID=$!
-PIDS+=($VM_PID)
+spawn "$TMP/vm.log" "$VM" -httpListenAddr="127.0.0.1:$PV" -storageDataPath="$VM_DIR" -loggerLevel=ERROR
+VM_PID=$LAST_PID
 any_sent() { [ "$(sent)" -gt 0 ]; }
 wait_for 30 "promfed's first accepted request" any_sent
 t0=$(now); s0=$(sent); c0=$(cpu_seconds "$PROMFED_PID"); v0=$(cpu_seconds "$VM_PID"); b0=$(metric_sum "$PM" promfed_remote_storage_bytes_total)
@@ -148,12 +91,11 @@ b2=$(metric_sum "$PM" promfed_remote_storage_bytes_total)
 failed=$(metric_sum "$PM" promfed_remote_storage_samples_failed_total)
 dropped=$(metric_sum "$PM" promfed_remote_storage_samples_dropped_total)
 emitted=$(metric_sum "$PM" promfed_merge_emitted_samples_total)
-promfed_hwm=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$PROMFED_PID/status")
-kill "$PROMFED_PID"; wait "$PROMFED_PID" 2>/dev/null || true
+promfed_hwm=$(hwm_mb "$PROMFED_PID")
+stop "$PROMFED_PID"
 log "promfed stopped: sent $s2 of $emitted emitted, failed $failed, dropped $dropped"
 
-mkdir -p "$TMP/prom"
-cat >"$TMP/prometheus.yml" <<EOF
+cat >"$TMP/prom.yml" <<EOF
 global:
   scrape_interval: ${SCRAPE_INTERVAL}s
   scrape_timeout: $((SCRAPE_INTERVAL - 1))s
@@ -166,10 +108,8 @@ remote_write:
     queue_config: {max_shards: $SHARDS}
 EOF
 log "prometheus on :$PP, remote-writing the same series to the same VictoriaMetrics"
-"$PROMETHEUS" --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/prom" \
-    --web.listen-address="127.0.0.1:$PP" --log.level=warn >"$TMP/prom.log" 2>&1 &
-PROM_PID=$!
-PIDS+=($PROM_PID)
+start_prometheus prom "$PP"
+PROM_PID=$LAST_PID
 QM="http://127.0.0.1:$PP/metrics"
 prom_sent() { metric_sum "$QM" prometheus_remote_storage_samples_total; }
 prom_any() { [ "$(prom_sent)" -gt 0 ]; }
@@ -180,7 +120,7 @@ sleep "$STEADY_SECONDS"
 q1=$(now); qs1=$(prom_sent); qb1=$(metric_sum "$QM" prometheus_remote_storage_bytes_total)
 qc1=$(cpu_seconds "$PROM_PID")
 qfailed=$(metric_sum "$QM" prometheus_remote_storage_samples_failed_total)
-prom_hwm=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$PROM_PID/status")
+prom_hwm=$(hwm_mb "$PROM_PID")
 
 python3 - <<EOF
 series, interval, shards = $SERIES, $SCRAPE_INTERVAL, $SHARDS

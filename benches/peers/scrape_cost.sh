@@ -38,17 +38,15 @@ SCRAPES=${SCRAPES:-6}
 RUNS=${RUNS:-3}
 DEADLINE=${DEADLINE:-$((RUNS * 3 * (SCRAPES + 6) * INTERVAL + 300))}
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd) # used by lib.sh (build_promfed)
-export ROOT
 VMAGENT=${VMAGENT:-/usr/bin/vmagent}
-TMP=$(mktemp -d /tmp/promfed-scrape-cost.XXXXXX)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
+peers_init scrape-cost
 
-install_peers "$VMAGENT:vmagent"
+install_peers "$VMAGENT:victoria-metrics"
 build_promfed
 # DEADLINE counts from here (a build may wait for the lock).
-lib_init "$DEADLINE"
+start_deadline "$DEADLINE"
 T_START=$SECONDS
 
 PT=$(free_port); PS=$(free_port)

@@ -219,10 +219,10 @@ med = lambda xs: statistics.median(xs) if xs else float("nan")
 print(f"\nFailover: {int(series):,} series, replicas (Prometheus 2.42) scrape the target every {replica_interval} s, "
       f"the downstream Prometheus scrapes promfed every {interval} s; primary killed with SIGKILL; "
       f"medians of {runs} run(s); gaps between consecutive samples stored downstream\n")
-print("| promfed scrapes the replicas every | longest gap after the kill s (intervals) | median over series s | "
-      "longest gap before the kill s | series with a gap > 1.1 intervals after the kill | series that stopped | "
-      "runs: longest after, s | goal longest <= 1 interval |")
-print("|---|---:|---:|---:|---:|---:|---|---|")
+print("| promfed scrapes the replicas every | longest gap after the kill s (intervals), median of runs | worst run s (intervals) | "
+      "runs with a gap > 1.1 intervals | longest gap before the kill s | series with a gap > 1.1 intervals after the kill | "
+      "series that stopped | runs: longest after, s | goal longest <= 1 interval (median / worst run) |")
+print("|---|---:|---:|---:|---:|---:|---:|---|---|")
 out = {}
 for via, label in (("fast", f"{fast} s (faster than downstream)"), ("equal", f"{interval} s (= downstream)"),
                    ("fast_own_ts", f"{fast} s, downstream with honor_timestamps: false (information)")):
@@ -233,26 +233,33 @@ for via, label in (("fast", f"{fast} s (faster than downstream)"), ("equal", f"{
     lb = med([r["longest_before"] for r in v])
     over = med([r["series_over_1_interval"] for r in v])
     stopped = med([r["series_stopped"] for r in v])
-    out[via] = la / d
+    worst = max(r["longest_after"] for r in v)
+    n_bad = sum(r["longest_after"] > 1.1 * d for r in v)
+    out[via] = (la / d, worst / d)
     runs_after = ", ".join(f"{r['longest_after']:.2f}" for r in v)
-    ok = "met" if la <= 1.1 * d else f"NOT met ({la / d:.2f} intervals)"
-    ma = med([r["median_after"] for r in v])
-    print(f"| {label} | {la:.2f} ({la / d:.2f}) | {ma:.2f} | {lb:.2f} | {over:.0f} of {series} | {stopped:.0f} | "
-          f"{runs_after} | {ok} |")
+    ok = lambda x: "met" if x <= 1.1 * d else f"NOT met ({x / d:.2f} intervals)"
+    print(f"| {label} | {la:.2f} ({la / d:.2f}) | {worst:.2f} ({worst / d:.2f}) | {n_bad} of {len(v)} | {lb:.2f} | "
+          f"{over:.0f} of {series} (median of runs) | {stopped:.0f} | {runs_after} | {ok(la)} / {ok(worst)} |")
 print("\n(a gap counts as within 1 interval up to 1.1 intervals: scrape timestamps jitter by a few ms)")
+print("(all series share the replicas' scrape phases, so in a run either every series has the long gap or none)")
 for r in rows:
-    print(f"run {r['run']} {r['via']}: the secondary's samples are {r['secondary_lag']} s later in the replica interval than "
-          f"the primary's; one series' timestamps around the kill (s from it): {r['example_ts_around_kill']}")
+    lag = "" if r["via"] == "fast_own_ts" else (f"the secondary's samples are {r['secondary_lag']} s later in the replica "
+                                                f"interval than the primary's; ")
+    print(f"run {r['run']} {r['via']}: {lag}one series' timestamps around the kill (s from it): {r['example_ts_around_kill']}")
 print(f"took {elapsed} s; load at the end: {load.split('load average:')[-1].strip()}")
 print("OUT " + json.dumps(out))
 EOF
 grep -v '^OUT ' "$TMP/summary.txt"
 echo "last run: ${DOWNSTREAM_ERRORS:-}"
 for via in fast equal; do
-    gap=$(grep '^OUT ' "$TMP/summary.txt" | sed 's/^OUT //' | python3 -c "import json,sys; print(json.load(sys.stdin).get('$via', ''))")
+    read -r gap worst < <(grep '^OUT ' "$TMP/summary.txt" | sed 's/^OUT //' |
+        python3 -c "import json,sys; print(*json.load(sys.stdin).get('$via', ['', '']))")
     interval=$PROMFED_FAST_INTERVAL
     [ "$via" = equal ] && interval=$SCRAPE_INTERVAL
     emit_result failover "$SERIES series, primary killed, promfed scraping every ${interval}s, downstream every ${SCRAPE_INTERVAL}s" \
         "longest gap downstream" "scrape intervals" "$gap" "" "" "<= 1.1" "$RUNS"
+    # The median hides a run that missed: the worst run as its own row.
+    emit_result failover "$SERIES series, primary killed, promfed scraping every ${interval}s, downstream every ${SCRAPE_INTERVAL}s, worst of $RUNS runs" \
+        "longest gap downstream" "scrape intervals" "$worst" "" "" "<= 1.1" "$RUNS"
 done
 log "done"

@@ -15,7 +15,6 @@ use crate::series::unescape_label_value;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use prost::Message;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
@@ -145,49 +144,90 @@ pub fn render_protobuf<'a>(entries: impl Iterator<Item = Served<'a>>, out: &mut 
     n
 }
 
+/// Writes the length-delimited `MetricFamily` messages straight from the compact keys.
+///
+/// Hand-written for the hot path: building prost structs (a `Metric`, and two `String`s for
+/// each label) took 5 s for the first protobuf body of a million series, 50 times the text
+/// renderer. The bytes are what prost writes for the same messages (fields in tag order,
+/// optional fields present), which a test checks against prost.
 fn protobuf_into<'a>(entries: impl Iterator<Item = Served<'a>>, o: &mut Out) -> u64 {
     let mut count = 0;
-    let mut current: Option<proto::MetricFamily> = None;
-    let flush = |family: proto::MetricFamily, o: &mut Out| {
-        // Encoding into a Vec cannot fail.
-        let _ = family.encode_length_delimited(o.buf());
-        o.maybe_flush();
-    };
+    // The open family: its name, type and encoded `metric` fields so far.
+    let mut family: Option<(&str, MetricType)> = None;
+    let mut metrics: Vec<u8> = Vec::new();
+    let mut metric: Vec<u8> = Vec::with_capacity(256);
+    let mut label: Vec<u8> = Vec::with_capacity(128);
     for e in entries {
         let name = e.key.name();
-        if current.as_ref().is_none_or(|f| f.name.as_deref() != Some(name)) {
-            if let Some(f) = current.take() {
-                flush(f, o);
+        if family.is_none_or(|(f, _)| f != name) {
+            if let Some((f, t)) = family.take() {
+                write_family(o, f, t, &metrics);
+                metrics.clear();
             }
-            current = Some(proto::MetricFamily {
-                name: Some(name.to_owned()),
-                r#type: Some(proto_type(e.render_type) as i32),
-                ..Default::default()
-            });
+            family = Some((name, e.render_type));
         }
-        let label = e
-            .key
-            .labels()
-            .map(|(n, v)| proto::LabelPair {
-                name: Some(n.to_owned()),
-                value: Some(unescape_label_value(v).into_owned()),
-            })
-            .collect();
-        let mut metric = proto::Metric { label, timestamp_ms: Some(e.ts), ..Default::default() };
-        match e.render_type {
-            MetricType::Counter => metric.counter = Some(proto::Counter { value: Some(e.value), ..Default::default() }),
-            MetricType::Gauge => metric.gauge = Some(proto::Gauge { value: Some(e.value) }),
-            _ => metric.untyped = Some(proto::Untyped { value: Some(e.value) }),
+        metric.clear();
+        for (n, v) in e.key.labels() {
+            let v = unescape_label_value(v);
+            label.clear();
+            put_bytes(&mut label, 1, n.as_bytes());
+            put_bytes(&mut label, 2, v.as_bytes());
+            put_bytes(&mut metric, 1, &label);
         }
-        if let Some(f) = current.as_mut() {
-            f.metric.push(metric);
-        }
+        // gauge = 2, counter = 3, untyped = 5; each a message holding `double value = 1`.
+        let field = match e.render_type {
+            MetricType::Counter => 3,
+            MetricType::Gauge => 2,
+            _ => 5,
+        };
+        put_key(&mut metric, field, 2);
+        metric.push(9);
+        metric.push(0x09);
+        metric.extend_from_slice(&e.value.to_le_bytes());
+        put_key(&mut metric, 6, 0);
+        put_varint(&mut metric, e.ts as u64);
+        put_bytes(&mut metrics, 4, &metric);
         count += 1;
     }
-    if let Some(f) = current.take() {
-        flush(f, o);
+    if let Some((f, t)) = family {
+        write_family(o, f, t, &metrics);
     }
     count
+}
+
+/// One length-delimited `MetricFamily`: `name = 1`, `type = 3`, then the `metric = 4` fields.
+fn write_family(o: &mut Out, name: &str, t: MetricType, metrics: &[u8]) {
+    let t = proto_type(t) as u64;
+    let len = 1 + varint_len(name.len() as u64) + name.len() + 1 + varint_len(t) + metrics.len();
+    let out = o.buf();
+    put_varint(out, len as u64);
+    put_bytes(out, 1, name.as_bytes());
+    put_key(out, 3, 0);
+    put_varint(out, t);
+    out.extend_from_slice(metrics);
+    o.maybe_flush();
+}
+
+fn put_key(out: &mut Vec<u8>, field: u32, wire: u32) {
+    put_varint(out, u64::from(field << 3 | wire));
+}
+
+fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+    put_key(out, field, 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The canonical `match[]` list of a body cache key: a selector set that matches everything is
@@ -359,6 +399,74 @@ mod tests {
             assert!(x.2 == y.2 || (x.2.is_nan() && y.2.is_nan()));
         }
         assert_eq!(a.0[1].1[1].1, "/a\"b\\c\nd");
+    }
+
+    /// The prost rendering the hand-written one replaced: the oracle of its bytes.
+    fn prost_protobuf<'a>(entries: impl Iterator<Item = Served<'a>>) -> Vec<u8> {
+        use prost::Message;
+        let mut out = Vec::new();
+        let mut current: Option<proto::MetricFamily> = None;
+        for e in entries {
+            let name = e.key.name();
+            if current.as_ref().is_none_or(|f| f.name.as_deref() != Some(name)) {
+                if let Some(f) = current.take() {
+                    f.encode_length_delimited(&mut out).unwrap();
+                }
+                current = Some(proto::MetricFamily {
+                    name: Some(name.to_owned()),
+                    r#type: Some(proto_type(e.render_type) as i32),
+                    ..Default::default()
+                });
+            }
+            let label = e
+                .key
+                .labels()
+                .map(|(n, v)| proto::LabelPair {
+                    name: Some(n.to_owned()),
+                    value: Some(unescape_label_value(v).into_owned()),
+                })
+                .collect();
+            let mut metric = proto::Metric { label, timestamp_ms: Some(e.ts), ..Default::default() };
+            match e.render_type {
+                MetricType::Counter => {
+                    metric.counter = Some(proto::Counter { value: Some(e.value), ..Default::default() })
+                }
+                MetricType::Gauge => metric.gauge = Some(proto::Gauge { value: Some(e.value) }),
+                _ => metric.untyped = Some(proto::Untyped { value: Some(e.value) }),
+            }
+            current.as_mut().unwrap().metric.push(metric);
+        }
+        if let Some(f) = current {
+            f.encode_length_delimited(&mut out).unwrap();
+        }
+        out
+    }
+
+    /// Same bytes as prost for the same messages: escapes, empty values, negative and huge
+    /// timestamps, NaN and infinities, long labels (two-byte lengths), all three types.
+    #[test]
+    fn protobuf_bytes_are_prosts() {
+        let long = "v".repeat(300);
+        let entries = vec![
+            entry(&format!("a_total{{k=\"{long}\"}}"), 1.5, -5, MetricType::Counter),
+            entry("a_total{k=\"x\\\"y\\nz\"}", f64::NAN, i64::MIN, MetricType::Counter),
+            entry("b{e=\"\"}", f64::INFINITY, 0, MetricType::Gauge),
+            entry("b{e=\"1\"}", -0.0, i64::MAX, MetricType::Gauge),
+            entry("c", 7.0, 1_700_000_000_000, MetricType::Untyped),
+        ];
+        let snap = group(&entries);
+        let mut pb = Vec::new();
+        render_protobuf(snap.served(), &mut pb);
+        assert_eq!(pb, prost_protobuf(snap.served()));
+        let sample = sample_entries();
+        let mut pb = Vec::new();
+        render_protobuf(sample.served(), &mut pb);
+        assert_eq!(pb, prost_protobuf(sample.served()));
+        let big = big_snapshot(5000);
+        let g = &big.groups[0];
+        let mut pb = Vec::new();
+        render_protobuf(g.served(), &mut pb);
+        assert_eq!(pb, prost_protobuf(g.served()));
     }
 
     #[test]

@@ -298,7 +298,9 @@ impl Prerender {
         tokio::task::spawn_blocking(move || {
             let raw = vec![EVERYTHING.to_owned()];
             let all = SelectorSet::parse([EVERYTHING]).unwrap_or_default();
-            for bit in 0..4u8 {
+            // Text+gzip first: it is what a global Prometheus 2.42 asks for (protobuf only with
+            // native histograms), and the one render a scrape of a new snapshot waits for.
+            for bit in [1u8, 3, 0, 2] {
                 if wanted & (1 << bit) != 0 {
                     federate_body(&snapshot, &all, &raw, bit & 2 != 0, bit & 1 != 0);
                 }

@@ -130,16 +130,8 @@ impl std::fmt::Debug for Values {
 
 /// Appends one escaped value to a values blob.
 pub fn push_value(blob: &mut Vec<u8>, value: &[u8]) {
-    push_len(blob, value.len());
+    crate::varint::put_varint(blob, value.len() as u64);
     blob.extend_from_slice(value);
-}
-
-fn push_len(blob: &mut Vec<u8>, mut len: usize) {
-    while len >= 0x80 {
-        blob.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    blob.push(len as u8);
 }
 
 /// Iterates the escaped values of a values blob.

@@ -24,6 +24,7 @@
 //! - [`sidecar`]: blackbox_exporter-compatible probes (`/probe`, scheduled probes, `promfed probe`).
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
+//! - [`varint`]: protobuf varints for the hand-written encoders.
 pub mod cli;
 pub mod client;
 pub mod clock;
@@ -44,3 +45,4 @@ pub mod series;
 pub mod serve;
 pub mod sidecar;
 pub mod telemetry;
+pub mod varint;

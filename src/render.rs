@@ -12,6 +12,7 @@ use crate::parse::MetricType;
 use crate::parse::proto;
 use crate::selector::SelectorSet;
 use crate::series::unescape_label_value;
+use crate::varint::{put_varint, varint_len};
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -216,18 +217,6 @@ fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_key(out, field, 2);
     put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The canonical `match[]` list of a body cache key: a selector set that matches everything is

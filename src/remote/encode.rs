@@ -7,21 +7,7 @@
 //! prost would need an owned `String` per label per sample. The output is checked against
 //! prost's decoder in the tests.
 
-/// Appends `v` as a protobuf varint.
-#[inline]
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-#[inline]
-fn varint_len(v: u64) -> usize {
-    // One byte per 7 bits, at least one.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
+use crate::varint::{put_varint, varint_len};
 
 /// Length of a `Label { name = 1, value = 2 }` message.
 #[inline]

@@ -163,14 +163,10 @@ impl GroupClient {
         if resp.content_length().is_some_and(|n| n > self.body_limit) {
             return Err(ScrapeError::BodyTooLarge { url, limit: self.body_limit });
         }
-        let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        let gzip = match encoding.trim() {
-            "" | "identity" => false,
-            "gzip" | "x-gzip" => true,
-            other => return Err(ScrapeError::ContentEncoding { url, encoding: other.to_owned() }),
+        let Some(gzip) = gzipped(&encoding) else {
+            return Err(ScrapeError::ContentEncoding { url, encoding: encoding.trim().to_owned() });
         };
-        if media == "text/plain" || media.is_empty() {
-            // An empty content type is read as text, as Prometheus does.
+        if is_text(&media_type(&content_type)) {
             return self.scrape_text(url, resp, gzip).await;
         }
         let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
@@ -343,14 +339,14 @@ pub fn decode(
     decompressed_limit: u64,
     identity: &Identity,
 ) -> Result<Scraped, ScrapeError> {
-    let body: Bytes = match encoding.trim() {
-        "" | "identity" => {
+    let body: Bytes = match gzipped(encoding) {
+        Some(false) => {
             if body.len() as u64 > decompressed_limit {
                 return Err(ScrapeError::DecompressedTooLarge { url: url.to_owned(), limit: decompressed_limit });
             }
             body
         }
-        "gzip" | "x-gzip" => {
+        Some(true) => {
             let mut out = Vec::with_capacity((body.len() * 4).min(decompressed_limit as usize));
             let mut dec = flate2::read::GzDecoder::new(&body[..]).take(decompressed_limit + 1);
             dec.read_to_end(&mut out).map_err(|source| ScrapeError::Decompress { url: url.to_owned(), source })?;
@@ -359,24 +355,44 @@ pub fn decode(
             }
             Bytes::from(out)
         }
-        other => return Err(ScrapeError::ContentEncoding { url: url.to_owned(), encoding: other.to_owned() }),
+        None => {
+            return Err(ScrapeError::ContentEncoding { url: url.to_owned(), encoding: encoding.trim().to_owned() });
+        }
     };
     let mut builder = BatchBuilder::new(identity, body.len());
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = media_type(content_type);
     let is_delimited_proto = media == "application/vnd.google.protobuf"
         && content_type.contains("io.prometheus.client.MetricFamily")
         && content_type.contains("encoding=delimited");
     if is_delimited_proto {
         parse_protobuf_delimited(&body, &mut builder)
             .map_err(|source| ScrapeError::ParseProtobuf { url: url.to_owned(), source })?;
-    } else if media == "text/plain" || media.is_empty() {
-        // An empty content type is read as text, as Prometheus does.
+    } else if is_text(&media) {
         parse_text(&body, &mut builder).map_err(|source| ScrapeError::ParseText { url: url.to_owned(), source })?;
     } else {
         return Err(ScrapeError::ContentType { url: url.to_owned(), content_type: content_type.to_owned() });
     }
     let rejected = builder.rejected;
     Ok(Scraped { batch: builder.finish(), bytes: body.len() as u64, rejected })
+}
+
+/// The media type of a `Content-Type`, lowercased, without its parameters.
+fn media_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// A text body: `text/plain`, or no content type at all (read as text, as Prometheus does).
+fn is_text(media: &str) -> bool {
+    media == "text/plain" || media.is_empty()
+}
+
+/// Whether a `Content-Encoding` is gzip, or none; `None` for one promfed cannot read.
+fn gzipped(encoding: &str) -> Option<bool> {
+    match encoding.trim() {
+        "" | "identity" => Some(false),
+        "gzip" | "x-gzip" => Some(true),
+        _ => None,
+    }
 }
 
 fn classify(url: &str, timeout: Duration, e: reqwest::Error) -> ScrapeError {

@@ -18,7 +18,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where rendered bytes go: a plain body, or a gzip stream fed in chunks so that a gzip body
@@ -252,12 +252,16 @@ pub fn federate_body(
 /// formats scrapers asked for recently, so that no scrape waits for a render (a global
 /// Prometheus scrapes promfed a few times between two merges at most: without this nearly every
 /// scrape would be the first of its snapshot).
+///
+/// Each format (text or protobuf, plain or gzip) is followed on its own: the one asked most
+/// recently is rendered first (a scrape of the new snapshot waits for at most its own render),
+/// and one nobody asked for within [`PRERENDER_FOR_SECS`] is no longer rendered nor held (at 1M
+/// series a plain text body is ~160 MB).
 #[derive(Debug, Default)]
 pub struct Prerender {
-    /// Bit `2 * protobuf + gzip` set: that variant of the full body was asked for.
-    wanted: AtomicU8,
-    /// When one was last asked for, in seconds since the epoch.
-    last_asked: AtomicI64,
+    /// Per variant (index `2 * protobuf + gzip`), when it was last asked for, in seconds since
+    /// the epoch; 0: never.
+    last_asked: [AtomicI64; 4],
 }
 
 /// Variants not asked for within this long stop being prerendered.
@@ -267,32 +271,36 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// The variants to render ahead at `now` (index `2 * protobuf + gzip`), most recently asked
+/// first: those asked within [`PRERENDER_FOR_SECS`]. Ties (asked in the same second) go to
+/// text+gzip first, what a global Prometheus 2.42 asks for (protobuf only with native
+/// histograms on).
+fn prerender_order(last_asked: [i64; 4], now: i64) -> Vec<u8> {
+    let mut order: Vec<u8> = (0..4u8)
+        .filter(|&v| last_asked[usize::from(v)] > 0 && now - last_asked[usize::from(v)] <= PRERENDER_FOR_SECS)
+        .collect();
+    let tie = |v: u8| [2u8, 0, 3, 1][usize::from(v)];
+    order.sort_by_key(|&v| (std::cmp::Reverse(last_asked[usize::from(v)]), tie(v)));
+    order
+}
+
 impl Prerender {
     /// Notes that a scraper asked for the full body in this format.
     pub fn asked(&self, protobuf: bool, gzipped: bool) {
-        self.wanted.fetch_or(1 << (2 * u8::from(protobuf) + u8::from(gzipped)), Ordering::Relaxed);
-        self.last_asked.store(now_secs(), Ordering::Relaxed);
+        self.last_asked[usize::from(2 * u8::from(protobuf) + u8::from(gzipped))].store(now_secs(), Ordering::Relaxed);
     }
 
     /// Renders the wanted variants of `snapshot` on the blocking pool (call from the runtime).
     pub fn published(self: &Arc<Self>, snapshot: Arc<Snapshot>) {
-        if now_secs() - self.last_asked.load(Ordering::Relaxed) > PRERENDER_FOR_SECS {
-            self.wanted.store(0, Ordering::Relaxed);
-            return;
-        }
-        let wanted = self.wanted.load(Ordering::Relaxed);
-        if wanted == 0 || !snapshot.ready {
+        let order = prerender_order(self.last_asked.each_ref().map(|a| a.load(Ordering::Relaxed)), now_secs());
+        if order.is_empty() || !snapshot.ready {
             return;
         }
         tokio::task::spawn_blocking(move || {
             let raw = vec![EVERYTHING.to_owned()];
             let all = SelectorSet::parse([EVERYTHING]).unwrap_or_default();
-            // Text+gzip first: it is what a global Prometheus 2.42 asks for (protobuf only with
-            // native histograms), and the one render a scrape of a new snapshot waits for.
-            for bit in [1u8, 3, 0, 2] {
-                if wanted & (1 << bit) != 0 {
-                    federate_body(&snapshot, &all, &raw, bit & 2 != 0, bit & 1 != 0);
-                }
+            for v in order {
+                federate_body(&snapshot, &all, &raw, v & 2 != 0, v & 1 != 0);
             }
         });
     }
@@ -522,6 +530,17 @@ mod tests {
         }
         assert_eq!(snap.cached(&key(false, true)).unwrap().series, 1000);
         assert!(snap.cached(&key(true, true)).is_none(), "only the asked variant");
+    }
+
+    #[test]
+    fn prerender_goes_by_recency_and_forgets_old_asks() {
+        let now = 1_000_000;
+        assert!(prerender_order([0; 4], now).is_empty(), "nothing asked, nothing rendered");
+        // protobuf+gzip (3) asked last, then text (0); text+gzip (1) asked 11 minutes ago.
+        assert_eq!(prerender_order([now - 5, now - 660, 0, now], now), vec![3, 0]);
+        // Asked in the same second: text+gzip first, then protobuf+gzip, text, protobuf.
+        assert_eq!(prerender_order([now; 4], now), vec![1, 3, 0, 2]);
+        assert_eq!(prerender_order([0, now - PRERENDER_FOR_SECS, 0, 0], now), vec![1], "the limit itself still counts");
     }
 
     #[test]

@@ -25,10 +25,10 @@
 #   renders that variant ahead after each merge, as for a global Prometheus scraping it): wait
 #   until the status API shows a newly merged scrape, then one request (curl time_total): it
 #   waits for the render ahead of it. promfed renders every variant asked in the last 10
-#   minutes, one after the other (text, text+gzip, protobuf, protobuf+gzip; a request for one
-#   not started yet renders it itself): text+gzip, what a global Prometheus 2.42 asks
-#   (protobuf only with native histograms on), is measured first, alone; the variants measured
-#   after it share the CPU with the renders of the ones measured before (pessimistic);
+#   minutes, the most recently asked first (a request for one not started yet renders it
+#   itself): the variant being measured is the most recent one, so each first-after-merge
+#   request waits for its own render only; the renders of the variants measured before it
+#   still follow on the same 2 cores (pessimistic for the wrk runs);
 # - promfed "cached": one more request on the same snapshot (retried when a merge overlapped);
 # - requests/s: `wrk -c16 -t2 -dWRK_SECONDS --timeout WRK_SECONDS` (PROM_WRK_SECONDS for
 #   Prometheus: 16 concurrent requests of 100k series take it ~8 s to answer). Merges keep

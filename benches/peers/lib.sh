@@ -18,7 +18,9 @@
 
 PEERS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$PEERS_DIR/../.." && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# Outside the checkout, like tests/run-all.sh (release builds kept apart from its debug ones).
+TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/promfed/target-bench}
+export CARGO_TARGET_DIR=$TARGET_DIR
 PROMETHEUS=${PROMETHEUS:-/usr/bin/prometheus}
 VM=${VM:-/usr/bin/victoria-metrics}
 # Builds of other worktrees share the machine: take the same lock as they do, when there is one.

@@ -93,23 +93,48 @@ struct Latest {
     /// The replica's scrape generation that reported it; equal to the replica's current
     /// generation means "present in its latest scrape".
     generation: u32,
+    /// The sample the replica reported before this one, from an earlier scrape ([`NEVER`]:
+    /// none): emitted first when it is newer than the last emitted sample, so that a change
+    /// of source never skips the new source's sample that follows the old source's last one
+    /// (rule 6 in the README: the failover gap stays within one interval).
+    prev_ts: i64,
+    prev_value: f64,
 }
 
-/// One series of the slab; 96 bytes (a million of them are held, see `docs/benchmarks.md`).
-/// The replicas' latest samples are kept inline for the first two replica slots (an HA pair)
-/// as separate arrays (no padding), and in `more` for further slots.
+impl Latest {
+    /// The sample to emit from this replica after `emitted_ts`: its oldest newer one.
+    fn next_after(self, emitted_ts: i64) -> Latest {
+        if self.prev_ts != NEVER && self.prev_ts > emitted_ts && self.prev_ts < self.ts {
+            Latest { ts: self.prev_ts, value: self.prev_value, ..self }
+        } else {
+            self
+        }
+    }
+}
+
+/// One series of the slab; 120 bytes (a million of them are held, see `docs/benchmarks.md`).
+/// The replicas' latest samples, and the one before each, are kept inline for the first two
+/// replica slots (an HA pair) as separate arrays (no padding), and in `more` for further slots.
 struct Series {
     /// The label values of the key ([`crate::key`]); the schema is `schema` in the group's table.
     values: Values,
     /// [`FREE`] for a free slab slot.
     schema: u32,
     interval_ms: u32,
+    /// The generation of `source`'s scrape whose data the last emitted sample came from: one
+    /// sample per series per scrape of its source, so that catching up through [`Latest`]'s
+    /// previous sample never advances twice before a downstream scrape could see the first.
+    emitted_generation: u32,
     emitted_ts: i64,
     emitted_value: f64,
     offset: f64,
     latest_ts: [i64; 2],
     latest_value: [f64; 2],
     latest_generation: [u32; 2],
+    /// `latest_ts - prev_ts` of [`Latest`], 0 for none: 4 bytes instead of 8 (a previous
+    /// sample more than 49 days older is forgotten).
+    prev_age: [u32; 2],
+    prev_value: [f64; 2],
     /// Boxed: 8 bytes in every series instead of a `Vec`'s 24; only groups of more than two
     /// replicas pay the extra allocation.
     #[allow(clippy::box_collection)]
@@ -123,16 +148,20 @@ const NEVER: i64 = i64::MIN;
 const NO_SOURCE: u8 = u8::MAX;
 /// The schema of a free slab slot.
 const FREE: u32 = u32::MAX;
-const NO_SAMPLE: Latest = Latest { ts: NEVER, value: 0.0, generation: 0 };
+const NO_SAMPLE: Latest = Latest { ts: NEVER, value: 0.0, generation: 0, prev_ts: NEVER, prev_value: 0.0 };
 
 impl Series {
     /// What replica `slot` last reported ([`NO_SAMPLE`] if nothing).
     fn get(&self, slot: usize) -> Latest {
         if slot < 2 {
+            let ts = self.latest_ts[slot];
+            let age = self.prev_age[slot];
             Latest {
-                ts: self.latest_ts[slot],
+                ts,
                 value: self.latest_value[slot],
                 generation: self.latest_generation[slot],
+                prev_ts: if age == 0 || ts == NEVER { NEVER } else { ts - i64::from(age) },
+                prev_value: self.prev_value[slot],
             }
         } else {
             self.more.as_ref().and_then(|m| m.get(slot - 2)).copied().unwrap_or(NO_SAMPLE)
@@ -144,6 +173,11 @@ impl Series {
             self.latest_ts[slot] = l.ts;
             self.latest_value[slot] = l.value;
             self.latest_generation[slot] = l.generation;
+            self.prev_age[slot] = match l.ts.checked_sub(l.prev_ts) {
+                Some(age) if l.prev_ts != NEVER && l.ts != NEVER && age > 0 => u32::try_from(age).unwrap_or(0),
+                _ => 0,
+            };
+            self.prev_value[slot] = l.prev_value;
         } else {
             let more = self.more.get_or_insert_with(Default::default);
             if more.len() <= slot - 2 {
@@ -373,6 +407,8 @@ impl Group {
                     if usize::from(s.source) == slot {
                         s.source = NO_SOURCE;
                     }
+                    // Nor is what the vanished replica reported the newcomer's previous sample.
+                    s.set(slot, NO_SAMPLE);
                 }
             } else if self.replicas.len() < usize::from(NO_SOURCE) {
                 self.replicas.push(status);
@@ -558,12 +594,16 @@ impl Group {
             let idx = self.series_index(entry, schema, values);
             let s = &mut self.series[idx];
             let l = s.get(slot);
+            // What came before this sample: the previous scrape's, kept while the same sample is
+            // reported again or replaced by a newer duplicate of this scrape.
+            let (mut prev_ts, mut prev_value) = (l.prev_ts, l.prev_value);
             if l.generation == generation && l.ts != NEVER {
                 stats.duplicates += 1;
                 if ts <= l.ts {
                     continue;
                 }
             } else if l.ts != NEVER && ts > l.ts {
+                (prev_ts, prev_value) = (l.ts, l.value);
                 let delta = (ts - l.ts).min(i64::from(u32::MAX)) as u32;
                 s.interval_ms = if s.interval_ms == 0 {
                     delta
@@ -573,8 +613,11 @@ impl Group {
                     ((u64::from(s.interval_ms) * 3 + u64::from(delta)) / 4).min(u64::from(delta.max(s.interval_ms)))
                         as u32
                 };
+            } else if ts < l.ts {
+                // The replica went back in time (restarted with another clock): start afresh.
+                prev_ts = NEVER;
             }
-            s.set(slot, Latest { ts, value: entry.value, generation });
+            s.set(slot, Latest { ts, value: entry.value, generation, prev_ts, prev_value });
         }
     }
 
@@ -603,12 +646,15 @@ impl Group {
             values: Values::new(values),
             schema,
             interval_ms: 0,
+            emitted_generation: 0,
             emitted_ts: NEVER,
             emitted_value: 0.0,
             offset: 0.0,
             latest_ts: [NEVER; 2],
             latest_value: [0.0; 2],
             latest_generation: [0; 2],
+            prev_age: [0; 2],
+            prev_value: [0.0; 2],
             more: None,
             source: NO_SOURCE,
             kind: entry.kind,
@@ -643,6 +689,7 @@ impl Group {
         s.schema = FREE;
         s.values = self.no_values.clone();
         s.latest_ts = [NEVER; 2];
+        s.prev_age = [0; 2];
         s.more = None;
         s.emitted_ts = NEVER;
         if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == idx) {
@@ -689,7 +736,9 @@ impl Group {
                 (None, None) => None,
             };
             let s = &mut self.series[idx];
-            if let Some(((src, sample), fill)) = candidate
+            if let Some(((src, latest), fill)) = candidate
+                && !(usize::from(s.source) == src && s.emitted_generation == latest.generation)
+                && let sample = latest.next_after(s.emitted_ts)
                 && sample.ts > s.emitted_ts
             {
                 emit(s, src as u8, sample, stats);
@@ -830,6 +879,7 @@ fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
         s.emitted_value = v;
     }
     s.emitted_ts = sample.ts;
+    s.emitted_generation = sample.generation;
     s.source = src;
 }
 

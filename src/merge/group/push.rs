@@ -98,8 +98,9 @@ impl Group {
             let schema = self.schema_for(&batch, entry, &mut schema_ids);
             let idx = self.series_index(entry, schema, batch.values(entry));
             let s = &mut self.series[idx];
-            let sample = Latest { ts, value: entry.value, generation };
-            if s.get(slot).ts < ts {
+            let before = s.get(slot);
+            let sample = Latest { ts, value: entry.value, generation, prev_ts: before.ts, prev_value: before.value };
+            if before.ts < ts {
                 s.set(slot, sample);
             }
             let take = if push.elected {

@@ -113,6 +113,39 @@ fn leader_failure_fails_over_at_once_and_hold_down_delays_the_return() {
     assert_eq!(ts_of(&mut g, 28, "x"), Some(25), "B must not interleave once A leads again");
 }
 
+/// The failover gap of issue 7: both replicas scrape every 5 s, B 3 s after A, and promfed
+/// scrapes both every 5 s, after both. When A dies, B's newest sample is 8 s after A's last;
+/// B's sample before it (3 s after A's last) is emitted first, and B's samples follow one
+/// behind, so a downstream scraping every 5 s never sees a gap longer than 5 s, nor on the way
+/// back to A.
+#[test]
+fn failover_and_return_emit_the_new_sources_next_sample_without_a_gap() {
+    let mut g = group();
+    let mut emitted: Vec<i64> = Vec::new();
+    let mut seen = |g: &mut Group, now: i64| {
+        let ts = ts_of(g, now, "x").unwrap();
+        if emitted.last() != Some(&ts) {
+            emitted.push(ts);
+        }
+    };
+    for k in 0..12 {
+        let now = 5 * k + 4;
+        let (a, b) = (5 * k, 5 * k + 3);
+        ok(&mut g, "b", now, &[("x", b as f64, b)]);
+        seen(&mut g, now);
+        if (2..=5).contains(&k) {
+            fail(&mut g, "a", now);
+        } else {
+            ok(&mut g, "a", now, &[("x", a as f64, a)]);
+        }
+        seen(&mut g, now);
+    }
+    // B fills in before A's first scrape; A leads; B one behind while A is down; A again.
+    assert_eq!(emitted, vec![3, 5, 8, 13, 18, 23, 28, 33, 35, 40, 45, 50, 55]);
+    assert!(emitted.windows(2).all(|w| w[1] - w[0] <= 5), "{emitted:?}");
+    assert_eq!(g.status().leader.as_deref(), Some("a"));
+}
+
 #[test]
 fn return_never_goes_back_in_time() {
     let mut g = group();
@@ -158,8 +191,9 @@ fn leader_sample_that_stopped_advancing_is_filled() {
         ok(&mut g, "a", t + 1, &[("x", 15.0, 15)]);
         ok(&mut g, "b", t + 3, &[("x", (t + 2) as f64, t + 2)]);
     }
-    // Learned interval 5 s: B takes over once it is > 2*5 + 5 s ahead (at B's 32 vs A's 15).
-    assert_eq!(ts_of(&mut g, 38, "x"), Some(37));
+    // Learned interval 5 s: B takes over once it is > 2*5 + 5 s ahead (at B's 32 vs A's 15),
+    // from its sample before (27), then one behind: 32 after B's next scrape.
+    assert_eq!(ts_of(&mut g, 38, "x"), Some(32));
 }
 
 #[test]
@@ -218,10 +252,13 @@ fn pin_prefers_the_secondary_and_unpin_restores_the_primary_after_hold_down() {
     assert_eq!(ts_of(&mut g, 11, "x"), Some(7), "while pinned to b, a's samples are not used");
     assert!(matches!(g.pin("zz"), Err(CommandError::NoSuchReplica { .. })));
     g.unpin();
-    // a has 3 consecutive good scrapes already: it leads again at once.
+    // a has 3 consecutive good scrapes already: it leads again at once, from its sample
+    // after b's last (10, then 15: no gap).
     assert_eq!(g.status().leader.as_deref(), Some("a"));
     ok(&mut g, "a", 16, &[("x", 15.0, 15)]);
-    assert_eq!(ts_of(&mut g, 16, "x"), Some(15));
+    assert_eq!(ts_of(&mut g, 16, "x"), Some(10));
+    ok(&mut g, "a", 21, &[("x", 20.0, 20)]);
+    assert_eq!(ts_of(&mut g, 21, "x"), Some(15));
 }
 
 #[test]
@@ -383,12 +420,15 @@ fn replica_removed_by_discovery_stops_counting() {
         ReplicaSpec { name: "b".into(), role: Role::Secondary, address: "b:9090".into() },
         ReplicaSpec { name: "c".into(), role: Role::Primary, address: "c:9090".into() },
     ]);
-    // a is gone; b is healthy and leads until the new primary c has scraped.
+    // a is gone; b is healthy and leads until the new primary c has scraped, from its sample
+    // after a's last.
     ok(&mut g, "b", 8, &[("x", 7.0, 7)]);
-    assert_eq!(ts_of(&mut g, 8, "x"), Some(7));
+    assert_eq!(ts_of(&mut g, 8, "x"), Some(2));
     assert_eq!(g.status().replicas.len(), 2);
     ok(&mut g, "a", 9, &[("x", 8.0, 8)]);
-    assert_eq!(ts_of(&mut g, 9, "x"), Some(7), "outcomes of a removed replica are ignored");
+    assert_eq!(ts_of(&mut g, 9, "x"), Some(2), "outcomes of a removed replica are ignored");
+    ok(&mut g, "b", 13, &[("x", 12.0, 12)]);
+    assert_eq!(ts_of(&mut g, 13, "x"), Some(7));
 }
 
 // ---- properties -------------------------------------------------------------------------
@@ -471,7 +511,8 @@ proptest! {
 #[test]
 fn slab_and_snapshot_entries_stay_small() {
     // 1M series fit in 250 MB with these sizes (docs/benchmarks.md, issues 2 and 7): the
-    // values behind a one-word pointer.
-    assert_eq!(std::mem::size_of::<Series>(), 96);
+    // values behind a one-word pointer; per replica of a pair, the latest sample and the one
+    // before it (the failover catch-up).
+    assert_eq!(std::mem::size_of::<Series>(), 120);
     assert_eq!(std::mem::size_of::<SnapEntry>(), 32);
 }

@@ -96,38 +96,6 @@ pub fn hash_values(schema_hash: u64, values: &[u8]) -> u64 {
     xxh3_64_with_seed(values, schema_hash)
 }
 
-/// A shared, immutable values blob behind a thin (one-word) pointer: the length lives in the
-/// allocation, and there is no weak count. A million series keep one in the group and one in
-/// each published snapshot, so `Arc<[u8]>`'s second word was 16 MB at 1M series.
-#[derive(Clone)]
-pub struct Values(triomphe::ThinArc<(), u8>);
-
-impl Values {
-    pub fn new(values: &[u8]) -> Self {
-        Values(triomphe::ThinArc::from_header_and_slice((), values))
-    }
-}
-
-impl std::ops::Deref for Values {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        &self.0.slice
-    }
-}
-
-impl PartialEq for Values {
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl std::fmt::Debug for Values {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self))
-    }
-}
-
 /// Appends one escaped value to a values blob.
 pub fn push_value(blob: &mut Vec<u8>, value: &[u8]) {
     crate::varint::put_varint(blob, value.len() as u64);
@@ -137,23 +105,12 @@ pub fn push_value(blob: &mut Vec<u8>, value: &[u8]) {
 /// Iterates the escaped values of a values blob.
 pub fn values(mut blob: &[u8]) -> impl Iterator<Item = &[u8]> {
     std::iter::from_fn(move || {
-        let (&first, rest) = blob.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let mut len = usize::from(first & 0x7f);
-            let mut shift = 7;
-            let mut rest = rest;
-            while let Some((&b, r)) = rest.split_first() {
-                rest = r;
-                len |= usize::from(b & 0x7f) << shift;
-                shift += 7;
-                if b < 0x80 {
-                    break;
-                }
-            }
-            (len, rest)
-        };
+        if blob.is_empty() {
+            return None;
+        }
+        let (len, n) = crate::varint::get_varint(blob);
+        let rest = &blob[n..];
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
         let len = len.min(rest.len());
         let (v, r) = rest.split_at(len);
         blob = r;

@@ -18,3 +18,39 @@ pub fn varint_len(v: u64) -> usize {
     // One byte per 7 bits, at least one.
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
+
+/// Reads the varint at the start of `bytes`: its value and how many bytes it took. A varint cut
+/// short reads as what it has (the blobs read with this were written by [`put_varint`]).
+#[inline]
+pub fn get_varint(bytes: &[u8]) -> (u64, usize) {
+    match bytes.first() {
+        Some(&b) if b < 0x80 => (u64::from(b), 1),
+        _ => {
+            let mut v = 0u64;
+            for (i, &b) in bytes.iter().enumerate().take(10) {
+                v |= u64::from(b & 0x7f) << (7 * i);
+                if b < 0x80 {
+                    return (v, i + 1);
+                }
+            }
+            (v, bytes.len().min(10))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v));
+            out.push(0xff); // what follows is not read
+            assert_eq!(get_varint(&out), (v, varint_len(v)));
+        }
+        assert_eq!(get_varint(&[]), (0, 0));
+    }
+}

@@ -15,12 +15,16 @@
 //!   than twice the series' learned interval plus one promfed scrape interval, the newest
 //!   follower sample fills in;
 //! - per series a sample is emitted only if its timestamp is newer than the last emitted one;
+//! - at a change of source the new source's oldest sample newer than the last emitted one comes
+//!   first (each replica's previous sample is kept), and a series emits at most about one sample
+//!   per interval of wall-clock time ([`paced`]), so a downstream sees no gap at a failover;
 //! - counters carry an offset across a change of source so that the emitted value never drops
 //!   because of the switch; a drop inside one source is a real reset and clears the offset;
 //! - a series no replica has reported for longer than the lookback is dropped.
 
+use super::arena::{Chunks, ValRef, ValueArena};
 use super::snapshot::GroupSnapshot;
-use crate::key::{KeyRef, Schemas, Values, hash_values};
+use crate::key::{KeyRef, Schemas, hash_values};
 use crate::parse::MetricType;
 use crate::series::{Batch, Entry, Kind};
 use hashbrown::HashTable;
@@ -116,15 +120,15 @@ impl Latest {
 /// The replicas' latest samples, and the one before each, are kept inline for the first two
 /// replica slots (an HA pair) as separate arrays (no padding), and in `more` for further slots.
 struct Series {
-    /// The label values of the key ([`crate::key`]); the schema is `schema` in the group's table.
-    values: Values,
+    /// The label values of the key ([`crate::key`]) in the group's arena; the schema is
+    /// `schema` in the group's table.
+    values: ValRef,
     /// [`FREE`] for a free slab slot.
     schema: u32,
     interval_ms: u32,
-    /// The generation of `source`'s scrape whose data the last emitted sample came from: one
-    /// sample per series per scrape of its source, so that catching up through [`Latest`]'s
-    /// previous sample never advances twice before a downstream scrape could see the first.
-    emitted_generation: u32,
+    /// When the last sample was emitted: wall-clock milliseconds, wrapping (only differences
+    /// of less than 24 days are read). See [`paced`].
+    emitted_at: u32,
     emitted_ts: i64,
     emitted_value: f64,
     offset: f64,
@@ -241,9 +245,10 @@ pub struct GroupStatus {
 
 /// One series as published in a snapshot (32 bytes); its key is `schema` in the snapshot's
 /// schema table and `values` ([`crate::key`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct SnapEntry {
-    pub values: Values,
+    /// Resolved through the [`Chunks`] published with it.
+    pub values: ValRef,
     pub ts: i64,
     pub value: f64,
     pub schema: u32,
@@ -282,8 +287,8 @@ pub struct Group {
     /// rather than stored in every series.
     index: HashTable<u32>,
     schemas: Schemas,
-    /// The values of free slab slots (one shared empty allocation).
-    no_values: Values,
+    /// The label values of the series.
+    arena: ValueArena,
     /// Live slab indices sorted by key, so snapshots come out sorted without a sort per merge.
     order: Vec<u32>,
     order_dirty: bool,
@@ -299,6 +304,7 @@ pub struct Group {
 #[derive(Debug)]
 pub struct Emitted {
     pub schemas: Arc<Vec<Arc<crate::key::Schema>>>,
+    pub values: Arc<Chunks>,
     pub entries: Vec<SnapEntry>,
 }
 
@@ -306,7 +312,7 @@ impl Emitted {
     /// The key of `entry` (one of these entries).
     #[inline]
     pub fn key<'a>(&'a self, entry: &'a SnapEntry) -> KeyRef<'a> {
-        KeyRef { schema: &self.schemas[entry.schema as usize], values: &entry.values }
+        KeyRef { schema: &self.schemas[entry.schema as usize], values: self.values.get(entry.values) }
     }
 }
 
@@ -323,7 +329,7 @@ impl Group {
             free: Vec::new(),
             index: HashTable::new(),
             schemas: Schemas::default(),
-            no_values: Values::new(&[]),
+            arena: ValueArena::default(),
             order: Vec::new(),
             order_dirty: false,
             tried: false,
@@ -347,7 +353,7 @@ impl Group {
             return None;
         }
         let entries = std::mem::take(log);
-        Some(Emitted { schemas: self.schemas.shared(), entries })
+        Some(Emitted { schemas: self.schemas.shared(), values: self.arena.shared(), entries })
     }
 
     /// The group's name.
@@ -579,7 +585,18 @@ impl Group {
         stats
     }
 
+    /// Compacts the value arena when garbage or small chunks piled up; only between applies
+    /// (no emitted samples waiting to be taken hold references into the current arena).
+    fn maybe_compact(&mut self) {
+        if !self.arena.wants_compaction() || self.emitted.as_ref().is_some_and(|log| !log.is_empty()) {
+            return;
+        }
+        let (arena, series) = (&mut self.arena, &mut self.series);
+        arena.compact(series.iter_mut().filter(|s| s.schema != FREE).map(|s| &mut s.values));
+    }
+
     fn ingest(&mut self, slot: usize, batch: &Batch, scrape_ms: i64, stats: &mut ApplyStats) {
+        self.maybe_compact();
         let generation = self.replicas[slot].generation;
         // The group's id of each of the batch's schemas, looked up on first use.
         let mut schema_ids = vec![FREE; batch.schema_count()];
@@ -604,6 +621,13 @@ impl Group {
                 }
             } else if l.ts != NEVER && ts > l.ts {
                 (prev_ts, prev_value) = (l.ts, l.value);
+            } else if ts < l.ts {
+                // The replica went back in time (restarted with another clock): start afresh.
+                prev_ts = NEVER;
+            }
+            // The series' interval is learned from samples of consecutive scrapes only: a
+            // replica that was down or lost the series for a while says nothing about it.
+            if l.ts != NEVER && ts > l.ts && l.generation == generation.wrapping_sub(1) {
                 let delta = (ts - l.ts).min(i64::from(u32::MAX)) as u32;
                 s.interval_ms = if s.interval_ms == 0 {
                     delta
@@ -613,9 +637,6 @@ impl Group {
                     ((u64::from(s.interval_ms) * 3 + u64::from(delta)) / 4).min(u64::from(delta.max(s.interval_ms)))
                         as u32
                 };
-            } else if ts < l.ts {
-                // The replica went back in time (restarted with another clock): start afresh.
-                prev_ts = NEVER;
             }
             s.set(slot, Latest { ts, value: entry.value, generation, prev_ts, prev_value });
         }
@@ -634,19 +655,19 @@ impl Group {
     /// The slab index of the series (`schema`, `values`), with `entry`'s hash and types,
     /// created if new.
     fn series_index(&mut self, entry: &Entry, schema: u32, values: &[u8]) -> usize {
-        let series = &self.series;
+        let (series, arena) = (&self.series, &self.arena);
         let found = self.index.find(entry.hash, |&i| {
             let s = &series[i as usize];
-            s.schema == schema && *s.values == *values
+            s.schema == schema && arena.get(s.values) == values
         });
         if let Some(&i) = found {
             return i as usize;
         }
         let s = Series {
-            values: Values::new(values),
+            values: self.arena.push(values),
             schema,
             interval_ms: 0,
-            emitted_generation: 0,
+            emitted_at: 0,
             emitted_ts: NEVER,
             emitted_value: 0.0,
             offset: 0.0,
@@ -671,10 +692,10 @@ impl Group {
                 (self.series.len() - 1) as u32
             }
         };
-        let (series, schemas) = (&self.series, &self.schemas);
+        let (series, schemas, arena) = (&self.series, &self.schemas, &self.arena);
         self.index.insert_unique(entry.hash, i, |&j| {
             let s = &series[j as usize];
-            hash_values(schemas.get(s.schema).hash(), &s.values)
+            hash_values(schemas.get(s.schema).hash(), arena.get(s.values))
         });
         self.order.push(i);
         self.order_dirty = true;
@@ -684,10 +705,11 @@ impl Group {
     /// Forgets the series at slab index `idx` (expired); its slot is reused.
     fn remove_series(&mut self, idx: usize) {
         let s = &mut self.series[idx];
-        let hash = hash_values(self.schemas.get(s.schema).hash(), &s.values);
+        let hash = hash_values(self.schemas.get(s.schema).hash(), self.arena.get(s.values));
         self.schemas.release(s.schema);
+        self.arena.remove(s.values);
         s.schema = FREE;
-        s.values = self.no_values.clone();
+        s.values = ValRef::NONE;
         s.latest_ts = [NEVER; 2];
         s.prev_age = [0; 2];
         s.more = None;
@@ -737,11 +759,12 @@ impl Group {
             };
             let s = &mut self.series[idx];
             if let Some(((src, latest), fill)) = candidate
-                && !(usize::from(s.source) == src && s.emitted_generation == latest.generation)
                 && let sample = latest.next_after(s.emitted_ts)
                 && sample.ts > s.emitted_ts
+                && paced(s, now_ms, interval, slack)
             {
                 emit(s, src as u8, sample, stats);
+                s.emitted_at = now_ms as u32;
                 record(&mut self.emitted, s);
                 stats.emitted += 1;
                 if fill {
@@ -768,7 +791,7 @@ impl Group {
             && now_ms > s.emitted_ts
         {
             log.push(SnapEntry {
-                values: s.values.clone(),
+                values: s.values,
                 ts: now_ms,
                 value: f64::from_bits(STALE_NAN_BITS),
                 schema: s.schema,
@@ -787,10 +810,10 @@ impl Group {
     /// older than the lookback.
     fn served(&mut self, now_ms: i64) -> Vec<SnapEntry> {
         if self.order_dirty {
-            let (series, schemas) = (&self.series, &self.schemas);
+            let (series, schemas, arena) = (&self.series, &self.schemas, &self.arena);
             let key = |i: u32| {
                 let s = &series[i as usize];
-                KeyRef { schema: schemas.get(s.schema), values: &s.values }
+                KeyRef { schema: schemas.get(s.schema), values: arena.get(s.values) }
             };
             let index_len = self.index.len();
             self.order.retain(|&i| series[i as usize].schema != FREE);
@@ -799,7 +822,7 @@ impl Group {
             self.order.sort_by(|&a, &b| key(a).cmp(&key(b)));
             self.order.dedup_by(|a, b| {
                 let (a, b) = (&series[*a as usize], &series[*b as usize]);
-                a.schema == b.schema && a.values == b.values
+                a.schema == b.schema && arena.get(a.values) == arena.get(b.values)
             });
             debug_assert_eq!(self.order.len(), index_len);
             self.order_dirty = false;
@@ -810,7 +833,7 @@ impl Group {
             .map(|&i| &self.series[i as usize])
             .filter(|s| s.emitted_ts != NEVER && now_ms - s.emitted_ts <= lookback)
             .map(|s| SnapEntry {
-                values: s.values.clone(),
+                values: s.values,
                 ts: s.emitted_ts,
                 value: s.emitted_value,
                 schema: s.schema,
@@ -824,7 +847,7 @@ impl Group {
     /// table their keys refer to.
     pub fn snapshot(&mut self, now_ms: i64) -> GroupSnapshot {
         let entries = self.served(now_ms);
-        GroupSnapshot { status: self.status(), schemas: self.schemas.shared(), entries }
+        GroupSnapshot { status: self.status(), schemas: self.schemas.shared(), values: self.arena.shared(), entries }
     }
 
     /// The series [`Group::snapshot`] would serve at `now_ms`, with their keys as text (tests
@@ -856,6 +879,25 @@ impl Group {
     }
 }
 
+/// Whether a series may emit a new sample at wall-clock `now_ms`: not before its last one was
+/// served for one `interval` of the series, less a tolerance (a tenth of it, at most half of
+/// promfed's scrape interval `slack`) so that scrape-time jitter never holds a sample back in
+/// steady state, where a source's samples come one interval apart anyway.
+///
+/// After a change of source this is what keeps the new source's samples that promfed already
+/// had (its previous and latest, from scrapes made while another replica led) from replacing
+/// each other within a second or two: each is served for about an interval, so a downstream
+/// scraping every interval sees every one of them, whatever its phase. Without it, a promfed
+/// scraping faster than the replicas would serve the new source's first sample only until its
+/// next scrape, and a downstream would miss it: a gap of up to two intervals.
+fn paced(s: &Series, now_ms: i64, interval: i64, slack: i64) -> bool {
+    if s.emitted_ts == NEVER {
+        return true;
+    }
+    let since = i64::from((now_ms as u32).wrapping_sub(s.emitted_at));
+    since >= interval - (interval / 10).min(slack / 2)
+}
+
 fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
     let v = sample.value;
     if s.kind == Kind::Counter && s.emitted_ts != NEVER && v.is_finite() && s.emitted_value.is_finite() {
@@ -879,7 +921,6 @@ fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
         s.emitted_value = v;
     }
     s.emitted_ts = sample.ts;
-    s.emitted_generation = sample.generation;
     s.source = src;
 }
 
@@ -888,7 +929,7 @@ fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
 fn record(log: &mut Option<Vec<SnapEntry>>, s: &Series) {
     if let Some(log) = log {
         log.push(SnapEntry {
-            values: s.values.clone(),
+            values: s.values,
             ts: s.emitted_ts,
             value: s.emitted_value,
             schema: s.schema,

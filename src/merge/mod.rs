@@ -2,9 +2,11 @@
 //! snapshots that readers load without ever waiting for the scraper.
 //!
 //! - [`group`]: the merge rules of one group (pure, clock passed in);
+//! - [`arena`]: where a group keeps its series' label values;
 //! - [`store`]: the task that owns every group, applies scrape outcomes and operator commands,
 //!   and publishes a [`Snapshot`].
 
+pub mod arena;
 pub mod group;
 pub mod snapshot;
 pub mod store;

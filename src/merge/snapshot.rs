@@ -4,6 +4,7 @@
 //! `ArcSwap` and never wait for the scraper or the merge. The rendered bodies of a snapshot are
 //! cached inside it, so a thousand scrapes of the same snapshot render it once.
 
+use super::arena::{Chunks, ValueArena};
 use super::group::{GroupStatus, SnapEntry, TextEntry};
 use crate::key::{KeyRef, Schema, Schemas};
 use crate::parse::MetricType;
@@ -21,6 +22,8 @@ pub struct GroupSnapshot {
     pub status: GroupStatus,
     /// The group's schema table as it was at the snapshot: [`SnapEntry::schema`] indexes it.
     pub schemas: Arc<Vec<Arc<Schema>>>,
+    /// The group's label values as they were at the snapshot: [`SnapEntry::values`] resolve here.
+    pub values: Arc<Chunks>,
     /// Served series, sorted by key.
     pub entries: Vec<SnapEntry>,
 }
@@ -39,6 +42,7 @@ impl GroupSnapshot {
     /// its own (tests, tools).
     pub fn from_text(status: GroupStatus, entries: &[TextEntry]) -> GroupSnapshot {
         let mut schemas = Schemas::default();
+        let mut arena = ValueArena::default();
         let entries = entries
             .iter()
             .map(|e| {
@@ -46,7 +50,7 @@ impl GroupSnapshot {
                 let id = schemas.intern(&schema, crate::key::hash_schema(&schema));
                 schemas.acquire(id);
                 SnapEntry {
-                    values: crate::key::Values::new(&values),
+                    values: arena.push(&values),
                     ts: e.ts,
                     value: e.value,
                     schema: id,
@@ -54,13 +58,13 @@ impl GroupSnapshot {
                 }
             })
             .collect();
-        GroupSnapshot { status, schemas: schemas.shared(), entries }
+        GroupSnapshot { status, schemas: schemas.shared(), values: arena.shared(), entries }
     }
 
     /// The key of `entry` (one of this snapshot's entries).
     #[inline]
     pub fn key<'a>(&'a self, entry: &'a SnapEntry) -> KeyRef<'a> {
-        KeyRef { schema: &self.schemas[entry.schema as usize], values: &entry.values }
+        KeyRef { schema: &self.schemas[entry.schema as usize], values: self.values.get(entry.values) }
     }
 
     /// The served series, sorted by key.

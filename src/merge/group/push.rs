@@ -86,6 +86,7 @@ impl Group {
             let newest = batch.entries().iter().filter_map(|e| e.timestamp_ms).max();
             r.newest_sample_ms = r.newest_sample_ms.max(newest);
         }
+        self.maybe_compact();
         let generation = self.replicas[slot].generation;
         let leader = self.leader;
         let mut schema_ids = vec![FREE; batch.schema_count()];

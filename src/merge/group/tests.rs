@@ -97,20 +97,23 @@ fn leader_failure_fails_over_at_once_and_hold_down_delays_the_return() {
     assert_eq!(ts_of(&mut g, 16, "x"), Some(12));
     assert_eq!(g.status().leader.as_deref(), Some("b"));
     assert_eq!(g.status().failovers, 1);
+    // B's next sample waits until 12 was served for (nine tenths of) an interval: see `paced`.
     ok(&mut g, "b", 18, &[("x", 17.0, 17)]);
-    assert_eq!(ts_of(&mut g, 18, "x"), Some(17));
+    assert_eq!(ts_of(&mut g, 18, "x"), Some(12));
     // A returns: one good scrape is not enough (hold-down 2)...
     ok(&mut g, "a", 21, &[("x", 20.0, 20)]);
     assert_eq!(g.status().leader.as_deref(), Some("b"));
     assert_eq!(ts_of(&mut g, 21, "x"), Some(17));
     ok(&mut g, "b", 23, &[("x", 22.0, 22)]);
-    assert_eq!(ts_of(&mut g, 23, "x"), Some(22));
+    assert_eq!(ts_of(&mut g, 23, "x"), Some(17));
     // ...the second makes it leader again, from its first sample newer than the last emitted.
     ok(&mut g, "a", 26, &[("x", 25.0, 25)]);
     assert_eq!(g.status().leader.as_deref(), Some("a"));
-    assert_eq!(ts_of(&mut g, 26, "x"), Some(25));
+    assert_eq!(ts_of(&mut g, 26, "x"), Some(20));
     ok(&mut g, "b", 28, &[("x", 27.0, 27)]);
-    assert_eq!(ts_of(&mut g, 28, "x"), Some(25), "B must not interleave once A leads again");
+    assert_eq!(ts_of(&mut g, 28, "x"), Some(20), "B must not interleave once A leads again");
+    ok(&mut g, "a", 31, &[("x", 30.0, 30)]);
+    assert_eq!(ts_of(&mut g, 31, "x"), Some(25));
 }
 
 /// The failover gap of issue 7: both replicas scrape every 5 s, B 3 s after A, and promfed
@@ -140,10 +143,74 @@ fn failover_and_return_emit_the_new_sources_next_sample_without_a_gap() {
         }
         seen(&mut g, now);
     }
-    // B fills in before A's first scrape; A leads; B one behind while A is down; A again.
-    assert_eq!(emitted, vec![3, 5, 8, 13, 18, 23, 28, 33, 35, 40, 45, 50, 55]);
+    // B fills in before A's first scrape; A leads; B one behind while A is down; A again, one
+    // behind as well (its 55 is due at the next scrape).
+    assert_eq!(emitted, vec![3, 5, 8, 13, 18, 23, 28, 33, 35, 40, 45, 50]);
     assert!(emitted.windows(2).all(|w| w[1] - w[0] <= 5), "{emitted:?}");
     assert_eq!(g.status().leader.as_deref(), Some("a"));
+}
+
+/// The longest gap a downstream scraping every 5 s at `phase_ms` sees in series x when the
+/// replicas sample it every 5 s (B `lag_ms` after A, a sample visible 100 ms after it is
+/// taken), promfed scrapes A and B every `every_ms` (B `offset_ms` after A), and A dies at
+/// `kill_ms`. Everything in milliseconds; the first 20 s are warm-up.
+fn downstream_gap(every_ms: i64, offset_ms: i64, lag_ms: i64, kill_ms: i64, phase_ms: i64) -> i64 {
+    let mut g = group();
+    let latest = |t: i64, lag: i64| (t - 100 - lag).div_euclid(5000) * 5000 + lag;
+    let mut events: Vec<(i64, bool)> = Vec::new(); // (time, is A) promfed scrapes
+    let mut t = 0;
+    while t < 60_000 {
+        events.push((t, true));
+        events.push((t + offset_ms, false));
+        t += every_ms;
+    }
+    let mut downstream = (0..12).map(|j| phase_ms + 5000 * j).peekable();
+    events.sort_by_key(|e| (e.0, !e.1));
+    let mut seen: Vec<i64> = Vec::new();
+    for (t, is_a) in events {
+        while let Some(d) = downstream.next_if(|&d| d < t) {
+            if let Some(e) = g.snapshot_entries(d).into_iter().find(|e| e.key == "x") {
+                if d >= 20_000 && seen.last() != Some(&e.ts) {
+                    seen.push(e.ts);
+                }
+            }
+        }
+        let (replica, lag) = if is_a { ("a", 0) } else { ("b", lag_ms) };
+        let result = if is_a && t >= kill_ms {
+            Err("connection refused".to_owned())
+        } else {
+            let ts = latest(t, lag);
+            let id = identity();
+            let mut b = BatchBuilder::new(&id, 0);
+            b.sample("x", &[RawLabel { name: "replica", value: replica, escaped: true }], ts as f64, Some(ts));
+            Ok(b.finish())
+        };
+        g.apply(Outcome { replica: replica.into(), started_ms: t, duration_secs: 0.0, result }, t);
+    }
+    seen.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(i64::MAX)
+}
+
+/// Issue 7's failover goal over every phase: promfed scraping as often as the replicas (5 s)
+/// or faster (1 s), whatever the secondary's lag, promfed's offsets, the kill time and the
+/// downstream's phase, the downstream never sees a gap longer than one interval.
+#[test]
+fn failover_gap_stays_within_one_interval_at_every_phase() {
+    let mut worst = (0, vec![]);
+    for every in [1000, 2500, 5000] {
+        for offset in [0, 300, 700].into_iter().filter(|&o| o < every) {
+            for lag in [0, 1000, 2500, 3200, 4250, 4900] {
+                for kill in [30_000, 31_200, 32_600, 34_100] {
+                    for phase in [0, 900, 2100, 3300, 4500] {
+                        let gap = downstream_gap(every, offset, lag, kill, phase);
+                        if gap > worst.0 {
+                            worst = (gap, vec![every, offset, lag, kill, phase]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(worst.0 <= 5000, "longest gap {} ms at (every, offset, lag, kill, phase) {:?}", worst.0, worst.1);
 }
 
 #[test]
@@ -158,8 +225,9 @@ fn return_never_goes_back_in_time() {
     ok(&mut g, "a", 14, &[("x", 11.0, 11)]);
     assert_eq!(g.status().leader.as_deref(), Some("a"));
     assert_eq!(ts_of(&mut g, 14, "x"), Some(12));
-    ok(&mut g, "a", 16, &[("x", 15.0, 15)]);
-    assert_eq!(ts_of(&mut g, 16, "x"), Some(15));
+    // 15 once 12 was served for an interval (`paced`).
+    ok(&mut g, "a", 18, &[("x", 15.0, 15)]);
+    assert_eq!(ts_of(&mut g, 18, "x"), Some(15));
 }
 
 #[test]
@@ -167,13 +235,17 @@ fn series_missing_from_the_leader_is_filled_from_the_follower() {
     let mut g = group();
     ok(&mut g, "a", 1, &[("x", 0.0, 0), ("y", 0.0, 0)]);
     ok(&mut g, "b", 3, &[("x", 2.0, 2), ("y", 2.0, 2)]);
-    // A lost target y only.
-    ok(&mut g, "a", 6, &[("x", 5.0, 5)]);
-    let stats = ok(&mut g, "b", 8, &[("x", 7.0, 7), ("y", 7.0, 7)]);
+    // A lost target y only: B's newest y fills in at once...
+    let stats = ok(&mut g, "a", 6, &[("x", 5.0, 5)]);
+    assert_eq!(stats.filled, 1);
+    assert_eq!(view(&mut g, 6)["y"].0, 2, "y is filled from B");
+    // ...and is served for an interval before B's next one (`paced`).
+    ok(&mut g, "b", 8, &[("x", 7.0, 7), ("y", 7.0, 7)]);
     let v = view(&mut g, 8);
     assert_eq!(v["x"].0, 5, "x stays on A");
-    assert_eq!(v["y"].0, 7, "y is filled from B");
-    assert_eq!(stats.filled, 1);
+    assert_eq!(v["y"].0, 2);
+    ok(&mut g, "a", 11, &[("x", 10.0, 10)]);
+    assert_eq!(view(&mut g, 11)["y"].0, 7);
     assert_eq!(g.status().failovers, 0, "a fill is not a failover");
 }
 
@@ -203,13 +275,13 @@ fn counter_switch_carries_an_offset_and_a_real_reset_clears_it() {
     ok(&mut g, "b", 13, &[("x_total", 99.5, 12)]);
     fail(&mut g, "a", 16);
     assert_eq!(view(&mut g, 16)["x_total"], (12, 100.0));
-    ok(&mut g, "b", 18, &[("x_total", 101.5, 17)]);
-    assert_eq!(view(&mut g, 18)["x_total"], (17, 102.0));
+    ok(&mut g, "b", 21, &[("x_total", 101.5, 17)]);
+    assert_eq!(view(&mut g, 21)["x_total"], (17, 102.0));
     // B's own reset is passed through and clears the offset.
-    ok(&mut g, "b", 23, &[("x_total", 3.0, 22)]);
-    assert_eq!(view(&mut g, 23)["x_total"], (22, 3.0));
-    ok(&mut g, "b", 28, &[("x_total", 4.0, 27)]);
-    assert_eq!(view(&mut g, 28)["x_total"], (27, 4.0));
+    ok(&mut g, "b", 26, &[("x_total", 3.0, 22)]);
+    assert_eq!(view(&mut g, 26)["x_total"], (22, 3.0));
+    ok(&mut g, "b", 31, &[("x_total", 4.0, 27)]);
+    assert_eq!(view(&mut g, 31)["x_total"], (27, 4.0));
 }
 
 #[test]
@@ -246,8 +318,9 @@ fn pin_prefers_the_secondary_and_unpin_restores_the_primary_after_hold_down() {
     assert_eq!(g.status().leader.as_deref(), Some("b"));
     assert_eq!(g.status().pinned.as_deref(), Some("b"));
     ok(&mut g, "a", 6, &[("x", 5.0, 5)]);
+    // b's 2 was emitted at 6 (a's scrape, b leading): 7 waits for it to be served (`paced`).
     ok(&mut g, "b", 8, &[("x", 7.0, 7)]);
-    assert_eq!(ts_of(&mut g, 8, "x"), Some(7));
+    assert_eq!(ts_of(&mut g, 8, "x"), Some(2));
     ok(&mut g, "a", 11, &[("x", 10.0, 10)]);
     assert_eq!(ts_of(&mut g, 11, "x"), Some(7), "while pinned to b, a's samples are not used");
     assert!(matches!(g.pin("zz"), Err(CommandError::NoSuchReplica { .. })));
@@ -508,11 +581,53 @@ proptest! {
     }
 }
 
+/// Series come and go (pods): the arena's garbage is compacted away, and every snapshot, taken
+/// before or after a compaction, still shows the right keys.
+#[test]
+fn churning_series_compact_the_arena_and_snapshots_stay_right() {
+    let mut g = Group::new(GroupSettings { lookback_ms: 10 * S, ..settings() });
+    g.set_replicas(&[ReplicaSpec { name: "a".into(), role: Role::Primary, address: "a:9090".into() }]);
+    let pod = |k: i64| format!("pod-{k}-with-a-long-enough-name-to-make-garbage");
+    let id = identity();
+    let mut kept = Vec::new();
+    let mut removed_bytes = 0;
+    for k in 0..400i64 {
+        let mut b = BatchBuilder::new(&id, 0);
+        for (name, value) in [("up", pod(k)), ("stable", "x".to_owned())] {
+            let labels = [RawLabel { name: "pod", value: &value, escaped: false }];
+            b.sample(name, &labels, k as f64, Some(k * S));
+        }
+        let outcome = Outcome { replica: "a".into(), started_ms: k * S, duration_secs: 0.0, result: Ok(b.finish()) };
+        g.apply(outcome, k * S);
+        let snap = g.snapshot(k * S);
+        if k % 50 == 0 {
+            kept.push((k, snap));
+        }
+        let keys: Vec<String> = g.snapshot_entries(k * S).into_iter().map(|e| e.key).collect();
+        // 11 pods within the lookback, and the stable series.
+        assert_eq!(keys.len(), 12.min(k as usize + 2), "{k}: {keys:?}");
+        assert!(keys.contains(&format!("up{{pod=\"{}\"}}", pod(k))), "{k}: {keys:?}");
+        assert!(keys.contains(&"stable{pod=\"x\"}".to_owned()));
+        if k > 10 {
+            removed_bytes += pod(k - 11).len() + 1;
+        }
+    }
+    let (live, garbage) = g.arena.usage();
+    assert!(
+        garbage < removed_bytes as u64 / 2,
+        "compacted: {live} live, {garbage} of {removed_bytes} removed bytes left"
+    );
+    for (k, snap) in kept {
+        let keys: Vec<String> = snap.served().map(|e| e.key.to_string()).collect();
+        assert!(keys.contains(&format!("up{{pod=\"{}\"}}", pod(k))), "{k}: {keys:?}");
+    }
+}
+
 #[test]
 fn slab_and_snapshot_entries_stay_small() {
     // 1M series fit in 250 MB with these sizes (docs/benchmarks.md, issues 2 and 7): the
-    // values behind a one-word pointer; per replica of a pair, the latest sample and the one
-    // before it (the failover catch-up).
+    // values in the group's arena; per replica of a pair, the latest sample and the one before
+    // it (the failover catch-up).
     assert_eq!(std::mem::size_of::<Series>(), 120);
     assert_eq!(std::mem::size_of::<SnapEntry>(), 32);
 }

@@ -95,8 +95,9 @@ struct Latest {
     ts: i64,
     value: f64,
     /// The replica's scrape generation that reported it; equal to the replica's current
-    /// generation means "present in its latest scrape".
-    generation: u32,
+    /// generation means "present in its latest scrape". 16 bits: a sample 65 536 scrapes old
+    /// could look present again, but its series expired long before (the lookback).
+    generation: u16,
     /// The sample the replica reported before this one, from an earlier scrape ([`NEVER`]:
     /// none): emitted first when it is newer than the last emitted sample, so that a change
     /// of source never skips the new source's sample that follows the old source's last one
@@ -116,9 +117,10 @@ impl Latest {
     }
 }
 
-/// One series of the slab; 120 bytes (a million of them are held, see `docs/benchmarks.md`).
+/// One series of the slab; 112 bytes (a million of them are held, see `docs/benchmarks.md`).
 /// The replicas' latest samples, and the one before each, are kept inline for the first two
-/// replica slots (an HA pair) as separate arrays (no padding), and in `more` for further slots.
+/// replica slots (an HA pair) as separate arrays (no padding), and in [`Group::more`] for
+/// further slots.
 struct Series {
     /// The label values of the key ([`crate::key`]) in the group's arena; the schema is
     /// `schema` in the group's table.
@@ -134,15 +136,11 @@ struct Series {
     offset: f64,
     latest_ts: [i64; 2],
     latest_value: [f64; 2],
-    latest_generation: [u32; 2],
+    latest_generation: [u16; 2],
     /// `latest_ts - prev_ts` of [`Latest`], 0 for none: 4 bytes instead of 8 (a previous
     /// sample more than 49 days older is forgotten).
     prev_age: [u32; 2],
     prev_value: [f64; 2],
-    /// Boxed: 8 bytes in every series instead of a `Vec`'s 24; only groups of more than two
-    /// replicas pay the extra allocation.
-    #[allow(clippy::box_collection)]
-    more: Option<Box<Vec<Latest>>>,
     source: u8,
     kind: Kind,
     render_type: MetricType,
@@ -156,7 +154,7 @@ const NO_SAMPLE: Latest = Latest { ts: NEVER, value: 0.0, generation: 0, prev_ts
 
 impl Series {
     /// What replica `slot` last reported ([`NO_SAMPLE`] if nothing).
-    fn get(&self, slot: usize) -> Latest {
+    fn get(&self, slot: usize, more: &[Latest]) -> Latest {
         if slot < 2 {
             let ts = self.latest_ts[slot];
             let age = self.prev_age[slot];
@@ -168,11 +166,13 @@ impl Series {
                 prev_value: self.prev_value[slot],
             }
         } else {
-            self.more.as_ref().and_then(|m| m.get(slot - 2)).copied().unwrap_or(NO_SAMPLE)
+            more.get(slot - 2).copied().unwrap_or(NO_SAMPLE)
         }
     }
 
-    fn set(&mut self, slot: usize, l: Latest) {
+    /// Records `l` for `slot`; `more` is the series' entry of [`Group::more`], touched only for
+    /// slots from 2 on.
+    fn set(&mut self, slot: usize, l: Latest, more: &mut Vec<Vec<Latest>>, idx: usize) {
         if slot < 2 {
             self.latest_ts[slot] = l.ts;
             self.latest_value[slot] = l.value;
@@ -183,7 +183,10 @@ impl Series {
             };
             self.prev_value[slot] = l.prev_value;
         } else {
-            let more = self.more.get_or_insert_with(Default::default);
+            if more.len() <= idx {
+                more.resize_with(idx + 1, Vec::new);
+            }
+            let more = &mut more[idx];
             if more.len() <= slot - 2 {
                 more.resize(slot - 1, NO_SAMPLE);
             }
@@ -191,12 +194,12 @@ impl Series {
         }
     }
 
-    fn latest(&self, slot: usize) -> Option<Latest> {
-        Some(self.get(slot)).filter(|l| l.ts != NEVER)
+    fn latest(&self, slot: usize, more: &[Latest]) -> Option<Latest> {
+        Some(self.get(slot, more)).filter(|l| l.ts != NEVER)
     }
 
-    fn newest_known(&self) -> i64 {
-        let more = self.more.iter().flat_map(|m| m.iter().map(|l| l.ts));
+    fn newest_known(&self, more: &[Latest]) -> i64 {
+        let more = more.iter().map(|l| l.ts);
         self.latest_ts.iter().copied().chain(more).fold(self.emitted_ts, i64::max)
     }
 }
@@ -220,7 +223,7 @@ pub struct ReplicaStatus {
     #[serde(skip)]
     pub active: bool,
     #[serde(skip)]
-    generation: u32,
+    generation: u16,
 }
 
 /// A group's state as shown by the status API.
@@ -282,6 +285,9 @@ pub struct Group {
     pin: Option<usize>,
     failovers: u64,
     series: Vec<Series>,
+    /// Per slab index, the latest samples of replica slots 2 and up: empty for an HA pair, so
+    /// that its series do not carry the room for a third replica.
+    more: Vec<Vec<Latest>>,
     free: Vec<u32>,
     /// Slab indices by key hash ([`KeyRef::hash`]); the hash is recomputed when the table grows
     /// rather than stored in every series.
@@ -326,6 +332,7 @@ impl Group {
             pin: None,
             failovers: 0,
             series: Vec::new(),
+            more: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
             schemas: Schemas::default(),
@@ -409,12 +416,12 @@ impl Group {
                 self.replicas[slot] = ReplicaStatus { generation, ..status };
                 // The series last emitted from the vanished replica were not emitted from the
                 // newcomer: its first sample is a change of source (rule 7), not a reset.
-                for s in &mut self.series {
+                for (idx, s) in self.series.iter_mut().enumerate() {
                     if usize::from(s.source) == slot {
                         s.source = NO_SOURCE;
                     }
                     // Nor is what the vanished replica reported the newcomer's previous sample.
-                    s.set(slot, NO_SAMPLE);
+                    s.set(slot, NO_SAMPLE, &mut self.more, idx);
                 }
             } else if self.replicas.len() < usize::from(NO_SOURCE) {
                 self.replicas.push(status);
@@ -610,7 +617,7 @@ impl Group {
             let ts = entry.timestamp_ms.unwrap_or(scrape_ms);
             let idx = self.series_index(entry, schema, values);
             let s = &mut self.series[idx];
-            let l = s.get(slot);
+            let l = s.get(slot, more_of(&self.more, idx));
             // What came before this sample: the previous scrape's, kept while the same sample is
             // reported again or replaced by a newer duplicate of this scrape.
             let (mut prev_ts, mut prev_value) = (l.prev_ts, l.prev_value);
@@ -638,7 +645,7 @@ impl Group {
                         as u32
                 };
             }
-            s.set(slot, Latest { ts, value: entry.value, generation, prev_ts, prev_value });
+            s.set(slot, Latest { ts, value: entry.value, generation, prev_ts, prev_value }, &mut self.more, idx);
         }
     }
 
@@ -676,7 +683,6 @@ impl Group {
             latest_generation: [0; 2],
             prev_age: [0; 2],
             prev_value: [0.0; 2],
-            more: None,
             source: NO_SOURCE,
             kind: entry.kind,
             render_type: entry.render_type,
@@ -712,7 +718,9 @@ impl Group {
         s.values = ValRef::NONE;
         s.latest_ts = [NEVER; 2];
         s.prev_age = [0; 2];
-        s.more = None;
+        if let Some(more) = self.more.get_mut(idx) {
+            *more = Vec::new();
+        }
         s.emitted_ts = NEVER;
         if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == idx) {
             e.remove();
@@ -721,12 +729,14 @@ impl Group {
         self.order_dirty = true;
     }
 
-    fn present(&self, s: &Series, slot: usize) -> Option<Latest> {
+    /// What replica `slot` reports for the series at slab index `idx` in its latest scrape, if
+    /// it is healthy and the series was in it.
+    fn present(&self, idx: usize, slot: usize) -> Option<Latest> {
         let r = &self.replicas[slot];
         if !r.active || r.healthy != Some(true) {
             return None;
         }
-        s.latest(slot).filter(|l| l.generation == r.generation)
+        self.series[idx].latest(slot, more_of(&self.more, idx)).filter(|l| l.generation == r.generation)
     }
 
     fn select(&mut self, now_ms: i64, stats: &mut ApplyStats) {
@@ -741,10 +751,10 @@ impl Group {
                 continue;
             }
             let s = &self.series[idx];
-            let from_leader = leader.and_then(|l| self.present(s, l).map(|x| (l, x)));
+            let from_leader = leader.and_then(|l| self.present(idx, l).map(|x| (l, x)));
             let mut best: Option<(usize, Latest)> = None;
             for &f in &followers {
-                if let Some(x) = self.present(s, f)
+                if let Some(x) = self.present(idx, f)
                     && best.is_none_or(|(_, b)| x.ts > b.ts)
                 {
                     best = Some((f, x));
@@ -771,7 +781,7 @@ impl Group {
                     stats.filled += 1;
                 }
             }
-            if now_ms - s.newest_known() > lookback {
+            if now_ms - s.newest_known(more_of(&self.more, idx)) > lookback {
                 expired.push(idx);
             }
         }
@@ -896,6 +906,12 @@ fn paced(s: &Series, now_ms: i64, interval: i64, slack: i64) -> bool {
     }
     let since = i64::from((now_ms as u32).wrapping_sub(s.emitted_at));
     since >= interval - (interval / 10).min(slack / 2)
+}
+
+/// The latest samples of replica slots 2 and up of the series at slab index `idx`.
+#[inline]
+fn more_of(more: &[Vec<Latest>], idx: usize) -> &[Latest] {
+    more.get(idx).map_or(&[], Vec::as_slice)
 }
 
 fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {

@@ -16,7 +16,7 @@
 //! - series not pushed for the lookback expire ([`Group::expire`]).
 
 use super::{
-    ApplyStats, FREE, Group, Latest, NEVER, ReplicaSpec, Role, emit, is_stale_marker, record as record_emitted,
+    ApplyStats, FREE, Group, Latest, NEVER, ReplicaSpec, Role, emit, is_stale_marker, more_of, record as record_emitted,
 };
 use crate::series::Batch;
 
@@ -99,15 +99,15 @@ impl Group {
             let schema = self.schema_for(&batch, entry, &mut schema_ids);
             let idx = self.series_index(entry, schema, batch.values(entry));
             let s = &mut self.series[idx];
-            let before = s.get(slot);
+            let before = s.get(slot, more_of(&self.more, idx));
             let sample = Latest { ts, value: entry.value, generation, prev_ts: before.ts, prev_value: before.value };
             if before.ts < ts {
-                s.set(slot, sample);
+                s.set(slot, sample, &mut self.more, idx);
             }
             let take = if push.elected {
                 true
             } else if let Some(after) = push.fill_after_ms {
-                let elected_ts = leader.and_then(|l| s.latest(l)).map_or(NEVER, |l| l.ts);
+                let elected_ts = leader.and_then(|l| s.latest(l, more_of(&self.more, idx))).map_or(NEVER, |l| l.ts);
                 elected_ts == NEVER || ts.saturating_sub(elected_ts) > after
             } else {
                 false
@@ -136,7 +136,7 @@ impl Group {
         let expired: Vec<usize> = (0..self.series.len())
             .filter(|&i| {
                 let s = &self.series[i];
-                s.schema != FREE && now_ms - s.newest_known() > lookback
+                s.schema != FREE && now_ms - s.newest_known(more_of(&self.more, i)) > lookback
             })
             .collect();
         for &idx in &expired {

@@ -425,6 +425,41 @@ fn two_primaries_are_a_problem_served_from_the_freshest_without_flapping() {
     assert!(g.status().problems.is_empty());
 }
 
+/// A third replica's samples live outside the series (`Group::more`): it fills, leads, catches
+/// up through its previous sample and keeps its series alive like the first two.
+#[test]
+fn a_third_replica_fills_leads_and_keeps_its_series() {
+    let mut g = Group::new(settings());
+    g.set_replicas(&[
+        ReplicaSpec { name: "a".into(), role: Role::Primary, address: "a:1".into() },
+        ReplicaSpec { name: "b".into(), role: Role::Secondary, address: "b:1".into() },
+        ReplicaSpec { name: "c".into(), role: Role::Secondary, address: "c:1".into() },
+    ]);
+    for k in 0..3 {
+        let t = 5 * k;
+        ok(&mut g, "a", t + 1, &[("x", t as f64, t)]);
+        ok(&mut g, "b", t + 1, &[("x", t as f64, t)]);
+        ok(&mut g, "c", t + 4, &[("x", (t + 3) as f64, t + 3), ("only_c", 1.0, t + 3)]);
+    }
+    assert_eq!(ts_of(&mut g, 14, "x"), Some(10));
+    assert_eq!(ts_of(&mut g, 14, "only_c"), Some(13), "filled from the third replica");
+    // a and b die: c leads, from its sample after a's last (13), then its next (18).
+    ok(&mut g, "c", 19, &[("x", 18.0, 18)]);
+    fail(&mut g, "a", 16);
+    fail(&mut g, "b", 16);
+    assert_eq!(g.status().leader.as_deref(), Some("c"));
+    assert_eq!(ts_of(&mut g, 19, "x"), Some(13));
+    ok(&mut g, "c", 24, &[("x", 23.0, 23)]);
+    assert_eq!(ts_of(&mut g, 24, "x"), Some(18));
+    // c stops reporting only_c: it expires after the lookback (300 s), not before.
+    ok(&mut g, "c", 200, &[("x", 199.0, 199)]);
+    assert_eq!(ts_of(&mut g, 200, "only_c"), Some(13), "within the lookback");
+    assert_eq!(g.series_count(), 2);
+    ok(&mut g, "c", 320, &[("x", 319.0, 319)]);
+    assert_eq!(ts_of(&mut g, 320, "only_c"), None);
+    assert_eq!(g.series_count(), 1, "expired");
+}
+
 #[test]
 fn emitted_samples_are_recorded_once_in_order_and_an_expired_series_ends_with_a_stale_marker() {
     let mut g = group();
@@ -628,6 +663,6 @@ fn slab_and_snapshot_entries_stay_small() {
     // 1M series fit in 250 MB with these sizes (docs/benchmarks.md, issues 2 and 7): the
     // values in the group's arena; per replica of a pair, the latest sample and the one before
     // it (the failover catch-up).
-    assert_eq!(std::mem::size_of::<Series>(), 120);
+    assert_eq!(std::mem::size_of::<Series>(), 112);
     assert_eq!(std::mem::size_of::<SnapEntry>(), 32);
 }

@@ -117,7 +117,7 @@ impl Latest {
     }
 }
 
-/// One series of the slab; 112 bytes (a million of them are held, see `docs/benchmarks.md`).
+/// One series of the slab; 104 bytes (a million of them are held, see `docs/benchmarks.md`).
 /// The replicas' latest samples, and the one before each, are kept inline for the first two
 /// replica slots (an HA pair) as separate arrays (no padding), and in [`Group::more`] for
 /// further slots.
@@ -133,7 +133,6 @@ struct Series {
     emitted_at: u32,
     emitted_ts: i64,
     emitted_value: f64,
-    offset: f64,
     latest_ts: [i64; 2],
     latest_value: [f64; 2],
     latest_generation: [u16; 2],
@@ -142,6 +141,8 @@ struct Series {
     prev_age: [u32; 2],
     prev_value: [f64; 2],
     source: u8,
+    /// The series has a counter offset in [`Group::offsets`].
+    has_offset: bool,
     kind: Kind,
     render_type: MetricType,
 }
@@ -285,6 +286,9 @@ pub struct Group {
     pin: Option<usize>,
     failovers: u64,
     series: Vec<Series>,
+    /// Counter offsets by slab index (rule 7): only series whose source changed while it was
+    /// behind have one, so they are kept beside the slab rather than 8 bytes in every series.
+    offsets: Offsets,
     /// Per slab index, the latest samples of replica slots 2 and up: empty for an HA pair, so
     /// that its series do not carry the room for a third replica.
     more: Vec<Vec<Latest>>,
@@ -332,6 +336,7 @@ impl Group {
             pin: None,
             failovers: 0,
             series: Vec::new(),
+            offsets: Offsets::default(),
             more: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
@@ -677,7 +682,7 @@ impl Group {
             emitted_at: 0,
             emitted_ts: NEVER,
             emitted_value: 0.0,
-            offset: 0.0,
+            has_offset: false,
             latest_ts: [NEVER; 2],
             latest_value: [0.0; 2],
             latest_generation: [0; 2],
@@ -718,6 +723,7 @@ impl Group {
         s.values = ValRef::NONE;
         s.latest_ts = [NEVER; 2];
         s.prev_age = [0; 2];
+        self.offsets.set(s, idx, 0.0);
         if let Some(more) = self.more.get_mut(idx) {
             *more = Vec::new();
         }
@@ -773,7 +779,7 @@ impl Group {
                 && sample.ts > s.emitted_ts
                 && paced(s, now_ms, interval, slack)
             {
-                emit(s, src as u8, sample, stats);
+                emit(s, &mut self.offsets, idx, src as u8, sample, stats);
                 s.emitted_at = now_ms as u32;
                 record(&mut self.emitted, s);
                 stats.emitted += 1;
@@ -914,28 +920,48 @@ fn more_of(more: &[Vec<Latest>], idx: usize) -> &[Latest] {
     more.get(idx).map_or(&[], Vec::as_slice)
 }
 
-fn emit(s: &mut Series, src: u8, sample: Latest, stats: &mut ApplyStats) {
+/// Counter offsets of the series that have one, by slab index; [`Series::has_offset`] says
+/// which, so that series without one never look here.
+#[derive(Debug, Default)]
+struct Offsets(hashbrown::HashMap<u32, f64>);
+
+impl Offsets {
+    fn get(&self, s: &Series, idx: usize) -> f64 {
+        if s.has_offset { self.0.get(&(idx as u32)).copied().unwrap_or(0.0) } else { 0.0 }
+    }
+
+    fn set(&mut self, s: &mut Series, idx: usize, offset: f64) {
+        if offset != 0.0 {
+            self.0.insert(idx as u32, offset);
+            s.has_offset = true;
+        } else if s.has_offset {
+            self.0.remove(&(idx as u32));
+            s.has_offset = false;
+        }
+    }
+}
+
+/// Emits `sample` from replica `src` for the series `s` at slab index `idx`.
+fn emit(s: &mut Series, offsets: &mut Offsets, idx: usize, src: u8, sample: Latest, stats: &mut ApplyStats) {
     let v = sample.value;
-    if s.kind == Kind::Counter && s.emitted_ts != NEVER && v.is_finite() && s.emitted_value.is_finite() {
+    let offset = offsets.get(s, idx);
+    let offset = if s.kind == Kind::Counter && s.emitted_ts != NEVER && v.is_finite() && s.emitted_value.is_finite() {
         if src == s.source {
-            let raw_prev = s.emitted_value - s.offset;
-            if v < raw_prev {
-                // A real reset inside one source: pass it through.
-                s.offset = 0.0;
-            }
+            // A real reset inside one source (below the last raw value): pass it through.
+            if v < s.emitted_value - offset { 0.0 } else { offset }
         } else if v < s.emitted_value {
             // The new source is behind the last emitted value: carry the difference so the
             // switch does not look like a reset.
-            s.offset = s.emitted_value - v;
             stats.offsets_applied += 1;
+            s.emitted_value - v
         } else {
-            s.offset = 0.0;
+            0.0
         }
-        s.emitted_value = v + s.offset;
     } else {
-        s.offset = 0.0;
-        s.emitted_value = v;
-    }
+        0.0
+    };
+    offsets.set(s, idx, offset);
+    s.emitted_value = v + offset;
     s.emitted_ts = sample.ts;
     s.source = src;
 }

@@ -119,7 +119,7 @@ impl Group {
                 stats.too_old += 1;
                 continue;
             }
-            emit(s, slot as u8, sample, &mut stats);
+            emit(s, &mut self.offsets, idx, slot as u8, sample, &mut stats);
             record_emitted(&mut self.emitted, s);
             stats.emitted += 1;
             if !push.elected {

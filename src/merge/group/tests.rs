@@ -275,11 +275,13 @@ fn counter_switch_carries_an_offset_and_a_real_reset_clears_it() {
     ok(&mut g, "b", 13, &[("x_total", 99.5, 12)]);
     fail(&mut g, "a", 16);
     assert_eq!(view(&mut g, 16)["x_total"], (12, 100.0));
+    assert_eq!(g.offsets.0.len(), 1, "the offset is kept beside the slab");
     ok(&mut g, "b", 21, &[("x_total", 101.5, 17)]);
     assert_eq!(view(&mut g, 21)["x_total"], (17, 102.0));
     // B's own reset is passed through and clears the offset.
     ok(&mut g, "b", 26, &[("x_total", 3.0, 22)]);
     assert_eq!(view(&mut g, 26)["x_total"], (22, 3.0));
+    assert!(g.offsets.0.is_empty(), "and forgotten with the reset");
     ok(&mut g, "b", 31, &[("x_total", 4.0, 27)]);
     assert_eq!(view(&mut g, 31)["x_total"], (27, 4.0));
 }
@@ -663,6 +665,6 @@ fn slab_and_snapshot_entries_stay_small() {
     // 1M series fit in 250 MB with these sizes (docs/benchmarks.md, issues 2 and 7): the
     // values in the group's arena; per replica of a pair, the latest sample and the one before
     // it (the failover catch-up).
-    assert_eq!(std::mem::size_of::<Series>(), 112);
+    assert_eq!(std::mem::size_of::<Series>(), 104);
     assert_eq!(std::mem::size_of::<SnapEntry>(), 32);
 }

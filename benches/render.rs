@@ -52,14 +52,18 @@ fn render(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("protobuf");
     group.sample_size(10);
+    let protobuf_of = |s: &promfed::merge::Snapshot| {
+        let mut out = Vec::with_capacity(s.len() * 96);
+        render_protobuf(s.entries(), &mut out);
+        out
+    };
     group.throughput(Throughput::Elements(100_000));
-    group.bench_function(BenchmarkId::from_parameter("100k"), |b| {
-        b.iter(|| {
-            let mut out = Vec::with_capacity(s100k.len() * 96);
-            render_protobuf(black_box(&s100k).entries(), &mut out);
-            out
-        })
-    });
+    group.bench_function(BenchmarkId::from_parameter("100k"), |b| b.iter(|| protobuf_of(black_box(&s100k))));
+    {
+        let s1m = common::snapshot(1_000_000);
+        group.throughput(Throughput::Elements(1_000_000));
+        group.bench_function(BenchmarkId::from_parameter("1M"), |b| b.iter(|| protobuf_of(black_box(&s1m))));
+    }
     group.finish();
 
     let text = text_of(&s100k);

@@ -184,6 +184,10 @@ impl Series {
             };
             self.prev_value[slot] = l.prev_value;
         } else {
+            if l.ts == NEVER && more.get(idx).is_none_or(|m| m.len() <= slot - 2) {
+                // Clearing a slot that holds nothing: no room to make for it.
+                return;
+            }
             if more.len() <= idx {
                 more.resize_with(idx + 1, Vec::new);
             }

@@ -134,7 +134,7 @@ impl ValueArena {
         *self = fresh;
     }
 
-    /// Bytes of live blobs and of garbage (tests, status).
+    /// Bytes of live blobs and of garbage (what the compaction tests check).
     pub fn usage(&self) -> (u64, u64) {
         (self.live, self.garbage)
     }

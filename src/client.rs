@@ -4,6 +4,7 @@
 
 use crate::config::Credentials;
 use crate::config::file::TlsConfig;
+use crate::trust::AnchorVerifier;
 use reqwest::header::HeaderValue;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
@@ -65,22 +66,14 @@ fn read(owner: &str, path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
 pub fn client_tls(owner: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, ClientError> {
     let name = owner;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match &tls.ca_file {
-        Some(ca) => {
-            let pem = read(name, ca)?;
-            let certs: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(ClientError::Pem {
-                    owner: name.to_owned(),
-                    path: ca.display().to_string(),
-                    what: "certificate",
-                });
-            }
+    let mut anchors = Vec::new();
+    if let Some(ca) = &tls.ca_file {
+        let pem = read(name, ca)?;
+        anchors = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
+        let mut probe = rustls::RootCertStore::empty();
+        if probe.add_parsable_certificates(anchors.iter().cloned()).0 == 0 {
+            return Err(ClientError::Pem { owner: name.to_owned(), path: ca.display().to_string(), what: "certificate" });
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -88,22 +81,17 @@ pub fn client_tls(owner: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, 
     let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure_skip_verify {
         Arc::new(NoVerify(provider.clone()))
     } else {
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| ClientError::Rustls {
+        let name_override = match &tls.server_name {
+            Some(n) => Some(ServerName::try_from(n.clone()).map_err(|_| ClientError::Rustls {
                 owner: name.to_owned(),
-                source: rustls::Error::General(e.to_string()),
-            })?;
-        match &tls.server_name {
-            Some(n) => {
-                let server_name = ServerName::try_from(n.clone()).map_err(|_| ClientError::Rustls {
-                    owner: name.to_owned(),
-                    source: rustls::Error::General(format!("invalid server_name {n:?}")),
-                })?;
-                Arc::new(OverrideName { inner, name: server_name })
-            }
-            None => inner,
-        }
+                source: rustls::Error::General(format!("invalid server_name {n:?}")),
+            })?),
+            None => None,
+        };
+        Arc::new(
+            AnchorVerifier::new(anchors, name_override, provider.clone())
+                .map_err(|source| ClientError::Rustls { owner: name.to_owned(), source })?,
+        )
     };
     let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
     let mut config = match (&tls.cert_file, &tls.key_file) {
@@ -132,46 +120,6 @@ pub fn client_tls(owner: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, 
     };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Verifies the certificate against a configured name instead of the address' host
-/// (`tls_config.server_name`).
-#[derive(Debug)]
-struct OverrideName {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for OverrideName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// `insecure_skip_verify: true`: accepts any certificate but still checks handshake signatures.

@@ -24,6 +24,7 @@
 //! - [`sidecar`]: blackbox_exporter-compatible probes (`/probe`, scheduled probes, `promfed probe`).
 //! - [`serve`]: the HTTP(S) listener — TLS with hot reload and mTLS, connection cap, graceful drain, auth.
 //! - [`telemetry`]: promfed's own metrics and logging.
+//! - [`trust`]: server-certificate verification: webpki plus Go's "the leaf is a configured CA" rule.
 //! - [`varint`]: protobuf varints for the hand-written encoders.
 pub mod cli;
 pub mod client;
@@ -45,4 +46,5 @@ pub mod series;
 pub mod serve;
 pub mod sidecar;
 pub mod telemetry;
+pub mod trust;
 pub mod varint;

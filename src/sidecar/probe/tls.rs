@@ -11,7 +11,7 @@
 
 use super::Recorder;
 use crate::sidecar::modules::ProbeTlsConfig;
-use rustls::client::WebPkiServerVerifier;
+use crate::trust::AnchorVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -74,7 +74,7 @@ pub struct Seen {
 /// `insecure_skip_verify`).
 #[derive(Debug)]
 struct Recording {
-    inner: Option<Arc<WebPkiServerVerifier>>,
+    inner: Option<AnchorVerifier>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     seen: Arc<Mutex<Seen>>,
 }
@@ -131,18 +131,13 @@ pub struct ProbeTls {
 /// Builds the client config of `tls` offering `alpn`.
 pub fn client_config(tls: &ProbeTlsConfig, alpn: &[&[u8]]) -> Result<ProbeTls, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
     let mut anchors = Vec::new();
-    match &tls.ca_file {
-        Some(ca) => {
-            let pem = std::fs::read(ca).map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
-            anchors = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
-            let (added, _) = roots.add_parsable_certificates(anchors.clone());
-            if added == 0 {
-                return Err(format!("ca_file {} holds no usable certificate", ca.display()));
-            }
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+        anchors = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
+        if rustls::RootCertStore::empty().add_parsable_certificates(anchors.clone()).0 == 0 {
+            return Err(format!("ca_file {} holds no usable certificate", ca.display()));
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         match (tls.min_version.as_deref(), tls.max_version.as_deref()) {
@@ -154,9 +149,7 @@ pub fn client_config(tls: &ProbeTlsConfig, alpn: &[&[u8]]) -> Result<ProbeTls, S
         None
     } else {
         Some(
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("TLS verifier: {e}"))?,
+            AnchorVerifier::new(anchors.clone(), None, provider.clone()).map_err(|e| format!("TLS verifier: {e}"))?,
         )
     };
     let seen = Arc::new(Mutex::new(Seen::default()));

@@ -72,7 +72,11 @@ pub fn client_tls(owner: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, 
         anchors = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
         let mut probe = rustls::RootCertStore::empty();
         if probe.add_parsable_certificates(anchors.iter().cloned()).0 == 0 {
-            return Err(ClientError::Pem { owner: name.to_owned(), path: ca.display().to_string(), what: "certificate" });
+            return Err(ClientError::Pem {
+                owner: name.to_owned(),
+                path: ca.display().to_string(),
+                what: "certificate",
+            });
         }
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())

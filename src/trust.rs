@@ -92,6 +92,12 @@ impl ServerCertVerifier for AnchorVerifier {
                 let _ = e;
                 check_anchor_leaf(end_entity, name, now).map(|()| ServerCertVerified::assertion())
             }
+            // A CA certificate that is not configured: Go's "signed by unknown authority".
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(o)))
+                if format!("{o:?}").contains("CaUsedAsEndEntity") =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+            }
             Err(e) => Err(e),
         }
     }

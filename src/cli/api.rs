@@ -198,7 +198,11 @@ impl Api {
             }
             // A TLS 1.3 server refuses a client certificate after the handshake: the client may
             // see the connection close before it reads the server's alert.
-            _ if url.starts_with("https:") && !self.client_cert && text.contains("connection closed") => {
+            // Or read it only as the connection's error (hyper's, not a rustls::Error in the chain).
+            _ if url.starts_with("https:")
+                && !self.client_cert
+                && (text.contains("connection closed") || text.contains("CertificateRequired")) =>
+            {
                 format!("{text} (promfed may require a client certificate: --cert-file and --key-file)")
             }
             _ => text,

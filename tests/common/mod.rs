@@ -181,6 +181,8 @@ pub struct Prometheus {
     binary: PathBuf,
     /// Command-line flags beyond the ones every test needs.
     args: Vec<String>,
+    /// Served over HTTPS (a `--web.config.file` with this certificate and key).
+    tls: bool,
     child: Option<ChildGuard>,
     // Declared after `child` so the process is gone before its directory is removed.
     dir: tempfile::TempDir,
@@ -202,13 +204,40 @@ impl Prometheus {
         files: &[(&str, &str)],
         args: &[&str],
     ) -> Prometheus {
+        Self::start_full(binary, name, config, files, args, None).await
+    }
+
+    /// [`Prometheus::start_with_args`] serving HTTPS with `tls` = (certificate, key) files.
+    pub async fn start_full(
+        binary: &Path,
+        name: &str,
+        config: &str,
+        files: &[(&str, &str)],
+        args: &[&str],
+        tls: Option<(&Path, &Path)>,
+    ) -> Prometheus {
         let dir = tempfile::Builder::new().prefix(&format!("promfed-e2e-{name}-")).tempdir().expect("temp dir");
         std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus.yml");
         for (file, contents) in files {
             std::fs::write(dir.path().join(file), contents).expect("write a Prometheus file");
         }
         let args = args.iter().map(|a| (*a).to_owned()).collect();
-        let mut p = Prometheus { name: name.to_owned(), port: 0, binary: binary.to_owned(), args, child: None, dir };
+        let mut p = Prometheus {
+            name: name.to_owned(),
+            port: 0,
+            binary: binary.to_owned(),
+            args,
+            tls: false,
+            child: None,
+            dir,
+        };
+        if let Some((cert, key)) = tls {
+            let web =
+                format!("tls_server_config: {{cert_file: \"{}\", key_file: \"{}\"}}\n", cert.display(), key.display());
+            std::fs::write(p.dir.path().join("web.yml"), web).expect("write web.yml");
+            p.args.push("--web.config.file=web.yml".into());
+            p.tls = true;
+        }
         for attempt in 1..=5 {
             p.port = free_port();
             match p.launch().await {
@@ -242,7 +271,8 @@ impl Prometheus {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn address(&self) -> String {
@@ -281,7 +311,12 @@ impl Prometheus {
             .spawn()
             .map_err(|e| StartFailure::Other(format!("spawn {}: {e}", self.binary.display())))?;
         self.child = Some(ChildGuard::new(child));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().expect("client");
+        // Readiness only: the certificate itself is what the tests check, elsewhere.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(1))
+            .tls_danger_accept_invalid_certs(self.tls)
+            .build()
+            .expect("client");
         let ready = format!("{}/-/ready", self.url());
         let deadline = Instant::now() + Duration::from_secs(30);
         for _ in 0..600 {
@@ -473,6 +508,23 @@ impl Pki {
         let cert = params.signed_by(&key, &self.ca).expect("sign leaf");
         Pem { cert: cert.pem(), key: key.serialize_pem() }
     }
+}
+
+/// `openssl req -x509 -newkey rsa:2048 -nodes -keyout STEM.key -out STEM.pem -subj /CN=x -addext
+/// "subjectAltName=SAN"` in `dir`, as users make certificates for a Prometheus web config (a
+/// self-signed certificate with `CA:TRUE`, issue 13). Returns (certificate, key).
+pub fn openssl_self_signed(dir: &Path, stem: &str, san: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{stem}.pem")), dir.join(format!("{stem}.key")));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", "/CN=x", "-addext", &format!("subjectAltName={san}")])
+        .output()
+        .expect("the openssl command line is needed (tests/run-all.sh installs it)");
+    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
 }
 
 /// promfed's server certificate, key and CA written to a temporary directory.

@@ -148,9 +148,7 @@ pub fn client_config(tls: &ProbeTlsConfig, alpn: &[&[u8]]) -> Result<ProbeTls, S
     let inner = if tls.insecure_skip_verify {
         None
     } else {
-        Some(
-            AnchorVerifier::new(anchors.clone(), None, provider.clone()).map_err(|e| format!("TLS verifier: {e}"))?,
-        )
+        Some(AnchorVerifier::new(anchors.clone(), None, provider.clone()).map_err(|e| format!("TLS verifier: {e}"))?)
     };
     let seen = Arc::new(Mutex::new(Seen::default()));
     let verifier = Arc::new(Recording { inner, provider: provider.clone(), seen: seen.clone() });

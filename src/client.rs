@@ -68,10 +68,8 @@ pub fn client_tls(owner: &str, tls: &TlsConfig) -> Result<rustls::ClientConfig, 
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut anchors = Vec::new();
     if let Some(ca) = &tls.ca_file {
-        let pem = read(name, ca)?;
-        anchors = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
-        let mut probe = rustls::RootCertStore::empty();
-        if probe.add_parsable_certificates(anchors.iter().cloned()).0 == 0 {
+        anchors = crate::trust::parse_anchors(&read(name, ca)?);
+        if anchors.is_empty() {
             return Err(ClientError::Pem {
                 owner: name.to_owned(),
                 path: ca.display().to_string(),

@@ -52,6 +52,15 @@ impl AnchorVerifier {
     }
 }
 
+/// The certificates of a `ca_file` that can serve as trust anchors (empty: none can).
+pub fn parse_anchors(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .filter(|c| rustls::RootCertStore::empty().add(c.clone()).is_ok())
+        .collect()
+}
+
 /// Go's checks of a leaf that is itself a trust anchor: dates, name, extended key usage.
 fn check_anchor_leaf(leaf: &CertificateDer<'_>, name: &ServerName<'_>, now: UnixTime) -> Result<(), rustls::Error> {
     use x509_parser::prelude::*;
@@ -86,15 +95,14 @@ impl ServerCertVerifier for AnchorVerifier {
         let name = self.name_override.as_ref().unwrap_or(server_name);
         match self.inner.verify_server_cert(end_entity, intermediates, name, ocsp, now) {
             Ok(v) => Ok(v),
-            Err(e) if self.anchors.iter().any(|a| a.as_ref() == end_entity.as_ref()) => {
+            Err(_) if self.anchors.iter().any(|a| a.as_ref() == end_entity.as_ref()) => {
                 // The leaf is trusted by configuration; webpki's reason (often
                 // `CaUsedAsEndEntity`) gives way to Go's checks, whose own failure is reported.
-                let _ = e;
                 check_anchor_leaf(end_entity, name, now).map(|()| ServerCertVerified::assertion())
             }
             // A CA certificate that is not configured: Go's "signed by unknown authority".
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(o)))
-                if format!("{o:?}").contains("CaUsedAsEndEntity") =>
+                if matches!(o.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity)) =>
             {
                 Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
             }

@@ -134,8 +134,8 @@ pub fn client_config(tls: &ProbeTlsConfig, alpn: &[&[u8]]) -> Result<ProbeTls, S
     let mut anchors = Vec::new();
     if let Some(ca) = &tls.ca_file {
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
-        anchors = CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
-        if rustls::RootCertStore::empty().add_parsable_certificates(anchors.clone()).0 == 0 {
+        anchors = crate::trust::parse_anchors(&pem);
+        if anchors.is_empty() {
             return Err(format!("ca_file {} holds no usable certificate", ca.display()));
         }
     }

@@ -168,7 +168,11 @@ pub async fn start_from_file(
         }),
         auth,
     );
-    let options = ServeOptions { max_connections: config.server.max_connections, ..ServeOptions::default() };
+    let options = ServeOptions {
+        max_connections: config.server.max_connections,
+        encoded_targets: metrics.encoded_targets(),
+        ..ServeOptions::default()
+    };
 
     let mut tasks = JoinSet::new();
     // The store stops only after the scrapers: it is given its own token, cancelled last.

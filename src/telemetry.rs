@@ -48,6 +48,13 @@ pub struct RequestLabels {
     pub code: String,
 }
 
+/// Labels of request targets percent-encoded before hyper read them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    /// `http1` or `h2`.
+    pub protocol: String,
+}
+
 /// Labels of served `/federate` bodies.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FormatLabels {
@@ -171,6 +178,7 @@ pub struct Metrics {
     pub tls_reloads: Counter,
     pub tls_reload_failures: Counter,
     pub tls_handshake_failures: Counter,
+    pub http_request_targets_encoded: Family<ProtocolLabels, Counter>,
     pub build_info: Family<BuildLabels, Gauge>,
     pub sd_refresh_failures: Family<MechanismLabels, Counter>,
     pub sd_last_success_timestamp_seconds: Family<MechanismLabels, FloatGauge>,
@@ -231,6 +239,14 @@ fn duration_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// The counters the listener increments for each percent-encoded request target.
+    pub fn encoded_targets(&self) -> crate::serve::EncodedTargets {
+        let counter = |protocol: &str| {
+            self.http_request_targets_encoded.get_or_create(&ProtocolLabels { protocol: protocol.to_owned() }).clone()
+        };
+        crate::serve::EncodedTargets { http1: counter("http1"), h2: counter("h2") }
+    }
+
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
@@ -262,6 +278,7 @@ impl Metrics {
             tls_reloads: Counter::default(),
             tls_reload_failures: Counter::default(),
             tls_handshake_failures: Counter::default(),
+            http_request_targets_encoded: Family::default(),
             build_info: Family::default(),
             sd_refresh_failures: Family::default(),
             sd_last_success_timestamp_seconds: Family::default(),
@@ -368,6 +385,11 @@ impl Metrics {
             "tls_handshake_failures",
             "TLS handshakes with clients that failed (bad certificate, timeout, protocol)",
             m.tls_handshake_failures.clone(),
+        );
+        r.register(
+            "http_request_targets_encoded",
+            "Requests whose target was sent with bytes that must be percent-encoded (a \", <, >, space, #) and was encoded before routing",
+            m.http_request_targets_encoded.clone(),
         );
         r.register("build_info", "promfed's version", m.build_info.clone());
         r.register(

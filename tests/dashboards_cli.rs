@@ -76,6 +76,15 @@ struct FakeGrafana {
 
 impl FakeGrafana {
     async fn start() -> FakeGrafana {
+        FakeGrafana::start_with(None).await
+    }
+
+    /// Over HTTPS with this certificate and key (promfed's own server stack does the TLS).
+    async fn start_tls(cert: &Path, key: &Path) -> FakeGrafana {
+        FakeGrafana::start_with(Some((cert, key))).await
+    }
+
+    async fn start_with(tls: Option<(&Path, &Path)>) -> FakeGrafana {
         let state = Arc::new(Mutex::new(GrafanaState { next_id: 1, ..Default::default() }));
         let app = Router::new()
             .route(
@@ -89,9 +98,23 @@ impl FakeGrafana {
             .layer(axum::middleware::from_fn_with_state(state.clone(), auth))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        FakeGrafana { url, state }
+        let address = listener.local_addr().expect("address");
+        let Some((cert, key)) = tls else {
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            return FakeGrafana { url: format!("http://{address}"), state };
+        };
+        promfed::serve::install_crypto_provider();
+        let settings = promfed::serve::TlsSettings {
+            cert_file: cert.to_owned(),
+            key_file: key.to_owned(),
+            client_ca_file: None,
+            min_version: None,
+        };
+        let tls = promfed::serve::TlsReloader::load(settings).expect("the fake's TLS");
+        let options = promfed::serve::ServeOptions::default();
+        let token = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(async move { promfed::serve::serve(listener, Some(tls), app, options, token).await });
+        FakeGrafana { url: format!("https://{address}"), state }
     }
 
     fn dashboard(&self, uid: &str) -> Option<StoredDashboard> {
@@ -410,6 +433,31 @@ async fn apply(g: &FakeGrafana, dir: &Path, extra: &[&str]) -> Run {
 
 // ---------------------------------------------------------------------------------------------
 // plan / apply
+
+/// Issue 13: a Grafana whose certificate was made by `openssl req -x509 …` (self-signed,
+/// CA:TRUE), that same file given as `--grafana-ca-file`: accepted, as Go's clients accept it;
+/// another such certificate as the CA: refused, naming the certificate problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_with_an_openssl_self_signed_certificate() {
+    let pki = tempfile::tempdir().expect("temp dir");
+    let (cert, key) = common::openssl_self_signed(pki.path(), "grafana", "IP:127.0.0.1");
+    let (other, _) = common::openssl_self_signed(pki.path(), "other", "IP:127.0.0.1");
+    let g = FakeGrafana::start_tls(&cert, &key).await;
+    assert!(g.url.starts_with("https://127.0.0.1:"), "{}", g.url);
+    let dir = good_copy();
+    let run = plan(&g, dir.path(), &["--grafana-ca-file", cert.to_str().unwrap()]).await;
+    assert_eq!(run.code, 2, "changes pending, Grafana reached: {run:?}");
+    let run = apply(&g, dir.path(), &["--grafana-ca-file", cert.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!g.uids().is_empty());
+    let run = plan(&g, dir.path(), &["--grafana-ca-file", cert.to_str().unwrap()]).await;
+    assert_eq!(run.code, 0, "nothing left to change: {run:?}");
+    let run = plan(&g, dir.path(), &["--grafana-ca-file", other.to_str().unwrap()]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("certificate"), "the reason names the certificate: {run:?}");
+    let run = plan(&g, dir.path(), &[]).await;
+    assert_eq!(run.code, 1, "the system roots do not know it: {run:?}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_apply_and_a_second_apply_changes_nothing() {

@@ -473,3 +473,98 @@ async fn metrics_expose_replica_group_scrape_and_http_series() {
         common::metric_value(&body, "promfed_http_requests_total", &[("handler", "/-/healthy"), ("code", "200")]);
     assert!(requests >= Some(1.0), "promfed_http_requests_total for /-/healthy = {requests:?}\n{body}");
 }
+
+// -------------------------------------------------------------------------------------------------
+// Issue 13: request targets sent unencoded, as `curl -g` and runbooks send them
+
+/// The GETs of the API with unencoded query strings, and their encoded forms.
+fn unencoded_requests() -> Vec<(&'static str, String)> {
+    let encode = |target: &str| {
+        let (path, query) = target.split_once('?').expect("a query");
+        let pairs: Vec<(String, String)> = query
+            .split('&')
+            .map(|p| p.split_once('=').map_or((p.to_owned(), String::new()), |(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        format!("{path}?{query}")
+    };
+    [
+        r#"/federate?match[]={job="node"}"#,
+        r#"/federate?match[]={job="node", __name__=~"node_cpu.*"}&match[]=up{job="prometheus"}"#,
+        r#"/federate?match[]={job=""}"#,
+        r#"/api/v1/status/groups?x="y""#,
+        r#"/api/v1/status/ha?x=<y>"#,
+        r#"/metrics?x="1""#,
+        r#"/-/healthy?x="1""#,
+        r#"/-/ready?x="1""#,
+    ]
+    .into_iter()
+    .map(|raw| (raw, encode(raw)))
+    .collect()
+}
+
+/// The part of a response both forms must share: the status, the series of a `/federate` body,
+/// the `status` and `errorType` of a JSON body, the first line of anything else.
+fn comparable(path: &str, status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if path.starts_with("/federate") && status == 200 {
+        let series = text_series(body, &[]);
+        assert!(!series.is_empty(), "{path}: no series");
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        series.keys().for_each(|k| k.hash(&mut hasher));
+        return format!("{status} {} series, keys hashed to {:x}", series.len(), hasher.finish());
+    }
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+        return format!("{status} {} {} {}", json["status"], json["errorType"], json["error"]);
+    }
+    format!("{status} {}", text.lines().next().unwrap_or(""))
+}
+
+#[tokio::test]
+async fn unencoded_query_strings_are_answered_like_their_encoded_form_over_http1_and_h2() {
+    use common::raw_http::{H2Client, H2Outcome, connect, h1_get};
+    let h = Harness::start(Options::default()).await;
+    h.wait_until_both_scraped().await;
+    let address = format!("127.0.0.1:{}", h.running.address.port());
+    let ca = h.tls.ca();
+    let requests = unencoded_requests();
+    let mut expected = Vec::new();
+    for (raw, encoded) in &requests {
+        let resp = h.get(encoded).await;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.expect("body");
+        expected.push(comparable(raw, status, &body));
+    }
+    assert!(expected[2].starts_with("400") && expected[2].contains("bad_data"), "{}", expected[2]);
+
+    // HTTP/1.1, one connection per request, the target as typed.
+    for ((raw, _), want) in requests.iter().zip(&expected) {
+        let mut io = connect(&address, Some(&ca), b"http/1.1").await;
+        let resp = h1_get(&mut *io, raw, "").await;
+        assert_eq!(&comparable(raw, resp.status, &resp.body), want, "HTTP/1.1 {raw}: {}", resp.text());
+    }
+    // HTTP/2, all on one connection whose client indexes its headers: encoded requests before
+    // and after the unencoded ones (the HPACK tables must stay in step throughout).
+    let io = connect(&address, Some(&ca), b"h2").await;
+    let mut client = H2Client::start(io, &address).await;
+    let mut h2_order: Vec<usize> = vec![0];
+    h2_order.extend(0..requests.len());
+    h2_order.push(3);
+    for (round, &i) in h2_order.iter().enumerate() {
+        let (raw, encoded) = &requests[i];
+        let path: &str = if round == 0 || round == h2_order.len() - 1 { encoded } else { raw };
+        let H2Outcome::Response(resp) = client.get(path, &[("x-scope-orgid", "team-a")]).await else {
+            panic!("h2 {path}: the stream was reset");
+        };
+        assert_eq!(comparable(raw, resp.status, &resp.body), expected[i], "h2 {path}: {}", resp.text());
+    }
+
+    // Each rewrite counted once, by protocol.
+    let metrics = h.get("/metrics").await.text().await.expect("metrics");
+    let count = |protocol: &str| {
+        common::metric_value(&metrics, "promfed_http_request_targets_encoded_total", &[("protocol", protocol)])
+    };
+    assert_eq!(count("http1"), Some(requests.len() as f64), "{metrics}");
+    assert_eq!(count("h2"), Some(requests.len() as f64), "{metrics}");
+}

@@ -62,6 +62,10 @@ impl Certs {
             std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).expect("write");
             std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).expect("write");
         }
+        // Issue 13: made by the openssl command line as people make them (CA:TRUE, self-signed),
+        // named for 127.0.0.1 only; `ossl_other` is another such certificate nobody trusts here.
+        common::openssl_self_signed(dir.path(), "ossl", "IP:127.0.0.1");
+        common::openssl_self_signed(dir.path(), "ossl_other", "IP:127.0.0.1");
         Certs { dir }
     }
 
@@ -210,10 +214,13 @@ async fn dns_server(token: &CancellationToken) -> SocketAddr {
 
 fn blackbox_yml(certs: &Certs) -> String {
     let ca = certs.path("ca.pem");
+    let ossl = certs.path("ossl.pem");
     format!(
         r#"modules:
   http_2xx: {{prober: http, timeout: 5s, http: {{preferred_ip_protocol: ip4}}}}
   http_ca: {{prober: http, timeout: 5s, http: {{preferred_ip_protocol: ip4, tls_config: {{ca_file: "{ca}"}}}}}}
+  http_ossl: {{prober: http, timeout: 5s, http: {{preferred_ip_protocol: ip4, tls_config: {{ca_file: "{ossl}"}}}}}}
+  tcp_ossl: {{prober: tcp, tcp: {{preferred_ip_protocol: ip4, tls: true, tls_config: {{ca_file: "{ossl}"}}}}}}
   http_ca_http11: {{prober: http, timeout: 5s, http: {{preferred_ip_protocol: ip4, enable_http2: false, tls_config: {{ca_file: "{ca}"}}}}}}
   http_insecure: {{prober: http, timeout: 5s, http: {{preferred_ip_protocol: ip4, tls_config: {{insecure_skip_verify: true}}}}}}
   http_404_ok: {{prober: http, http: {{preferred_ip_protocol: ip4, valid_status_codes: [404]}}}}
@@ -296,6 +303,21 @@ fn parse_exposition(body: &str) -> BTreeMap<String, f64> {
     out
 }
 
+/// A certificate's notAfter in seconds since the epoch, as `openssl x509 -enddate` prints it.
+fn openssl_not_after(pem: &str) -> f64 {
+    let out = Command::new("openssl").args(["x509", "-noout", "-enddate", "-dateopt", "iso_8601", "-in", pem]).output();
+    let out = out.expect("openssl x509");
+    assert!(out.status.success(), "openssl x509: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let date = text.trim().strip_prefix("notAfter=").expect("notAfter=");
+    // "2027-12-03 06:20:00Z"
+    let n: Vec<i32> = date.trim_end_matches('Z').split(['-', ' ', ':']).map(|f| f.parse().expect("a number")).collect();
+    let month = time::Month::try_from(n[1] as u8).expect("month");
+    let day = time::Date::from_calendar_date(n[0], month, n[2] as u8).expect("date");
+    let at = day.with_hms(n[3] as u8, n[4] as u8, n[5] as u8).expect("time");
+    at.assume_utc().unix_timestamp() as f64
+}
+
 fn is_duration(key: &str) -> bool {
     key.contains("duration_seconds") || key.starts_with("probe_dns_lookup_time_seconds")
 }
@@ -356,6 +378,9 @@ struct Setup {
     http: SocketAddr,
     https: SocketAddr,
     expired: SocketAddr,
+    /// Presenting the openssl self-signed `ossl.pem` and `ossl_other.pem`.
+    ossl: SocketAddr,
+    ossl_other: SocketAddr,
     banner: SocketAddr,
     dns: SocketAddr,
     config: std::path::PathBuf,
@@ -368,11 +393,13 @@ async fn setup() -> Setup {
     let http = serve_app(None, &token).await;
     let https = serve_app(Some((certs.path("good.pem"), certs.path("good.key"))), &token).await;
     let expired = serve_app(Some((certs.path("expired.pem"), certs.path("expired.key"))), &token).await;
+    let ossl = serve_app(Some((certs.path("ossl.pem"), certs.path("ossl.key"))), &token).await;
+    let ossl_other = serve_app(Some((certs.path("ossl_other.pem"), certs.path("ossl_other.key"))), &token).await;
     let banner = banner_server(&token).await;
     let dns = dns_server(&token).await;
     let config = certs.dir.path().join("blackbox.yml");
     std::fs::write(&config, blackbox_yml(&certs)).expect("write blackbox.yml");
-    Setup { certs, token, http, https, expired, banner, dns, config }
+    Setup { certs, token, http, https, expired, ossl, ossl_other, banner, dns, config }
 }
 
 async fn start_promfed(config: &Path, extra: &str) -> sidecar::RunningSidecar {
@@ -420,6 +447,14 @@ async fn same_metrics_as_blackbox_exporter() {
         ("http_insecure", format!("https://{ex}/ok")),
         ("http_ca", format!("https://{ex}/ok")),
         ("http_2xx", format!("https://{hs}/ok")),
+        // openssl's self-signed CA:TRUE certificate as its own ca_file: accepted, as Go does; the
+        // same certificate under a name it does not carry, and another self-signed one, refused.
+        ("http_ossl", format!("https://{}/ok", s.ossl)),
+        ("http_ossl", format!("https://localhost:{}/ok", s.ossl.port())),
+        ("http_ossl", format!("https://{}/ok", s.ossl_other)),
+        ("tcp_ossl", s.ossl.to_string()),
+        ("tcp_ossl", format!("localhost:{}", s.ossl.port())),
+        ("tcp_ossl", s.ossl_other.to_string()),
         ("tcp_banner", s.banner.to_string()),
         ("tcp_banner_bad", s.banner.to_string()),
         ("tcp_connect", format!("127.0.0.1:{}", free_port())),
@@ -495,6 +530,20 @@ async fn same_metrics_as_blackbox_exporter() {
     let (_, body) = get_probe(&client, &pf_base, "http_ca", &format!("https://{ex}/ok")).await;
     let m = parse_exposition(&body);
     assert_eq!(m.get("probe_ssl_earliest_cert_expiry{}"), Some(&(EXPIRED_NOT_AFTER as f64)), "{body}");
+    // The openssl certificate: accepted, its expiry reported as blackbox_exporter reports it
+    // (compared above) and as the file says.
+    let not_after = openssl_not_after(&s.certs.path("ossl.pem"));
+    for (module, target) in [("http_ossl", format!("https://{}/ok", s.ossl)), ("tcp_ossl", s.ossl.to_string())] {
+        let (_, body) = get_probe(&client, &pf_base, module, &target).await;
+        let m = parse_exposition(&body);
+        assert_eq!(m.get("probe_success{}"), Some(&1.0), "{module} {target}: {body}");
+        assert_eq!(m.get("probe_ssl_last_chain_expiry_timestamp_seconds{}"), Some(&not_after), "{body}");
+        assert_eq!(m.get("probe_ssl_earliest_cert_expiry{}"), Some(&not_after), "{body}");
+    }
+    for target in [format!("https://localhost:{}/ok", s.ossl.port()), format!("https://{}/ok", s.ossl_other)] {
+        let (_, body) = get_probe(&client, &pf_base, "http_ossl", &target).await;
+        assert!(body.contains("probe_success 0"), "{target}: {body}");
+    }
     eprintln!("{} cases, {compared} series compared, {} differences", cases.len(), problems.len());
     assert!(problems.is_empty(), "differences from blackbox_exporter:\n{}", problems.join("\n"));
     promfed.shutdown();
@@ -640,6 +689,13 @@ async fn probe_command_exit_codes_and_json() {
             && m["value"] == LEAF_NOT_AFTER as f64)
     );
 
+    // Issue 13: openssl's self-signed certificate as --ca-file.
+    let ossl = s.certs.path("ossl.pem");
+    let (code, out, _) = promfed_cli(&["probe", "http", &format!("https://{}/ok", s.ossl), "--ca-file", &ossl]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = promfed_cli(&["probe", "tls", &s.ossl_other.to_string(), "--ca-file", &ossl]);
+    assert_eq!(code, 1, "{out}");
+
     let (code, out, _) =
         promfed_cli(&["probe", "dns", &s.dns.to_string(), "--module", "dns_a", "--config", &config, "--json"]);
     assert_eq!(code, 0, "{out}");
@@ -681,6 +737,18 @@ async fn serve_answers_probe_and_exports_scheduled_probes() {
     assert!(
         body.contains("probe_http_status_code 404") && body.contains("probe_failure_info{reason=\"http_status\"} 1")
     );
+    // Issue 13: a target typed unencoded, over plain HTTP/1.1 and h2 (prior knowledge).
+    let typed = format!("/probe?module=http_2xx&target=http://{}/ok?q=\"1\"", s.http);
+    let address = running.address.to_string();
+    let mut io = common::raw_http::connect(&address, None, b"").await;
+    let resp = common::raw_http::h1_get(&mut *io, &typed, "").await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("probe_success 1"), "{}", resp.text());
+    let io = common::raw_http::connect(&address, None, b"").await;
+    let mut h2 = common::raw_http::H2Client::start(io, &address).await;
+    let common::raw_http::H2Outcome::Response(resp) = h2.get(&typed, &[]).await else { panic!("stream reset") };
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(resp.text().contains("probe_success 1"), "{}", resp.text());
     let want = format!("probe_success{{module=\"http_2xx\",target=\"http://{}/ok\"}} 1", s.http);
     common::poll("the scheduled probe on /metrics", Duration::from_secs(10), Duration::from_millis(200), || {
         let (client, base, want) = (client.clone(), base.clone(), want.clone());

@@ -16,6 +16,9 @@
 //!   in-flight requests (HTTP/1.1 closes after the current response, h2 sends GOAWAY), and whatever
 //!   is still open after `grace_period` is dropped.
 //!
+//! Below hyper, each connection's reads go through [`RequestTargetRepair`], which percent-encodes
+//! the bytes of a request target that hyper would refuse (`curl -g '…?match[]={job="node"}'`).
+//!
 //! Accept errors (`EMFILE`, `ECONNABORTED`, ...) are transient by nature: they are logged and retried
 //! after a short pause, never returned. Handshake failures are the client's problem: logged at debug
 //! and counted in [`TlsReloader::handshake_failures_total`].
@@ -40,13 +43,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::request_target::{EncodedTargets, RequestTargetRepair};
 use super::tls::TlsReloader;
 
 /// How long to pause after a failed `accept` before trying again (e.g. out of file descriptors).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Limits of the accept loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Connections served at once; further clients wait in the listen backlog. Default 1024; 0 is
     /// taken as 1.
@@ -55,6 +59,8 @@ pub struct ServeOptions {
     pub tls_handshake_timeout: Duration,
     /// Time in-flight requests get to finish after shutdown before connections are dropped. Default 10s.
     pub grace_period: Duration,
+    /// Counts the request targets [`RequestTargetRepair`] percent-encoded.
+    pub encoded_targets: EncodedTargets,
 }
 
 impl Default for ServeOptions {
@@ -63,6 +69,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             grace_period: Duration::from_secs(10),
+            encoded_targets: EncodedTargets::default(),
         }
     }
 }
@@ -116,6 +123,7 @@ pub async fn serve(
             tls: tls.clone(),
             app: app.clone(),
             handshake_timeout: opts.tls_handshake_timeout,
+            encoded_targets: opts.encoded_targets.clone(),
             watcher: graceful.watcher(),
             shutdown: shutdown.clone(),
             _permit: permit,
@@ -152,6 +160,7 @@ struct Connection {
     tls: Option<Arc<TlsReloader>>,
     app: Router,
     handshake_timeout: Duration,
+    encoded_targets: EncodedTargets,
     watcher: Watcher,
     shutdown: CancellationToken,
     /// Released when the connection ends, letting the loop accept another.
@@ -160,11 +169,12 @@ struct Connection {
 
 impl Connection {
     async fn run(self) {
-        let Connection { stream, peer, tls, app, handshake_timeout, watcher, shutdown, _permit } = self;
+        let Connection { stream, peer, tls, app, handshake_timeout, encoded_targets, watcher, shutdown, _permit } =
+            self;
         // Responses are small and often latency-bound (health checks, API calls): don't wait for Nagle.
         let _ = stream.set_nodelay(true);
         let Some(reloader) = tls else {
-            serve_connection(stream, peer, app, watcher).await;
+            serve_connection(RequestTargetRepair::new(stream, encoded_targets), peer, app, watcher).await;
             return;
         };
 
@@ -189,7 +199,7 @@ impl Connection {
                 }
             },
         };
-        serve_connection(stream, peer, app, watcher).await;
+        serve_connection(RequestTargetRepair::new(stream, encoded_targets), peer, app, watcher).await;
     }
 }
 

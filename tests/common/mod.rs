@@ -10,6 +10,7 @@
 pub mod content;
 #[cfg(feature = "ec2")]
 pub mod moto;
+pub mod raw_http;
 pub mod vm;
 
 use promfed::parse::{parse_protobuf_delimited, parse_text};

@@ -18,6 +18,7 @@
 //! - [`render`]: `/federate` bodies, text and protobuf, gzip.
 //! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster, and the
 //!   sender of the merged stream through a durable queue per destination.
+//! - [`query`]: the query side: remote read of each replica's raw history, merged by the HA rules.
 //! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
@@ -36,6 +37,7 @@ pub mod discovery;
 pub mod key;
 pub mod merge;
 pub mod parse;
+pub mod query;
 pub mod reload;
 pub mod remote;
 pub mod render;

@@ -948,26 +948,55 @@ impl Offsets {
 /// Emits `sample` from replica `src` for the series `s` at slab index `idx`.
 fn emit(s: &mut Series, offsets: &mut Offsets, idx: usize, src: u8, sample: Latest, stats: &mut ApplyStats) {
     let v = sample.value;
-    let offset = offsets.get(s, idx);
-    let offset = if s.kind == Kind::Counter && s.emitted_ts != NEVER && v.is_finite() && s.emitted_value.is_finite() {
-        if src == s.source {
-            // A real reset inside one source (below the last raw value): pass it through.
-            if v < s.emitted_value - offset { 0.0 } else { offset }
-        } else if v < s.emitted_value {
-            // The new source is behind the last emitted value: carry the difference so the
-            // switch does not look like a reset.
-            stats.offsets_applied += 1;
-            s.emitted_value - v
-        } else {
-            0.0
-        }
-    } else {
-        0.0
-    };
+    let last = (s.kind == Kind::Counter && s.emitted_ts != NEVER).then(|| Last {
+        value: s.emitted_value,
+        source: s.source,
+        offset: offsets.get(s, idx),
+    });
+    let (offset, applied) = counter_offset(last, src, v);
+    if applied {
+        stats.offsets_applied += 1;
+    }
     offsets.set(s, idx, offset);
     s.emitted_value = v + offset;
     s.emitted_ts = sample.ts;
     s.source = src;
+}
+
+/// What was last emitted for a counter series: the counter-continuity rule's input.
+#[derive(Clone, Copy, Debug)]
+pub struct Last {
+    /// The value emitted (raw value plus offset).
+    pub value: f64,
+    /// The replica (slot, or rank in a history) it came from.
+    pub source: u8,
+    /// The offset it carried.
+    pub offset: f64,
+}
+
+/// The counter-continuity rule, shared by the live merge and the merge of histories
+/// ([`crate::query::history`]): the offset to add to raw value `v` from `source`, and whether a
+/// new offset was taken. `last` is `None` for a series that is not a counter or has emitted
+/// nothing yet.
+///
+/// A drop within one source is a real reset: passed through, offset cleared. A change of
+/// source to a value below the last emitted one carries the difference, so the switch does not
+/// look like a reset downstream. A non-finite value (or last value) clears the offset.
+pub fn counter_offset(last: Option<Last>, source: u8, v: f64) -> (f64, bool) {
+    let Some(last) = last else { return (0.0, false) };
+    if !v.is_finite() || !last.value.is_finite() {
+        return (0.0, false);
+    }
+    if source == last.source {
+        // A real reset inside one source (below the last raw value): pass it through.
+        if v < last.value - last.offset { (0.0, false) } else { (last.offset, false) }
+    } else if v < last.value {
+        // The new source is behind the last emitted value: carry the difference so the
+        // switch does not look like a reset.
+        (last.value - v, true)
+    } else {
+        (0.0, false)
+    }
 }
 
 /// Adds the sample `s` just emitted to `log`, when recording.
@@ -987,7 +1016,8 @@ fn record(log: &mut Option<Vec<SnapEntry>>, s: &Series) {
 /// Prometheus' staleness marker: a NaN with this exact bit pattern.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
-fn is_stale_marker(v: f64) -> bool {
+/// Whether `v` is Prometheus' staleness marker.
+pub fn is_stale_marker(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 

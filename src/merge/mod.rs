@@ -12,7 +12,8 @@ pub mod snapshot;
 pub mod store;
 
 pub use group::{
-    CommandError, Emitted, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec, Role, SnapEntry, TextEntry,
+    CommandError, Emitted, Group, GroupSettings, GroupStatus, Last, Outcome, Push, ReplicaSpec, Role, STALE_NAN_BITS,
+    SnapEntry, TextEntry, counter_offset, is_stale_marker,
 };
 pub use snapshot::{GroupSnapshot, Served, Snapshot};
 pub use store::{Command, Store, StoreHandle};

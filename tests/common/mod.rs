@@ -239,10 +239,52 @@ impl Prometheus {
             p.args.push("--web.config.file=web.yml".into());
             p.tls = true;
         }
+        p.start_on_a_free_port().await;
+        p
+    }
+
+    /// [`Prometheus::start`] with its storage first filled by `promtool tsdb
+    /// create-blocks-from openmetrics` from `openmetrics` (a body ending in `# EOF`): hours of
+    /// history in seconds. Samples must lie within the last hour (the retention these
+    /// processes run with).
+    pub async fn start_backfilled(binary: &Path, name: &str, config: &str, openmetrics: &str) -> Prometheus {
+        let dir = tempfile::Builder::new().prefix(&format!("promfed-e2e-{name}-")).tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("prometheus.yml"), config).expect("write prometheus.yml");
+        let input = dir.path().join("backfill.om");
+        std::fs::write(&input, openmetrics).expect("write the OpenMetrics input");
+        let promtool = promtool_binary().expect("promtool comes with prometheus");
+        let out = Command::new(promtool)
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool tsdb create-blocks-from openmetrics failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut p = Prometheus {
+            name: name.to_owned(),
+            port: 0,
+            binary: binary.to_owned(),
+            args: Vec::new(),
+            tls: false,
+            child: None,
+            dir,
+        };
+        p.start_on_a_free_port().await;
+        p
+    }
+
+    async fn start_on_a_free_port(&mut self) {
+        let p = self;
+        let name = p.name.clone();
         for attempt in 1..=5 {
             p.port = free_port();
             match p.launch().await {
-                Ok(()) => return p,
+                Ok(()) => return,
                 Err(StartFailure::PortInUse) => eprintln!("{name}: port {} was taken (attempt {attempt})", p.port),
                 Err(StartFailure::Other(e)) => panic!("{name} did not start: {e}"),
             }

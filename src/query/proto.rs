@@ -1,0 +1,137 @@
+//! prost structs of Prometheus' remote-read protocol (`prompb/remote.proto`, `types.proto`,
+//! without the gogoproto options), written by hand for the messages promfed uses as a client.
+//! Labels and samples are Remote-Write's ([`crate::remote::proto`]).
+//!
+//! Spec: <https://prometheus.io/docs/prometheus/latest/querying/remote_read_api/>.
+
+pub use crate::remote::proto::{Label, Sample, TimeSeries};
+
+/// `prometheus.ReadRequest`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReadRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub queries: Vec<Query>,
+    /// [`ResponseType`]s in preference order; the server takes the first it supports.
+    #[prost(enumeration = "ResponseType", repeated, tag = "2")]
+    pub accepted_response_types: Vec<i32>,
+}
+
+/// `prometheus.ReadRequest.ResponseType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum ResponseType {
+    /// One snappy-compressed `ReadResponse` of raw samples.
+    Samples = 0,
+    /// A stream of `ChunkedReadResponse` frames of XOR chunks (Prometheus ≥ 2.13).
+    StreamedXorChunks = 1,
+}
+
+/// `prometheus.Query`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Query {
+    #[prost(int64, tag = "1")]
+    pub start_timestamp_ms: i64,
+    #[prost(int64, tag = "2")]
+    pub end_timestamp_ms: i64,
+    #[prost(message, repeated, tag = "3")]
+    pub matchers: Vec<LabelMatcher>,
+    #[prost(message, optional, tag = "4")]
+    pub hints: Option<ReadHints>,
+}
+
+/// `prometheus.LabelMatcher`.
+#[derive(Clone, PartialEq, Eq, ::prost::Message)]
+pub struct LabelMatcher {
+    #[prost(enumeration = "MatchType", tag = "1")]
+    pub r#type: i32,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub value: String,
+}
+
+/// `prometheus.LabelMatcher.Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum MatchType {
+    Eq = 0,
+    Neq = 1,
+    Re = 2,
+    Nre = 3,
+}
+
+/// `prometheus.ReadHints`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReadHints {
+    #[prost(int64, tag = "1")]
+    pub step_ms: i64,
+    #[prost(string, tag = "2")]
+    pub func: String,
+    #[prost(int64, tag = "3")]
+    pub start_ms: i64,
+    #[prost(int64, tag = "4")]
+    pub end_ms: i64,
+    #[prost(string, repeated, tag = "5")]
+    pub grouping: Vec<String>,
+    #[prost(bool, tag = "6")]
+    pub by: bool,
+    #[prost(int64, tag = "7")]
+    pub range_ms: i64,
+}
+
+/// `prometheus.ReadResponse`: one result per query, in order.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReadResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub results: Vec<QueryResult>,
+}
+
+/// `prometheus.QueryResult`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct QueryResult {
+    #[prost(message, repeated, tag = "1")]
+    pub timeseries: Vec<TimeSeries>,
+}
+
+/// `prometheus.ChunkedReadResponse`: one frame of a streamed response.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ChunkedReadResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub chunked_series: Vec<ChunkedSeries>,
+    /// The query of the request this frame answers.
+    #[prost(int64, tag = "2")]
+    pub query_index: i64,
+}
+
+/// `prometheus.ChunkedSeries`: a series' labels and some of its chunks (a long series spans
+/// several frames, each repeating the labels).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ChunkedSeries {
+    #[prost(message, repeated, tag = "1")]
+    pub labels: Vec<Label>,
+    #[prost(message, repeated, tag = "2")]
+    pub chunks: Vec<Chunk>,
+}
+
+/// `prometheus.Chunk`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Chunk {
+    #[prost(int64, tag = "1")]
+    pub min_time_ms: i64,
+    #[prost(int64, tag = "2")]
+    pub max_time_ms: i64,
+    #[prost(enumeration = "ChunkEncoding", tag = "3")]
+    pub r#type: i32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub data: Vec<u8>,
+}
+
+/// `prometheus.Chunk.Encoding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum ChunkEncoding {
+    Unknown = 0,
+    Xor = 1,
+    Histogram = 2,
+    FloatHistogram = 3,
+}

@@ -190,21 +190,22 @@ impl Api {
         // The outermost error is reqwest's "error sending request for url (…)": the URL is said
         // already.
         let text = chain(causes.get(1..).filter(|c| !c.is_empty()).unwrap_or(&causes));
+        // A TLS 1.3 server refuses a client certificate after the handshake: the client may see
+        // the connection close, be reset or break its pipe before it reads the server's alert,
+        // or read the alert only as the connection's error (hyper's, not a rustls::Error).
+        let maybe_mtls = url.starts_with("https:")
+            && !self.client_cert
+            && (matches!(io_kind, Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe))
+                || ["connection closed", "CertificateRequired", "broken pipe"].iter().any(|t| text.contains(t)));
+        const MTLS_HINT: &str = " (promfed may require a client certificate: --cert-file and --key-file)";
         let reason = match io_kind {
             Some(std::io::ErrorKind::ConnectionRefused) => "connection refused (is promfed running there?)".to_owned(),
+            Some(std::io::ErrorKind::ConnectionReset) if maybe_mtls => format!("connection reset{MTLS_HINT}"),
             Some(std::io::ErrorKind::ConnectionReset) => "connection reset".to_owned(),
             _ if text.contains("invalid HTTP version parsed") && url.starts_with("http:") => {
                 format!("{text} (is promfed serving HTTPS? then use an https:// URL)")
             }
-            // A TLS 1.3 server refuses a client certificate after the handshake: the client may
-            // see the connection close before it reads the server's alert.
-            // Or read it only as the connection's error (hyper's, not a rustls::Error in the chain).
-            _ if url.starts_with("https:")
-                && !self.client_cert
-                && (text.contains("connection closed") || text.contains("CertificateRequired")) =>
-            {
-                format!("{text} (promfed may require a client certificate: --cert-file and --key-file)")
-            }
+            _ if maybe_mtls => format!("{text}{MTLS_HINT}"),
             _ => text,
         };
         ApiError::Unreachable { url: url.to_owned(), reason }

@@ -47,6 +47,65 @@ pub struct FileConfig {
     /// sidecar` (absent: no sync). `promfed serve` checks this section but does not run it.
     #[serde(default)]
     pub dashboards: Option<crate::sidecar::dashboards::DashboardsConfig>,
+    /// The Prometheus query API (`/api/v1/query`, `query_range`, `series`, `labels`, …) over
+    /// the groups' merged history: Grafana's datasource.
+    #[serde(default)]
+    pub query: QueryConfig,
+}
+
+/// Limits of the query API, with Prometheus' defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Longest a query may run, fetches included (Prometheus' `--query.timeout`); a request's
+    /// `timeout` parameter may only shorten it.
+    #[serde(default = "default_query_timeout")]
+    pub timeout: PromDuration,
+    /// Most samples a query may hold at once (Prometheus' `--query.max-samples`).
+    #[serde(default = "default_query_max_samples")]
+    pub max_samples: u64,
+    /// Queries evaluated at once; more wait for a slot (Prometheus' `--query.max-concurrency`).
+    #[serde(default = "default_query_concurrency")]
+    pub max_concurrency: usize,
+    /// Remote reads in flight to one replica (Prometheus serves 10 at once by default:
+    /// `--storage.remote.read-concurrent-limit`).
+    #[serde(default = "default_remote_read_concurrency")]
+    pub remote_read_concurrency: usize,
+    /// Bytes of remote-read answers one query may hold.
+    #[serde(default = "default_query_bytes")]
+    pub max_bytes_per_query: ByteSize,
+    /// How far back a selector looks for a sample (default: `global.lookback_delta`).
+    #[serde(default)]
+    pub lookback_delta: Option<PromDuration>,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            timeout: default_query_timeout(),
+            max_samples: default_query_max_samples(),
+            max_concurrency: default_query_concurrency(),
+            remote_read_concurrency: default_remote_read_concurrency(),
+            max_bytes_per_query: default_query_bytes(),
+            lookback_delta: None,
+        }
+    }
+}
+
+fn default_query_timeout() -> PromDuration {
+    PromDuration(Duration::from_secs(120))
+}
+fn default_query_max_samples() -> u64 {
+    50_000_000
+}
+fn default_query_concurrency() -> usize {
+    20
+}
+fn default_remote_read_concurrency() -> usize {
+    10
+}
+fn default_query_bytes() -> ByteSize {
+    ByteSize(1 << 30)
 }
 
 fn default_data_dir() -> PathBuf {

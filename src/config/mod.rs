@@ -7,7 +7,7 @@ pub mod validate;
 
 pub use file::FileConfig;
 pub use validate::{
-    Config, Credentials, Group, HaTracker, Problem, Receiver, RemoteWrite, Server, ServerTls, validate,
+    Config, Credentials, Group, HaTracker, Problem, Query, Receiver, RemoteWrite, Server, ServerTls, validate,
 };
 
 use std::path::Path;

@@ -109,6 +109,17 @@ pub fn accept_header(protocols: &[String]) -> String {
         .join(",")
 }
 
+/// The checked query API limits.
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub timeout: Duration,
+    pub max_samples: u64,
+    pub max_concurrency: usize,
+    pub remote_read_concurrency: usize,
+    pub max_bytes: u64,
+    pub lookback: Duration,
+}
+
 /// The checked Remote-Write receiver settings.
 #[derive(Clone, Debug)]
 pub struct Receiver {
@@ -162,6 +173,7 @@ pub struct Config {
     pub remote_write: Vec<RemoteWrite>,
     /// The `probes:` section, when present.
     pub probes: Option<crate::sidecar::Probes>,
+    pub query: Query,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
 }
@@ -541,6 +553,7 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         });
     }
 
+    let query = query(&mut c, &file.query, g.lookback_delta.0);
     if c.problems.is_empty() {
         Ok(Config {
             server: Server { listen, tls, auth, max_connections: s.max_connections },
@@ -548,10 +561,34 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             receiver,
             remote_write,
             probes,
+            query,
             warnings: c.warnings,
         })
     } else {
         Err(c.problems)
+    }
+}
+
+fn query(c: &mut Checker, q: &crate::config::file::QueryConfig, lookback: Duration) -> Query {
+    for (field, zero) in [
+        ("timeout", q.timeout.0.is_zero()),
+        ("max_samples", q.max_samples == 0),
+        ("max_concurrency", q.max_concurrency == 0),
+        ("remote_read_concurrency", q.remote_read_concurrency == 0),
+        ("max_bytes_per_query", q.max_bytes_per_query.0 == 0),
+        ("lookback_delta", q.lookback_delta.is_some_and(|d| d.0.is_zero())),
+    ] {
+        if zero {
+            c.problem(format!("query.{field}"), "must be more than 0");
+        }
+    }
+    Query {
+        timeout: q.timeout.0,
+        max_samples: q.max_samples,
+        max_concurrency: q.max_concurrency,
+        remote_read_concurrency: q.remote_read_concurrency,
+        max_bytes: q.max_bytes_per_query.0,
+        lookback: q.lookback_delta.map_or(lookback, |d| d.0),
     }
 }
 

@@ -45,6 +45,8 @@ pub struct AppState {
     pub receiver: Option<Arc<Receiver>>,
     /// The probes (`GET /probe`, scheduled probes), when a `probes:` section is configured.
     pub probes: Option<Arc<crate::sidecar::ProbeService>>,
+    /// The Prometheus query API over the groups' merged history, when groups are configured.
+    pub query: Option<Arc<crate::query::api::QueryApi>>,
 }
 
 /// Builds the router.
@@ -55,6 +57,9 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/write",
             post(remote_write).layer(axum::extract::DefaultBodyLimit::max(receiver.max_body_size())),
         );
+    }
+    if let Some(query) = &state.query {
+        router = router.merge(crate::query::api::routes(query.clone()));
     }
     if let Some(probes) = &state.probes {
         router = router.merge(probes.routes());

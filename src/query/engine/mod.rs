@@ -1,0 +1,86 @@
+//! PromQL evaluated in promfed, on `promql-parser`'s AST, with Prometheus 2.42's semantics, over
+//! series already fetched (and merged) for the query's selectors.
+//!
+//! - [`eval`]: the evaluator — steps, selectors (lookback, staleness, `offset`, `@`),
+//!   subqueries, unary and binary operators with vector matching;
+//! - [`aggregate`]: the aggregation operators;
+//! - [`functions`]: the functions.
+//!
+//! Semantics followed where 2.42 differs from later Prometheus: a range selector and the
+//! lookback window are closed at both ends (`[t - range, t]`, `[t - lookback, t]`); `holt_winters`
+//! (renamed in 3.0) exists; functions added after 2.42 are refused as unknown, as 2.42 would.
+//! Native histograms are not evaluated. A construct not done yet is an `execution` error naming
+//! it — never a silently different answer.
+
+pub mod aggregate;
+pub mod eval;
+pub mod functions;
+
+use std::sync::Arc;
+
+/// A series' labels, `__name__` included, sorted by name.
+pub type Labels = Arc<Vec<(String, String)>>;
+
+/// A fetched series: labels and samples in time order (milliseconds, value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// A query's result, as the API renders it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryValue {
+    Scalar {
+        t: i64,
+        v: f64,
+    },
+    String {
+        t: i64,
+        v: String,
+    },
+    /// An instant vector: (labels, t, v).
+    Vector(Vec<(Labels, i64, f64)>),
+    /// A range vector or a range query's result: labels and points.
+    Matrix(Vec<(Labels, Vec<(i64, f64)>)>),
+}
+
+/// Why evaluation failed; the API maps each to Prometheus' `errorType`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    /// `execution` (422): the query cannot be evaluated as asked.
+    #[error("{0}")]
+    Execution(String),
+    /// `bad_data` (400): a problem Prometheus reports at parse or check time.
+    #[error("{0}")]
+    BadData(String),
+    /// `execution`: Prometheus' limit on samples held.
+    #[error("query processing would load too many samples into memory in query execution")]
+    TooManySamples,
+    /// `timeout` (503).
+    #[error("query timed out in query execution")]
+    Timeout,
+}
+
+/// Label value of `name`, or "".
+pub fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
+    labels.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str())
+}
+
+/// `labels` without `__name__`.
+pub fn drop_name(labels: &Labels) -> Labels {
+    if labels.iter().any(|(n, _)| n == "__name__") {
+        Arc::new(labels.iter().filter(|(n, _)| n != "__name__").cloned().collect())
+    } else {
+        labels.clone()
+    }
+}
+
+/// Prometheus' rendering of a label set, for error messages: `{a="1", b="2"}`.
+pub fn format_labels(labels: &[(String, String)]) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+#[cfg(test)]
+mod tests;

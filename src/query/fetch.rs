@@ -1,0 +1,277 @@
+//! What a query reads: for each selector of the expression, the time window evaluation will
+//! look at; for each group that can match, every replica's raw samples over that window
+//! (one remote-read request per replica holding all the selectors); merged per series by
+//! [`super::history`]; filtered by the full selector on the merged labels.
+//!
+//! Group pruning: a matcher on a label the group adds (`federation_group="eu-west-1"`) is
+//! decided here against the group's value and never sent to its replicas; matchers on replica
+//! labels are not sent either (the merged view has no replica label, so they match what the
+//! final filter says). A group whose every replica failed makes the answer partial, with a
+//! warning naming it; a replica that failed while another answered is named in a warning too.
+
+use super::engine::eval::{Fetched, matches, ms, offset_ms, selector_key};
+use super::engine::{EvalError, Series};
+use super::history::{ReplicaSeries, merge_group};
+use super::proto::{LabelMatcher, MatchType, Query};
+use super::remote_read::{Limits, ReadClient, ReadError};
+use crate::merge::StoreHandle;
+use crate::series::{Identity, labels_of, name_of, unescape_label_value};
+use promql_parser::label::MatchOp;
+use promql_parser::parser::ast::AtModifier;
+use promql_parser::parser::{Expr, VectorSelector};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// One group as the query side reads it.
+pub struct GroupSource {
+    pub name: String,
+    pub client: ReadClient,
+    pub identity: Identity,
+    /// Remote reads in flight per replica address.
+    pub concurrency: usize,
+}
+
+/// Every group the query API reads, and the store that knows their replicas now.
+pub struct Sources {
+    pub groups: Vec<GroupSource>,
+    pub store: StoreHandle,
+    /// Per replica address: its remote-read slots.
+    slots: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Sources {
+    pub fn new(groups: Vec<GroupSource>, store: StoreHandle) -> Self {
+        Sources { groups, store, slots: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn slots_of(&self, address: &str, n: usize) -> Arc<Semaphore> {
+        let mut slots = self.slots.lock().expect("slots lock");
+        slots.entry(address.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1)))).clone()
+    }
+}
+
+/// A selector of the query and the window its evaluation reads.
+pub struct Need<'e> {
+    pub selector: &'e VectorSelector,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// The selectors of `expr` evaluated at times in `[lo, hi]` (query start/end) and the window
+/// each reads: lookback or range, offsets, `@`, subqueries' ranges.
+pub fn needs<'e>(expr: &'e Expr, lo: i64, hi: i64, start: i64, end: i64, lookback: i64, out: &mut Vec<Need<'e>>) {
+    let at = |a: &Option<AtModifier>, lo: i64, hi: i64| -> (i64, i64) {
+        match a {
+            None => (lo, hi),
+            Some(AtModifier::Start) => (start, start),
+            Some(AtModifier::End) => (end, end),
+            Some(AtModifier::At(t)) => {
+                let t = super::engine::eval::system_time_ms(*t);
+                (t, t)
+            }
+        }
+    };
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let (a, b) = at(&vs.at, lo, hi);
+            let off = offset_ms(&vs.offset);
+            out.push(Need { selector: vs, from_ms: a - off - lookback, to_ms: b - off });
+        }
+        Expr::MatrixSelector(m) => {
+            let (a, b) = at(&m.vs.at, lo, hi);
+            let off = offset_ms(&m.vs.offset);
+            out.push(Need { selector: &m.vs, from_ms: a - off - ms(m.range), to_ms: b - off });
+        }
+        Expr::Subquery(s) => {
+            let (a, b) = at(&s.at, lo, hi);
+            let off = offset_ms(&s.offset);
+            needs(&s.expr, a - off - ms(s.range), b - off, start, end, lookback, out);
+        }
+        Expr::Paren(p) => needs(&p.expr, lo, hi, start, end, lookback, out),
+        Expr::Unary(u) => needs(&u.expr, lo, hi, start, end, lookback, out),
+        Expr::Binary(b) => {
+            needs(&b.lhs, lo, hi, start, end, lookback, out);
+            needs(&b.rhs, lo, hi, start, end, lookback, out);
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                needs(p, lo, hi, start, end, lookback, out);
+            }
+            needs(&a.expr, lo, hi, start, end, lookback, out);
+        }
+        Expr::Call(c) => {
+            for arg in &c.args.args {
+                needs(arg, lo, hi, start, end, lookback, out);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// The remote-read matchers of `vs` for a group adding `added` labels and dropping
+/// `replica_labels`; `None` when an added-label matcher rules the group out.
+fn matchers_for(vs: &VectorSelector, identity: &Identity) -> Option<Vec<LabelMatcher>> {
+    let mut out = Vec::new();
+    if let Some(name) = &vs.name {
+        out.push(LabelMatcher { r#type: MatchType::Eq as i32, name: "__name__".into(), value: name.clone() });
+    }
+    for m in &vs.matchers.matchers {
+        if let Some((_, value)) = identity.add.iter().find(|(n, _)| n == &m.name) {
+            if !m.is_match(value) {
+                return None;
+            }
+            continue;
+        }
+        if identity.drop.iter().any(|d| d == &m.name) {
+            continue;
+        }
+        let (kind, value) = match &m.op {
+            MatchOp::Equal => (MatchType::Eq, m.value.clone()),
+            MatchOp::NotEqual => (MatchType::Neq, m.value.clone()),
+            MatchOp::Re(_) => (MatchType::Re, m.value.clone()),
+            MatchOp::NotRe(_) => (MatchType::Nre, m.value.clone()),
+        };
+        out.push(LabelMatcher { r#type: kind as i32, name: m.name.clone(), value });
+    }
+    if out.is_empty() {
+        // Only group or replica labels were matched on: every series of the group.
+        out.push(LabelMatcher { r#type: MatchType::Re as i32, name: "__name__".into(), value: ".+".into() });
+    }
+    Some(out)
+}
+
+/// Labels of a canonical key, sorted, `__name__` included.
+fn labels_of_key(key: &str) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> =
+        labels_of(key).map(|(n, v)| (n.to_owned(), unescape_label_value(v).into_owned())).collect();
+    let name = name_of(key);
+    if !name.is_empty() {
+        labels.push(("__name__".to_owned(), name.to_owned()));
+    }
+    labels.sort();
+    labels
+}
+
+/// Fetches every selector's merged series; returns them with the warnings to show.
+pub async fn fetch(sources: &Sources, needs: &[Need<'_>], limits: Limits) -> Result<(Fetched, Vec<String>), EvalError> {
+    let snapshot = sources.store.snapshot();
+    let mut fetched = Fetched::default();
+    let mut warnings = Vec::new();
+    for need in needs {
+        fetched.series.entry(selector_key(need.selector)).or_default();
+    }
+    // One task per (group, replica): a request with one query per selector the group can match.
+    // Tasks live in a JoinSet: a query dropped (the client went away, a timeout) aborts them.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (gi, group) in sources.groups.iter().enumerate() {
+        let mut queries = Vec::new();
+        let mut which = Vec::new();
+        for (ni, need) in needs.iter().enumerate() {
+            if let Some(matchers) = matchers_for(need.selector, &group.identity) {
+                queries.push(Query {
+                    start_timestamp_ms: need.from_ms,
+                    end_timestamp_ms: need.to_ms,
+                    matchers,
+                    hints: None,
+                });
+                which.push(ni);
+            }
+        }
+        if queries.is_empty() {
+            continue;
+        }
+        let Some(status) = snapshot.groups.iter().find(|g| g.status.name == group.name).map(|g| &g.status) else {
+            warnings.push(format!("group {}: not known to the store yet", group.name));
+            continue;
+        };
+        // The preferred replica first, then the others as configured.
+        let mut replicas: Vec<(String, String)> =
+            status.replicas.iter().map(|r| (r.name.clone(), r.address.clone())).collect();
+        if let Some(p) = &status.preferred
+            && let Some(i) = replicas.iter().position(|(n, _)| n == p)
+        {
+            let preferred = replicas.remove(i);
+            replicas.insert(0, preferred);
+        }
+        if replicas.is_empty() {
+            warnings.push(format!("group {}: no replica discovered; its series are missing", group.name));
+            continue;
+        }
+        let queries = Arc::new(queries);
+        let which = Arc::new(which);
+        for (rank, (name, address)) in replicas.into_iter().enumerate() {
+            let slots = sources.slots_of(&address, group.concurrency);
+            let (queries, which) = (queries.clone(), which.clone());
+            let client = group.client.clone();
+            tasks.spawn(async move {
+                let _slot = slots.acquire_owned().await.expect("slots are never closed");
+                let answer = client.read(&address, &queries, limits).await;
+                (gi, rank, name, which, answer)
+            });
+        }
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        results.push(done.map_err(|e| EvalError::Execution(format!("a remote read task failed: {e}")))?);
+    }
+    // Replicas in rank order within each group, whatever order they finished in.
+    results.sort_by_key(|r| (r.0, r.1));
+    // Per group: per selector, the replicas' series.
+    let mut per_group: HashMap<usize, (Vec<Vec<ReplicaSeries>>, usize, usize)> = HashMap::new();
+    let mut failures: HashMap<usize, Vec<String>> = HashMap::new();
+    for (gi, rank, name, which, answer) in results {
+        let entry = per_group.entry(gi).or_insert_with(|| ((0..needs.len()).map(|_| Vec::new()).collect(), 0, 0));
+        entry.2 += 1;
+        match answer {
+            Ok(answer) => {
+                entry.1 += 1;
+                for skipped in answer.skipped {
+                    warnings.push(format!("group {}: replica {name}: {skipped} skipped", sources.groups[gi].name));
+                }
+                for (qi, series) in answer.results.into_iter().enumerate() {
+                    let ni = which[qi];
+                    entry.0[ni].extend(series.into_iter().map(|s| ReplicaSeries {
+                        rank,
+                        labels: s.labels,
+                        samples: s.samples,
+                    }));
+                }
+            }
+            Err(ReadError::TooManySamples { .. }) => return Err(EvalError::TooManySamples),
+            Err(e) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
+        }
+    }
+    let mut groups: Vec<usize> = per_group.keys().copied().collect();
+    groups.sort_unstable();
+    for gi in groups {
+        let (per_need, answered, asked) = per_group.remove(&gi).expect("present");
+        let group = &sources.groups[gi];
+        let failed = failures.remove(&gi).unwrap_or_default();
+        if answered == 0 {
+            warnings.push(format!(
+                "group {}: no replica answered, its series are missing from this answer ({})",
+                group.name,
+                failed.join("; ")
+            ));
+            continue;
+        }
+        if answered < asked {
+            warnings.push(format!("group {}: {} (filled from the others)", group.name, failed.join("; ")));
+        }
+        for (ni, series) in per_need.into_iter().enumerate() {
+            if series.is_empty() {
+                continue;
+            }
+            let vs = needs[ni].selector;
+            let out = fetched.series.entry(selector_key(vs)).or_default();
+            for merged in merge_group(&group.identity, series) {
+                let labels = labels_of_key(&merged.key);
+                if matches(vs, &labels) {
+                    out.push(Series { labels: Arc::new(labels), samples: merged.samples });
+                }
+            }
+        }
+    }
+    Ok((fetched, warnings))
+}

@@ -301,9 +301,12 @@ fn deadline(api: &QueryApi, p: &[(String, String)]) -> Result<(Instant, Duration
 }
 
 /// Fetches and evaluates `expr` between `start` and `end` (equal for an instant query).
+///
+/// The fetched series are keyed by the addresses of the selector nodes, so the evaluation runs
+/// on this very tree (shared, never cloned).
 async fn run(
     api: &QueryApi,
-    expr: &Expr,
+    expr: Arc<Expr>,
     start: i64,
     end: i64,
     step: i64,
@@ -314,7 +317,7 @@ async fn run(
     let _slot = api.slots.acquire().await.map_err(|_| ApiError::bad_data("shutting down"))?;
     let lookback = api.limits.lookback.as_millis() as i64;
     let mut wanted: Vec<Need<'_>> = Vec::new();
-    needs(expr, start, end, start, end, lookback, &mut wanted);
+    needs(&expr, start, end, start, end, lookback, &mut wanted);
     let limits = Limits { max_bytes: api.limits.max_bytes, max_samples: api.limits.max_samples };
     let fetched: (Fetched, Vec<String>) = tokio::time::timeout(timeout, fetch(&api.sources, &wanted, limits))
         .await
@@ -329,8 +332,8 @@ async fn run(
         max_samples: api.limits.max_samples as usize,
         deadline,
     };
+    drop(wanted);
     // Evaluation is CPU work: off the async workers.
-    let expr = expr.clone();
     let result = tokio::task::spawn_blocking(move || {
         let ev = Evaluator::new(&data, settings);
         if instant { ev.instant(&expr) } else { ev.range(&expr) }
@@ -355,12 +358,12 @@ async fn query(
     let result = async {
         let q = param(&p, "query")
             .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": no expression found in input"))?;
-        let expr = parse_query(q)?;
+        let expr = Arc::new(parse_query(q)?);
         let t = match param(&p, "time") {
             Some(t) => parse_time("time", t)?,
             None => now_ms(),
         };
-        run(&api, &expr, t, t, 1, &p, true).await
+        run(&api, expr, t, t, 1, &p, true).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -392,8 +395,8 @@ async fn query_range(
             ));
         }
         let q = param(&p, "query").ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": no expression found in input"))?;
-        let expr = parse_query(q)?;
-        run(&api, &expr, start, end, step, &p, false).await
+        let expr = Arc::new(parse_query(q)?);
+        run(&api, expr, start, end, step, &p, false).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

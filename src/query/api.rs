@@ -94,6 +94,8 @@ impl From<EvalError> for ApiError {
             EvalError::BadData(_) => ("bad_data", StatusCode::BAD_REQUEST),
             EvalError::Execution(_) | EvalError::TooManySamples => ("execution", StatusCode::UNPROCESSABLE_ENTITY),
             EvalError::Timeout => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
+            // Prometheus' 499 "client closed request": nobody reads it.
+            EvalError::Canceled => ("canceled", StatusCode::from_u16(499).expect("a valid status")),
         };
         ApiError { kind, status, message: e.to_string() }
     }
@@ -319,10 +321,20 @@ async fn run(
     let mut wanted: Vec<Need<'_>> = Vec::new();
     needs(&expr, start, end, start, end, lookback, &mut wanted);
     let limits = Limits { max_bytes: api.limits.max_bytes, max_samples: api.limits.max_samples };
-    let fetched: (Fetched, Vec<String>) = tokio::time::timeout(timeout, fetch(&api.sources, &wanted, limits))
-        .await
-        .map_err(|_| ApiError::from(EvalError::Timeout))??;
+    // Replicas get three quarters of the time; evaluation the rest.
+    let fetched: (Fetched, Vec<String>) =
+        tokio::time::timeout(timeout, fetch(&api.sources, &wanted, limits, timeout.mul_f64(0.75)))
+            .await
+            .map_err(|_| ApiError::from(EvalError::Timeout))??;
     let (data, warnings) = fetched;
+    // Dropped with this future when the client goes away: the evaluation then stops.
+    struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let cancelled = CancelOnDrop(Default::default());
     let settings = Settings {
         start_ms: start,
         end_ms: end,
@@ -331,6 +343,7 @@ async fn run(
         default_subquery_step_ms: 60_000,
         max_samples: api.limits.max_samples as usize,
         deadline,
+        cancelled: cancelled.0.clone(),
     };
     drop(wanted);
     // Evaluation is CPU work: off the async workers.
@@ -396,6 +409,14 @@ async fn query_range(
         }
         let q = param(&p, "query").ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": no expression found in input"))?;
         let expr = Arc::new(parse_query(q)?);
+        use promql_parser::parser::value::ValueType;
+        let kind = expr.value_type();
+        if !matches!(kind, ValueType::Scalar | ValueType::Vector) {
+            let name = if kind == ValueType::Matrix { "range vector" } else { "string" };
+            return Err(ApiError::bad_data(format!(
+                "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+            )));
+        }
         run(&api, expr, start, end, step, &p, false).await
     }
     .await;
@@ -442,7 +463,7 @@ async fn matched_series(
         }
     }
     let limits = Limits { max_bytes: api.limits.max_bytes, max_samples: api.limits.max_samples };
-    let (data, warnings) = tokio::time::timeout(timeout, fetch(&api.sources, &wanted, limits))
+    let (data, warnings) = tokio::time::timeout(timeout, fetch(&api.sources, &wanted, limits, timeout.mul_f64(0.75)))
         .await
         .map_err(|_| ApiError::from(EvalError::Timeout))??;
     let mut seen = BTreeSet::new();

@@ -13,7 +13,7 @@ use super::engine::eval::{Fetched, matches, ms, offset_ms, selector_key};
 use super::engine::{EvalError, Series};
 use super::history::{ReplicaSeries, merge_group};
 use super::proto::{LabelMatcher, MatchType, Query};
-use super::remote_read::{Limits, ReadClient, ReadError};
+use super::remote_read::{Budget, Limits, ReadClient, ReadError};
 use crate::merge::StoreHandle;
 use crate::series::{Identity, labels_of, name_of, unescape_label_value};
 use promql_parser::label::MatchOp;
@@ -153,8 +153,15 @@ fn labels_of_key(key: &str) -> Vec<(String, String)> {
     labels
 }
 
-/// Fetches every selector's merged series; returns them with the warnings to show.
-pub async fn fetch(sources: &Sources, needs: &[Need<'_>], limits: Limits) -> Result<(Fetched, Vec<String>), EvalError> {
+/// Fetches every selector's merged series; returns them with the warnings to show. A replica
+/// that has not answered within `read_timeout` is given up (a warning), so one hanging
+/// replica makes an answer partial, not late.
+pub async fn fetch(
+    sources: &Sources,
+    needs: &[Need<'_>],
+    limits: Limits,
+    read_timeout: std::time::Duration,
+) -> Result<(Fetched, Vec<String>), EvalError> {
     let snapshot = sources.store.snapshot();
     let mut fetched = Fetched::default();
     let mut warnings = Vec::new();
@@ -164,6 +171,8 @@ pub async fn fetch(sources: &Sources, needs: &[Need<'_>], limits: Limits) -> Res
     // One task per (group, replica): a request with one query per selector the group can match.
     // Tasks live in a JoinSet: a query dropped (the client went away, a timeout) aborts them.
     let mut tasks = tokio::task::JoinSet::new();
+    // The query's bytes and samples, over all its remote reads.
+    let budget = Arc::new(Budget::default());
     for (gi, group) in sources.groups.iter().enumerate() {
         let mut queries = Vec::new();
         let mut which = Vec::new();
@@ -204,9 +213,13 @@ pub async fn fetch(sources: &Sources, needs: &[Need<'_>], limits: Limits) -> Res
             let slots = sources.slots_of(&address, group.concurrency);
             let (queries, which) = (queries.clone(), which.clone());
             let client = group.client.clone();
+            let budget = budget.clone();
             tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await.expect("slots are never closed");
-                let answer = client.read(&address, &queries, limits).await;
+                let read = async {
+                    let _slot = slots.acquire_owned().await.expect("slots are never closed");
+                    client.read_shared(&address, &queries, limits, &budget).await
+                };
+                let answer = tokio::time::timeout(read_timeout, read).await.map_err(|_| read_timeout);
                 (gi, rank, name, which, answer)
             });
         }
@@ -224,7 +237,10 @@ pub async fn fetch(sources: &Sources, needs: &[Need<'_>], limits: Limits) -> Res
         let entry = per_group.entry(gi).or_insert_with(|| ((0..needs.len()).map(|_| Vec::new()).collect(), 0, 0));
         entry.2 += 1;
         match answer {
-            Ok(answer) => {
+            Err(waited) => {
+                failures.entry(gi).or_default().push(format!("replica {name}: no answer within {waited:?}"));
+            }
+            Ok(Ok(answer)) => {
                 entry.1 += 1;
                 for skipped in answer.skipped {
                     warnings.push(format!("group {}: replica {name}: {skipped} skipped", sources.groups[gi].name));
@@ -238,8 +254,13 @@ pub async fn fetch(sources: &Sources, needs: &[Need<'_>], limits: Limits) -> Res
                     }));
                 }
             }
-            Err(ReadError::TooManySamples { .. }) => return Err(EvalError::TooManySamples),
-            Err(e) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
+            Ok(Err(ReadError::TooManySamples { .. })) => return Err(EvalError::TooManySamples),
+            Ok(Err(ReadError::TooLarge { limit, .. })) => {
+                return Err(EvalError::Execution(format!(
+                    "the query's remote reads exceed {limit} bytes (query.max_bytes_per_query)"
+                )));
+            }
+            Ok(Err(e)) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
         }
     }
     let mut groups: Vec<usize> = per_group.keys().copied().collect();

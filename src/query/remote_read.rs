@@ -35,13 +35,31 @@ pub struct RawSeries {
     pub samples: Vec<(i64, f64)>,
 }
 
-/// What one request may hold.
+/// What a request — or, through a shared [`Budget`], all requests of one query — may hold.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Bytes of the response body (and, for samples, of it decompressed).
     pub max_bytes: u64,
     /// Samples decoded, over all queries of the request.
     pub max_samples: u64,
+}
+
+/// Bytes and samples used so far by the requests sharing it (one query's).
+#[derive(Debug, Default)]
+pub struct Budget {
+    bytes: std::sync::atomic::AtomicU64,
+    samples: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    /// Adds `n` bytes; the total after.
+    fn bytes(&self, n: u64) -> u64 {
+        self.bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n
+    }
+
+    fn samples(&self, n: u64) -> u64 {
+        self.samples.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n
+    }
 }
 
 /// A replica's answer: per query of the request, its series; and what was left out.
@@ -131,7 +149,8 @@ impl ReadClient {
         format!("{}://{address}/api/v1/read", self.scheme)
     }
 
-    /// Reads `queries` from the replica at `address`, streamed chunks preferred.
+    /// Reads `queries` from the replica at `address`, streamed chunks preferred, within
+    /// `limits` for this request alone.
     pub async fn read(&self, address: &str, queries: &[Query], limits: Limits) -> Result<Answer, ReadError> {
         self.read_as(address, queries, limits, &[ResponseType::StreamedXorChunks, ResponseType::Samples]).await
     }
@@ -143,6 +162,29 @@ impl ReadClient {
         queries: &[Query],
         limits: Limits,
         types: &[ResponseType],
+    ) -> Result<Answer, ReadError> {
+        self.read_within(address, queries, limits, types, &Budget::default()).await
+    }
+
+    /// [`ReadClient::read`] with `limits` counted over every request sharing `budget`.
+    pub async fn read_shared(
+        &self,
+        address: &str,
+        queries: &[Query],
+        limits: Limits,
+        budget: &Budget,
+    ) -> Result<Answer, ReadError> {
+        self.read_within(address, queries, limits, &[ResponseType::StreamedXorChunks, ResponseType::Samples], budget)
+            .await
+    }
+
+    async fn read_within(
+        &self,
+        address: &str,
+        queries: &[Query],
+        limits: Limits,
+        types: &[ResponseType],
+        budget: &Budget,
     ) -> Result<Answer, ReadError> {
         let url = self.url(address);
         let request = ReadRequest {
@@ -174,14 +216,14 @@ impl ReadClient {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with(STREAMED));
-        let mut decoder = Decoder::new(url.clone(), queries, limits);
+        let mut decoder = Decoder::new(url.clone(), queries, limits, budget);
         let mut buf: Vec<u8> = Vec::new();
         let mut bytes = 0u64;
         loop {
             let chunk = response.chunk().await.map_err(|source| ReadError::Send { url: url.clone(), source })?;
             let Some(chunk) = chunk else { break };
             bytes += chunk.len() as u64;
-            if bytes > limits.max_bytes {
+            if budget.bytes(chunk.len() as u64) > limits.max_bytes {
                 return Err(ReadError::TooLarge { url, limit: limits.max_bytes });
             }
             buf.extend_from_slice(&chunk);
@@ -211,14 +253,23 @@ struct Decoder<'q> {
     url: String,
     queries: &'q [Query],
     limits: Limits,
+    budget: &'q Budget,
     results: Vec<Vec<RawSeries>>,
     skipped: Vec<String>,
     samples: u64,
 }
 
 impl<'q> Decoder<'q> {
-    fn new(url: String, queries: &'q [Query], limits: Limits) -> Self {
-        Decoder { url, queries, limits, results: vec![Vec::new(); queries.len()], skipped: Vec::new(), samples: 0 }
+    fn new(url: String, queries: &'q [Query], limits: Limits, budget: &'q Budget) -> Self {
+        Decoder {
+            url,
+            queries,
+            limits,
+            budget,
+            results: vec![Vec::new(); queries.len()],
+            skipped: Vec::new(),
+            samples: 0,
+        }
     }
 
     fn malformed(&self, what: impl Into<String>) -> ReadError {
@@ -227,7 +278,7 @@ impl<'q> Decoder<'q> {
 
     fn count(&mut self, n: usize) -> Result<(), ReadError> {
         self.samples += n as u64;
-        if self.samples > self.limits.max_samples {
+        if self.budget.samples(n as u64) > self.limits.max_samples {
             return Err(ReadError::TooManySamples { url: self.url.clone(), limit: self.limits.max_samples });
         }
         Ok(())

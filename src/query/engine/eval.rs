@@ -88,6 +88,8 @@ pub struct Settings {
     pub default_subquery_step_ms: i64,
     pub max_samples: usize,
     pub deadline: Instant,
+    /// Set when the client went away: evaluation stops at its next check.
+    pub cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One query's evaluation.
@@ -104,6 +106,9 @@ impl<'a> Evaluator<'a> {
     }
 
     fn check_deadline(&self) -> Result<(), EvalError> {
+        if self.settings.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(EvalError::Canceled);
+        }
         if Instant::now() > self.settings.deadline { Err(EvalError::Timeout) } else { Ok(()) }
     }
 

@@ -60,6 +60,9 @@ pub enum EvalError {
     /// `timeout` (503).
     #[error("query timed out in query execution")]
     Timeout,
+    /// `canceled`: the client went away.
+    #[error("query was canceled in query execution")]
+    Canceled,
 }
 
 /// Label value of `name`, or "".

@@ -16,6 +16,7 @@ fn instant(q: &str, t: i64, series: &[Series]) -> Result<QueryValue, EvalError> 
         default_subquery_step_ms: 60_000,
         max_samples: 1_000_000,
         deadline: Instant::now() + Duration::from_secs(10),
+        cancelled: Default::default(),
     };
     Evaluator::new(&data, settings).instant(&expr)
 }

@@ -43,7 +43,8 @@ fn framed(frame: &ChunkedReadResponse) -> Vec<u8> {
 const LIMITS: Limits = Limits { max_bytes: 1 << 30, max_samples: 1_000_000 };
 
 fn decode_stream(queries: &[Query], bytes: &[u8], split: usize, limits: Limits) -> Result<Answer, ReadError> {
-    let mut d = Decoder::new("http://r/api/v1/read".into(), queries, limits);
+    let budget = Budget::default();
+    let mut d = Decoder::new("http://r/api/v1/read".into(), queries, limits, &budget);
     // Fed in pieces of `split` bytes, as a network delivers them.
     let mut buf = Vec::new();
     for piece in bytes.chunks(split.max(1)) {
@@ -120,7 +121,8 @@ fn bad_streams_are_errors_naming_what_was_wrong() {
     assert!(err(&good, few).contains("more than 1 samples"));
     // A frame cut short is held for more bytes, then reported by `read` as the stream ending
     // inside a frame.
-    let mut d = Decoder::new("u".into(), &queries, LIMITS);
+    let budget = Budget::default();
+    let mut d = Decoder::new("u".into(), &queries, LIMITS, &budget);
     assert_eq!(d.frames(&good[..good.len() - 1]).unwrap(), 0);
 }
 
@@ -150,12 +152,15 @@ fn a_samples_answer_is_read_within_its_limits() {
     };
     let body = snap::raw::Encoder::new().compress_vec(&response.encode_to_vec()).unwrap();
     let queries = [query(0, 10)];
-    let answer = Decoder::new("u".into(), &queries, LIMITS).samples(&body).unwrap();
+    let answer = Decoder::new("u".into(), &queries, LIMITS, &Budget::default()).samples(&body).unwrap();
     assert_eq!(answer.results[0][0].samples, [(3, 2.0), (5, 1.0)], "sorted");
     let small = Limits { max_bytes: 10, max_samples: 10 };
-    assert!(matches!(Decoder::new("u".into(), &queries, small).samples(&body), Err(ReadError::TooLarge { .. })));
-    assert!(Decoder::new("u".into(), &queries, LIMITS).samples(b"not snappy").is_err());
+    assert!(matches!(
+        Decoder::new("u".into(), &queries, small, &Budget::default()).samples(&body),
+        Err(ReadError::TooLarge { .. })
+    ));
+    assert!(Decoder::new("u".into(), &queries, LIMITS, &Budget::default()).samples(b"not snappy").is_err());
     let two = [query(0, 1), query(0, 1)];
-    let e = Decoder::new("u".into(), &two, LIMITS).samples(&body).unwrap_err();
+    let e = Decoder::new("u".into(), &two, LIMITS, &Budget::default()).samples(&body).unwrap_err();
     assert!(e.to_string().contains("1 results for 2 queries"), "{e}");
 }

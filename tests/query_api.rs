@@ -1,0 +1,358 @@
+//! The query API's edges (issue 14): Prometheus' errors for bad queries, times, steps and
+//! limits; a replica answering remote read with garbage, a truncated stream, a cut chunk, a 5xx
+//! or nothing at all while its twin (a real Prometheus 2.42) answers — the answer comes from the
+//! twin with a warning naming what was wrong, in time, and promfed keeps serving; both replicas
+//! failing — a partial answer with a warning; Grafana's calls (form POST, label values, the
+//! `1+1` health check, buildinfo); and real clients: `promtool query` 2.42 and vmalert 1.79
+//! evaluating the repo's alert rules against promfed.
+
+mod common;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use common::{Prometheus, now_ms};
+use prost::Message;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+const STEP: i64 = 15_000;
+
+/// 40 minutes of `rr_temperature{instance="i0".."i5"}` every 15 s, ending `end`.
+fn history(end: i64) -> String {
+    let mut om = String::from("# TYPE rr_temperature gauge\n");
+    for i in 0..6 {
+        for k in 0..160i64 {
+            let t = end - (159 - k) * STEP;
+            let v = (k as f64 * 0.1 + i as f64).sin() * 10.0;
+            om.push_str(&format!("rr_temperature{{instance=\"i{i}\"}} {v} {}.{:03}\n", t / 1000, t % 1000));
+        }
+    }
+    om.push_str("# EOF\n");
+    om
+}
+
+/// How the faulty replica answers `POST /api/v1/read`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(u8)]
+enum Fault {
+    Hang = 0,
+    Status500 = 1,
+    Garbage = 2,
+    Truncated = 3,
+    CutChunk = 4,
+}
+
+/// A fault injector standing in for a broken replica's remote-read endpoint.
+async fn faulty_replica(mode: Arc<AtomicU8>) -> SocketAddr {
+    let app = Router::new().route(
+        "/api/v1/read",
+        post(move || {
+            let mode = mode.clone();
+            async move {
+                let streamed =
+                    [(header::CONTENT_TYPE, "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")];
+                match mode.load(Ordering::SeqCst) {
+                    0 => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        "late".into_response()
+                    }
+                    1 => {
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "overloaded: too many queries").into_response()
+                    }
+                    2 => (streamed, vec![0x05, 1, 2, 3, 4, 9, 9, 9, 9, 9]).into_response(),
+                    3 => (streamed, frame(&[1, 2, 3])[..12].to_vec()).into_response(),
+                    _ => (streamed, frame(&[0, 9, 0xff])).into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// One frame of a streamed answer holding one `rr_temperature` series whose chunk is `data`.
+fn frame(data: &[u8]) -> Vec<u8> {
+    use promfed::query::proto::{Chunk, ChunkEncoding, ChunkedReadResponse, ChunkedSeries, Label};
+    let message = ChunkedReadResponse {
+        chunked_series: vec![ChunkedSeries {
+            labels: vec![
+                Label { name: "__name__".into(), value: "rr_temperature".into() },
+                Label { name: "instance".into(), value: "i0".into() },
+            ],
+            chunks: vec![Chunk {
+                min_time_ms: 0,
+                max_time_ms: i64::MAX,
+                r#type: ChunkEncoding::Xor as i32,
+                data: data.to_vec(),
+            }],
+        }],
+        query_index: 0,
+    }
+    .encode_to_vec();
+    let mut out = vec![message.len() as u8];
+    out.extend_from_slice(&crc32c::crc32c(&message).to_be_bytes());
+    out.extend_from_slice(&message);
+    out
+}
+
+struct Setup {
+    _real: Prometheus,
+    mode: Arc<AtomicU8>,
+    running: promfed::run::Running,
+    base: String,
+    client: reqwest::Client,
+    end: i64,
+}
+
+async fn setup(binary: &std::path::Path, query_section: &str) -> Setup {
+    let end = (now_ms() - 60_000) / STEP * STEP;
+    let real =
+        Prometheus::start_backfilled(binary, "query-api", "global:\n  external_labels: {replica: a}\n", &history(end))
+            .await;
+    let mode = Arc::new(AtomicU8::new(Fault::Status500 as u8));
+    let faulty = faulty_replica(mode.clone()).await;
+    let yaml = format!(
+        r#"
+server:
+  listen_address: "127.0.0.1:0"
+query: {query_section}
+groups:
+  - name: pair
+    scrape_interval: 1s
+    scrape_timeout: 900ms
+    replicas:
+      - {{name: a, role: primary, address: "{}"}}
+      - {{name: b, role: secondary, address: "{faulty}"}}
+"#,
+        real.address()
+    );
+    let config = promfed::config::parse(&yaml, "query_api").expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    common::poll("the group's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
+            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
+    Setup { _real: real, mode, running, base, client, end }
+}
+
+async fn get(s: &Setup, path: &str, params: &[(&str, String)]) -> (u16, Value) {
+    let r = s.client.get(format!("{}{path}", s.base)).query(params).send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
+}
+
+fn secs(t: i64) -> String {
+    format!("{}", t as f64 / 1000.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_replica_makes_a_warning_and_its_twin_answers() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let s = setup(&binary, "{timeout: 4s}").await;
+    let q = [("query", "count(rr_temperature)".to_string()), ("time", secs(s.end))];
+    for (fault, said) in [
+        (Fault::Status500, "answered HTTP 500: overloaded: too many queries"),
+        (Fault::Garbage, "a frame"),
+        (Fault::Truncated, "the stream ends inside a frame"),
+        (Fault::CutChunk, "XOR chunk"),
+        (Fault::Hang, "no answer within"),
+    ] {
+        s.mode.store(fault as u8, Ordering::SeqCst);
+        let started = Instant::now();
+        let (status, body) = get(&s, "/api/v1/query", &q).await;
+        let took = started.elapsed();
+        assert_eq!(status, 200, "{fault:?}: {body}");
+        assert_eq!(body["data"]["result"][0]["value"][1], "6", "{fault:?}: the real replica's six series: {body}");
+        let warnings = body["warnings"].to_string();
+        assert!(warnings.contains("replica b") && warnings.contains(said), "{fault:?}: {warnings}");
+        assert!(took < Duration::from_secs(4), "{fault:?} answered in {took:?}, within the query timeout");
+    }
+    // promfed still serves, and the failures did not stay.
+    s.mode.store(Fault::Status500 as u8, Ordering::SeqCst);
+    let healthy = s.client.get(format!("{}/-/healthy", s.base)).send().await.expect("healthy");
+    assert_eq!(healthy.status(), 200);
+    let (status, body) = get(&s, "/api/v1/query", &q).await;
+    assert_eq!((status, body["data"]["result"][0]["value"][1].clone()), (200, Value::from("6")), "{body}");
+    s.running.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_errors_for_bad_requests() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let s = setup(&binary, "{max_samples: 100}").await;
+    let t = secs(s.end);
+    let cases: Vec<(&str, Vec<(&str, String)>, u16, &str, &str)> = vec![
+        ("/api/v1/query", vec![("query", "sum(".into())], 400, "bad_data", "invalid parameter \"query\""),
+        ("/api/v1/query", vec![], 400, "bad_data", "no expression found"),
+        (
+            "/api/v1/query",
+            vec![("query", "up".into()), ("time", "yesterday".into())],
+            400,
+            "bad_data",
+            "cannot parse \"yesterday\" to a valid timestamp",
+        ),
+        (
+            "/api/v1/query",
+            vec![("query", "sort_by_label(up)".into())],
+            400,
+            "bad_data",
+            "unknown function with name \"sort_by_label\"",
+        ),
+        (
+            "/api/v1/query",
+            vec![("query", "rr_temperature[40m]".into()), ("time", t.clone())],
+            422,
+            "execution",
+            "query processing would load too many samples into memory",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![("query", "up".into()), ("start", "100".into()), ("end", "50".into()), ("step", "10".into())],
+            400,
+            "bad_data",
+            "end timestamp must not be before start time",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![("query", "up".into()), ("start", "0".into()), ("end", "100".into()), ("step", "0".into())],
+            400,
+            "bad_data",
+            "zero or negative query resolution step widths are not accepted",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![("query", "up".into()), ("start", "0".into()), ("end", "20000".into()), ("step", "1".into())],
+            400,
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries",
+        ),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", "rr_temperature[5m]".into()),
+                ("start", secs(s.end - 60_000)),
+                ("end", t.clone()),
+                ("step", "15".into()),
+            ],
+            400,
+            "bad_data",
+            "invalid expression type \"range vector\" for range query",
+        ),
+        ("/api/v1/series", vec![], 400, "bad_data", "no match[] parameter provided"),
+        ("/api/v1/series", vec![("match[]", "rate(x[5m])".into())], 400, "bad_data", "is not a series selector"),
+        ("/api/v1/label/0bad/values", vec![], 400, "bad_data", "invalid label name"),
+    ];
+    for (path, params, status, kind, message) in cases {
+        let (got, body) = get(&s, path, &params).await;
+        assert_eq!(got, status, "{path} {params:?}: {body}");
+        assert_eq!(body["status"], "error", "{body}");
+        assert_eq!(body["errorType"], kind, "{path} {params:?}: {body}");
+        assert!(body["error"].as_str().unwrap_or("").contains(message), "{path} {params:?}: {body}");
+    }
+    s.running.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_calls_and_real_clients() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let s = setup(&binary, "{}").await;
+    // Grafana: the `1+1` health check, buildinfo, a form POST, label values, series.
+    let (status, body) = get(&s, "/api/v1/query", &[("query", "1+1".into()), ("time", secs(s.end))]).await;
+    assert_eq!((status, body["data"]["result"][1].clone()), (200, Value::from("2")), "{body}");
+    let (_, body) = get(&s, "/api/v1/status/buildinfo", &[]).await;
+    assert!(body["data"]["version"].as_str().is_some_and(|v| v.starts_with("2.")), "{body}");
+    assert!(body["data"].get("features").is_none());
+    let form = [
+        ("query", "avg by (instance) (rr_temperature)".to_string()),
+        ("start", secs(s.end - 600_000)),
+        ("end", secs(s.end)),
+        ("step", "60".to_string()),
+    ];
+    let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter()).finish();
+    let r = s
+        .client
+        .post(format!("{}/api/v1/query_range", s.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(encoded)
+        .send()
+        .await
+        .expect("POST");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["data"]["resultType"], "matrix", "{body}");
+    assert_eq!(body["data"]["result"].as_array().map(Vec::len), Some(6), "{body}");
+    assert_eq!(body["data"]["result"][0]["values"].as_array().map(Vec::len), Some(11));
+    let (_, body) =
+        get(&s, "/api/v1/label/instance/values", &[("start", secs(s.end - 600_000)), ("end", secs(s.end))]).await;
+    assert_eq!(body["data"], serde_json::json!(["i0", "i1", "i2", "i3", "i4", "i5"]), "{body}");
+    let (_, body) = get(
+        &s,
+        "/api/v1/series",
+        &[
+            ("match[]", "rr_temperature{instance=\"i2\"}".into()),
+            ("start", secs(s.end - 600_000)),
+            ("end", secs(s.end)),
+        ],
+    )
+    .await;
+    assert_eq!(body["data"], serde_json::json!([{"__name__": "rr_temperature", "instance": "i2"}]), "{body}");
+    let (_, body) = get(&s, "/api/v1/labels", &[("start", secs(s.end - 600_000)), ("end", secs(s.end))]).await;
+    assert_eq!(body["data"], serde_json::json!(["__name__", "instance"]), "{body}");
+
+    // promtool 2.42 as a client.
+    let promtool = common::promtool_binary().expect("promtool comes with prometheus");
+    let run = |args: &[&str]| {
+        let out = Command::new(&promtool).args(args).output().expect("promtool");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = run(&["query", "instant", "--time", &secs(s.end), &s.base, "count(rr_temperature)"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("=> 6 @"), "{out}");
+    let (code, out) = run(&[
+        "query",
+        "range",
+        "--start",
+        &secs(s.end - 120_000),
+        "--end",
+        &secs(s.end),
+        "--step",
+        "1m",
+        &s.base,
+        "sum(rr_temperature)",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.matches(" @[").count(), 3, "three points: {out}");
+    let (code, out) = run(&[
+        "query",
+        "series",
+        "--match",
+        "rr_temperature{instance=\"i1\"}",
+        "--start",
+        &secs(s.end - 600_000),
+        "--end",
+        &secs(s.end),
+        &s.base,
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("instance=\"i1\""), "{out}");
+    let (code, out) =
+        run(&["query", "labels", "--start", &secs(s.end - 600_000), "--end", &secs(s.end), &s.base, "instance"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("i5"), "{out}");
+    s.running.shutdown();
+}

@@ -197,7 +197,9 @@ async fn prometheus_errors_for_bad_requests() {
     let Some(binary) = common::prometheus_binary() else { return };
     let s = setup(&binary, "{max_samples: 100}").await;
     let t = secs(s.end);
-    let cases: Vec<(&str, Vec<(&str, String)>, u16, &str, &str)> = vec![
+    // (path, parameters, status, errorType, part of the message)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         ("/api/v1/query", vec![("query", "sum(".into())], 400, "bad_data", "invalid parameter \"query\""),
         ("/api/v1/query", vec![], 400, "bad_data", "no expression found"),
         (

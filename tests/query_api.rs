@@ -358,3 +358,57 @@ async fn grafana_calls_and_real_clients() {
     assert!(out.contains("i5"), "{out}");
     s.running.shutdown();
 }
+
+/// vmalert 1.79 (Debian's victoria-metrics) evaluating the repo's alert rules with promfed as
+/// its datasource: every rule is evaluated, none with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmalert_evaluates_the_repos_rules_against_promfed() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let Some(vmalert) = common::vm::vmalert_binary() else { return };
+    let s = setup(&binary, "{}").await;
+    // Where vmalert sends firing alerts: a sink (Alertmanager's API is not what is tested).
+    let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let sink_address = sink.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(sink, Router::new().fallback(|| async { "ok" })).await });
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/promfed.rules.yml");
+    let port = common::free_port();
+    let child = Command::new(vmalert)
+        .arg(format!("-datasource.url={}", s.base))
+        .arg(format!("-rule={}", rules.display()))
+        .arg("-evaluationInterval=1s")
+        .arg(format!("-notifier.url=http://{sink_address}"))
+        .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vmalert");
+    let _guard = common::ChildGuard::new(child);
+    let url = format!("http://127.0.0.1:{port}/api/v1/rules");
+    let rules: Value =
+        common::poll("vmalert to evaluate every rule", Duration::from_secs(30), Duration::from_millis(300), || {
+            let (client, url) = (s.client.clone(), url.clone());
+            async move {
+                let body: Value = client.get(&url).send().await.ok()?.json().await.ok()?;
+                let all: Vec<&Value> = body["data"]["groups"]
+                    .as_array()?
+                    .iter()
+                    .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+                    .collect();
+                let evaluated = !all.is_empty()
+                    && all.iter().all(|r| r["lastEvaluation"].as_str().is_some_and(|t| !t.starts_with("0001")));
+                evaluated.then_some(body)
+            }
+        })
+        .await;
+    let mut count = 0;
+    for group in rules["data"]["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            count += 1;
+            let error = rule["lastError"].as_str().unwrap_or("");
+            assert!(error.is_empty(), "rule {} ({}): {error}", rule["name"], rule["query"]);
+        }
+    }
+    assert!(count >= 10, "the repo's rules: {count}");
+    eprintln!("vmalert evaluated {count} rules against promfed without an error");
+    s.running.shutdown();
+}

@@ -184,3 +184,21 @@ impl Drop for VictoriaMetrics {
         }
     }
 }
+
+/// `vmalert` from Debian's victoria-metrics package, or `None` (with a notice) when it is not
+/// installed; under CI a missing binary is a failure.
+pub fn vmalert_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|p| p.join("vmalert")).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/bin/vmalert")])
+        .find(|p| p.is_file());
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but `vmalert` is not installed (apt-get install victoria-metrics)");
+        }
+        eprintln!("SKIPPED: `vmalert` is not installed (apt-get install victoria-metrics); with CI set this fails");
+    }
+    found
+}

@@ -422,3 +422,97 @@ groups:
     running.shutdown();
     drop((a, b, reference));
 }
+
+/// Replicas scraping at different phases (the secondary 7 s after the primary, its values a
+/// little different): while both have data the merged history is the primary's alone — no
+/// doubled sample rate: `count_over_time` and `rate` equal the primary's own answers — and
+/// across the primary's outage the secondary fills at about one sample per interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_shifted_replicas_do_not_double_the_sample_rate() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let end = (now_ms() - 2 * MIN) / STEP * STEP;
+    let t0 = end - (POINTS - 1) * STEP;
+    let series = |shift: i64, bump: f64, gap: Option<(i64, i64)>| {
+        let mut om = String::from("# TYPE ps_requests counter\n");
+        for k in 0..POINTS {
+            let t = t0 + k * STEP + shift;
+            if gap.is_some_and(|(a, b)| t >= t0 + a * MIN && t < t0 + b * MIN) || t > now_ms() - 60_000 {
+                continue;
+            }
+            let v = k as f64 * 4.0 + bump;
+            om.push_str(&format!("ps_requests_total{{job=\"app\"}} {v} {}.{:03}\n", t / 1000, t % 1000));
+        }
+        om.push_str("# EOF\n");
+        om
+    };
+    let a = Prometheus::start_backfilled(
+        &binary,
+        "phase-a",
+        "global:\n  external_labels: {replica: a}\n",
+        &series(0, 0.0, Some((20, 26))),
+    )
+    .await;
+    let b = Prometheus::start_backfilled(
+        &binary,
+        "phase-b",
+        "global:\n  external_labels: {replica: b}\n",
+        &series(7_000, 0.5, None),
+    )
+    .await;
+    let yaml = format!(
+        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{}\"}}\n",
+        a.address(),
+        b.address()
+    );
+    let config = promfed::config::parse(&yaml, "phase").expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    poll("promfed to know the pair's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
+            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
+    let secs = |t: i64| format!("{}", t as f64 / 1000.0);
+    let value = |body: &Value| -> f64 {
+        body["data"]["result"][0]["value"][1].as_str().unwrap_or_else(|| panic!("{body}")).parse().expect("number")
+    };
+    // Both healthy (minutes 5 to 15): exactly the primary's answers.
+    for q in
+        ["count_over_time(ps_requests_total[5m])", "rate(ps_requests_total[5m])", "increase(ps_requests_total[2m])"]
+    {
+        let params = [("query", q.to_string()), ("time", secs(t0 + 15 * MIN))];
+        let ours = get(&client, &base, "/api/v1/query", &params).await;
+        let primary = get(&client, &a.url(), "/api/v1/query", &params).await;
+        assert_eq!(value(&ours), value(&primary), "{q}: {ours} against the primary's {primary}");
+    }
+    // Across the primary's outage (minutes 20 to 26): one sample per interval, no gap wider
+    // than two intervals.
+    let params = [("query", "count_over_time(ps_requests_total[10m])".to_string()), ("time", secs(t0 + 30 * MIN))];
+    let count = value(&get(&client, &base, "/api/v1/query", &params).await);
+    assert!((38.0..=41.0).contains(&count), "about 40 samples in 10 minutes at 15 s, not 80: {count}");
+    let params = [("query", "ps_requests_total[12m]".to_string()), ("time", secs(t0 + 30 * MIN))];
+    let body = get(&client, &base, "/api/v1/query", &params).await;
+    let times: Vec<f64> = body["data"]["result"][0]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|p| p[0].as_f64().unwrap())
+        .collect();
+    let widest = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let narrowest = times.windows(2).map(|w| w[1] - w[0]).fold(f64::MAX, f64::min);
+    assert!(widest <= 30.0 && narrowest >= 13.5, "spacing between {narrowest} s and {widest} s: {times:?}");
+    // The counter never goes back at the switches (B's values are 0.5 higher).
+    let values: Vec<f64> = body["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[1] >= w[0]), "{values:?}");
+    running.shutdown();
+}

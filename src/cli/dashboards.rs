@@ -89,7 +89,17 @@ async fn live_names(api: &Api) -> Result<BTreeSet<String>, ApiError> {
     let url = api.url(&["api", "v1", "label", "__name__", "values"]);
     match api.send(Method::GET, url, "application/json", None).await {
         Ok(answer) => {
-            live::from_label_values(&answer.body).map_err(|reason| ApiError::Body { url: answer.url, reason })
+            let mut names =
+                live::from_label_values(&answer.body).map_err(|reason| ApiError::Body { url: answer.url, reason })?;
+            // A promfed answers from its groups' history; its own metrics (what its dashboards
+            // and alerts use) are on its /metrics, which a Prometheus scrapes.
+            if let Ok(metrics) = api.send(Method::GET, api.url(&["metrics"]), "text/plain;version=0.0.4", None).await {
+                let text = String::from_utf8_lossy(&metrics.body);
+                if text.contains("promfed_build_info") {
+                    names.extend(live::from_exposition(&text));
+                }
+            }
+            Ok(names)
         }
         Err(ApiError::Status { status: StatusCode::NOT_FOUND, .. }) => {
             let text = "text/plain;version=0.0.4";

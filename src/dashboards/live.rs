@@ -1,10 +1,11 @@
 //! The metric names a running Prometheus or promfed has, for `lint --live`.
 //!
-//! A Prometheus answers `GET /api/v1/label/__name__/values`. promfed has no query API: its names
-//! are those of its own `/metrics` (self-metrics and scheduled probes, the ones promfed's
-//! dashboards and alerts use) and of `/federate` (the merged series), read from the exposition
-//! text. In `/metrics` a family declared by `# TYPE` also counts before it has a sample (a
-//! counter of errors that never happened), with the sample names its type gives it.
+//! A Prometheus — and a promfed, through its query API over the groups' history — answers
+//! `GET /api/v1/label/__name__/values`. A promfed's own metrics (self-metrics and scheduled
+//! probes, the ones its dashboards and alerts use) are added from its `/metrics`; a server
+//! without the query API (an older promfed) is read from `/metrics` and `/federate`. In
+//! `/metrics` a family declared by `# TYPE` also counts before it has a sample (a counter of
+//! errors that never happened), with the sample names its type gives it.
 
 use serde::Deserialize;
 use std::collections::BTreeSet;

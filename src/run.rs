@@ -66,33 +66,6 @@ pub fn settings_of(g: &crate::config::Group) -> GroupSettings {
     }
 }
 
-/// The query API over the configured groups (`None` without groups). Groups found by a
-/// `discover_groups` template are not queried yet (README, "What is not done yet").
-fn query_api(
-    config: &Config,
-    store: crate::merge::StoreHandle,
-) -> Result<Option<Arc<crate::query::api::QueryApi>>, StartError> {
-    use crate::query::fetch::{GroupSource, Sources};
-    let mut groups = Vec::new();
-    for g in config.groups.iter().filter(|g| !g.discover_groups) {
-        let owner = format!("group {} (remote read)", g.name);
-        let client =
-            crate::query::remote_read::ReadClient::new(&owner, &g.scheme, &g.tls, &g.auth, config.query.timeout)?;
-        let identity = crate::series::Identity::new(g.replica_labels.clone(), g.labels.clone(), g.honor_labels);
-        groups.push(GroupSource {
-            name: g.name.clone(),
-            client,
-            identity,
-            concurrency: config.query.remote_read_concurrency,
-        });
-    }
-    if groups.is_empty() {
-        return Ok(None);
-    }
-    let sources = Sources::new(groups, store);
-    Ok(Some(Arc::new(crate::query::api::QueryApi::new(sources, config.query.clone()))))
-}
-
 /// A started promfed.
 pub struct Running {
     /// The address the listener is bound to.
@@ -192,7 +165,10 @@ pub async fn start_from_file(
                 .clone()
                 .map(|r| Arc::new(crate::remote::receive::Receiver::new(r, handle.clone(), metrics.clone()))),
             probes: probes.clone(),
-            query: query_api(&config, handle.clone())?,
+            query: (!config.groups.is_empty()).then(|| {
+                let sources = crate::query::fetch::Sources::new(manager.view(), config.query.clone(), handle.clone());
+                Arc::new(crate::query::api::QueryApi::new(sources, config.query.clone()))
+            }),
         }),
         auth,
     );

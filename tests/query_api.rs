@@ -412,3 +412,71 @@ async fn vmalert_evaluates_the_repos_rules_against_promfed() {
     eprintln!("vmalert evaluated {count} rules against promfed without an error");
     s.running.shutdown();
 }
+
+/// Groups found by a `discover_groups` template are queried too, each with its own label
+/// (`federation_group: $group`), and a matcher on that label asks only its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_found_by_a_template_are_queried() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let end = (now_ms() - 60_000) / STEP * STEP;
+    let eu =
+        Prometheus::start_backfilled(&binary, "found-eu", "global:\n  external_labels: {replica: a}\n", &history(end))
+            .await;
+    let us =
+        Prometheus::start_backfilled(&binary, "found-us", "global:\n  external_labels: {replica: a}\n", &history(end))
+            .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = |addr: String, group: &str| {
+        format!(
+            r#"{{"targets": ["{addr}"], "labels": {{"federation_group": "{group}", "federation_role": "primary"}}}}"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("all.json"),
+        format!("[{}, {}]", target(eu.address(), "eu"), target(us.address(), "us")),
+    )
+    .expect("write targets");
+    let yaml = format!(
+        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: all-pairs\n    discover_groups: true\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    labels: {{federation_group: $group}}\n    file_sd_configs:\n      - files: [\"{}/*.json\"]\n",
+        dir.path().display()
+    );
+    let config = promfed::config::parse(&yaml, "found").expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    common::poll("both groups found", Duration::from_secs(15), Duration::from_millis(100), || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
+            (s["data"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
+    let query = |q: &str| {
+        let (client, base, q) = (client.clone(), base.clone(), q.to_owned());
+        async move {
+            let r = client
+                .get(format!("{base}/api/v1/query"))
+                .query(&[("query", q), ("time", secs(end))])
+                .send()
+                .await
+                .expect("query");
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let body = query("count by (federation_group) (rr_temperature)").await;
+    let mut got: Vec<(String, String)> = body["data"]["result"]
+        .as_array()
+        .expect("vector")
+        .iter()
+        .map(|s| {
+            (s["metric"]["federation_group"].as_str().unwrap().to_owned(), s["value"][1].as_str().unwrap().to_owned())
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, [("eu".to_owned(), "6".to_owned()), ("us".to_owned(), "6".to_owned())], "{body}");
+    let body = query("count(rr_temperature{federation_group=\"us\"})").await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "6", "{body}");
+    running.shutdown();
+}

@@ -32,17 +32,66 @@ pub struct GroupSource {
     pub concurrency: usize,
 }
 
-/// Every group the query API reads, and the store that knows their replicas now.
+impl GroupSource {
+    /// The remote-read side of a group's settings.
+    pub fn new(g: &crate::config::Group, limits: &crate::config::Query) -> Result<Self, crate::client::ClientError> {
+        let owner = format!("group {} (remote read)", g.name);
+        Ok(GroupSource {
+            name: g.name.clone(),
+            client: ReadClient::new(&owner, &g.scheme, &g.tls, &g.auth, limits.timeout)?,
+            identity: Identity::new(g.replica_labels.clone(), g.labels.clone(), g.honor_labels),
+            concurrency: limits.remote_read_concurrency,
+        })
+    }
+}
+
+/// The groups the query API reads — every running group, configured or found by a
+/// `discover_groups` template, as the scrape manager publishes them (a reload's changes
+/// included) — and the store that knows their replicas now.
 pub struct Sources {
-    pub groups: Vec<GroupSource>,
+    view: crate::scrape::manager::GroupsView,
+    limits: crate::config::Query,
     pub store: StoreHandle,
+    /// Built sources by group name, with the settings they were built from.
+    built: std::sync::Mutex<HashMap<String, (Arc<crate::config::Group>, Arc<GroupSource>)>>,
     /// Per replica address: its remote-read slots.
     slots: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl Sources {
-    pub fn new(groups: Vec<GroupSource>, store: StoreHandle) -> Self {
-        Sources { groups, store, slots: std::sync::Mutex::new(HashMap::new()) }
+    pub fn new(view: crate::scrape::manager::GroupsView, limits: crate::config::Query, store: StoreHandle) -> Self {
+        Sources {
+            view,
+            limits,
+            store,
+            built: std::sync::Mutex::new(HashMap::new()),
+            slots: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The current groups, sorted by name; a group whose client cannot be built is a warning.
+    fn groups(&self, warnings: &mut Vec<String>) -> Vec<Arc<GroupSource>> {
+        let view = self.view.load_full();
+        let mut built = self.built.lock().expect("sources lock");
+        built.retain(|name, _| view.contains_key(name));
+        let mut names: Vec<&String> = view.keys().collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            let settings = &view[name];
+            match built.get(name) {
+                Some((from, source)) if Arc::ptr_eq(from, settings) => out.push(source.clone()),
+                _ => match GroupSource::new(settings, &self.limits) {
+                    Ok(source) => {
+                        let source = Arc::new(source);
+                        built.insert(name.clone(), (settings.clone(), source.clone()));
+                        out.push(source);
+                    }
+                    Err(e) => warnings.push(format!("group {name}: {e}")),
+                },
+            }
+        }
+        out
     }
 
     fn slots_of(&self, address: &str, n: usize) -> Arc<Semaphore> {
@@ -165,6 +214,7 @@ pub async fn fetch(
     let snapshot = sources.store.snapshot();
     let mut fetched = Fetched::default();
     let mut warnings = Vec::new();
+    let groups = sources.groups(&mut warnings);
     for need in needs {
         fetched.series.entry(selector_key(need.selector)).or_default();
     }
@@ -173,7 +223,7 @@ pub async fn fetch(
     let mut tasks = tokio::task::JoinSet::new();
     // The query's bytes and samples, over all its remote reads.
     let budget = Arc::new(Budget::default());
-    for (gi, group) in sources.groups.iter().enumerate() {
+    for (gi, group) in groups.iter().enumerate() {
         let mut queries = Vec::new();
         let mut which = Vec::new();
         for (ni, need) in needs.iter().enumerate() {
@@ -243,7 +293,7 @@ pub async fn fetch(
             Ok(Ok(answer)) => {
                 entry.1 += 1;
                 for skipped in answer.skipped {
-                    warnings.push(format!("group {}: replica {name}: {skipped} skipped", sources.groups[gi].name));
+                    warnings.push(format!("group {}: replica {name}: {skipped} skipped", groups[gi].name));
                 }
                 for (qi, series) in answer.results.into_iter().enumerate() {
                     let ni = which[qi];
@@ -263,11 +313,11 @@ pub async fn fetch(
             Ok(Err(e)) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
         }
     }
-    let mut groups: Vec<usize> = per_group.keys().copied().collect();
-    groups.sort_unstable();
-    for gi in groups {
+    let mut answered_groups: Vec<usize> = per_group.keys().copied().collect();
+    answered_groups.sort_unstable();
+    for gi in answered_groups {
         let (per_need, answered, asked) = per_group.remove(&gi).expect("present");
-        let group = &sources.groups[gi];
+        let group = &groups[gi];
         let failed = failures.remove(&gi).unwrap_or_default();
         if answered == 0 {
             warnings.push(format!(

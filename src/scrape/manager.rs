@@ -19,6 +19,8 @@ use tokio_util::task::TaskTracker;
 
 struct GroupRuntime {
     client: Arc<GroupClient>,
+    /// The settings the client was built from (the query side reads the same group by them).
+    settings: Arc<Group>,
     interval: Duration,
     /// What the client and loops were built from; a reload that changes it restarts the loops.
     fingerprint: String,
@@ -52,9 +54,14 @@ struct Running {
     token: CancellationToken,
 }
 
+/// Every running group's settings by name, configured or found by a template: what the query
+/// API reads (`crate::query::fetch::Sources`). Published after every change.
+pub type GroupsView = Arc<arc_swap::ArcSwap<HashMap<String, Arc<Group>>>>;
+
 /// Owns the scrape loops.
 pub struct ScrapeManager {
     groups: HashMap<String, GroupRuntime>,
+    view: GroupsView,
     loops: HashMap<(String, String), Running>,
     /// The last target set of each group, re-applied when a reload restarts its loops.
     last_targets: HashMap<String, TargetSet>,
@@ -78,8 +85,10 @@ impl ScrapeManager {
         for g in groups.iter().filter(|g| !g.discover_groups) {
             runtimes.insert(g.name.clone(), runtime(g)?);
         }
-        Ok(ScrapeManager {
+        let view = GroupsView::default();
+        let manager = ScrapeManager {
             groups: runtimes,
+            view,
             loops: HashMap::new(),
             last_targets: HashMap::new(),
             epoch: 0,
@@ -87,7 +96,19 @@ impl ScrapeManager {
             metrics,
             shutdown,
             tracker: TaskTracker::new(),
-        })
+        };
+        manager.publish();
+        Ok(manager)
+    }
+
+    /// The groups as the query API sees them, kept current.
+    pub fn view(&self) -> GroupsView {
+        self.view.clone()
+    }
+
+    fn publish(&self) {
+        let groups = self.groups.iter().map(|(name, rt)| (name.clone(), rt.settings.clone())).collect();
+        self.view.store(Arc::new(groups));
     }
 
     /// Applies target sets and reloads until shutdown, then waits for every loop to stop.
@@ -159,6 +180,7 @@ impl ScrapeManager {
                 self.apply(set).await;
             }
         }
+        self.publish();
         Ok(found)
     }
 
@@ -189,6 +211,7 @@ impl ScrapeManager {
             if set.remove {
                 if existing.is_some_and(|rt| rt.template.as_deref() == Some(found.template.as_str())) {
                     self.groups.remove(&set.group);
+                    self.publish();
                     self.last_targets.remove(&set.group);
                     self.stop_loops(&set.group, "group no longer found");
                     let _ = self.store.command(Command::RemoveGroup { group: set.group.clone() }).await;
@@ -215,6 +238,7 @@ impl ScrapeManager {
                     }
                     self.stop_loops(&set.group, "settings changed");
                     self.groups.insert(set.group.clone(), rt);
+                    self.publish();
                 }
             }
         }
@@ -271,6 +295,7 @@ impl ScrapeManager {
 fn runtime(g: &Group) -> Result<GroupRuntime, super::ClientError> {
     Ok(GroupRuntime {
         client: Arc::new(GroupClient::new(g)?),
+        settings: Arc::new(g.clone()),
         interval: g.scrape_interval,
         fingerprint: fingerprint(g),
         template: None,

@@ -480,3 +480,51 @@ async fn groups_found_by_a_template_are_queried() {
     assert_eq!(body["data"]["result"][0]["value"][1], "6", "{body}");
     running.shutdown();
 }
+
+/// `/api/v1/rules` and `/api/v1/alerts`: what the group's leader (a real Prometheus 2.42
+/// evaluating a rule file) evaluates, with the group's label added and the replica label gone;
+/// the broken twin is not asked while the leader answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_and_alerts_come_from_the_leader_with_the_group_label() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let rules = "groups:\n  - name: demo\n    rules:\n      - record: job:demo:sum\n        expr: vector(2)\n      - alert: AlwaysFiring\n        expr: vector(1) > 0\n        labels: {severity: page}\n        annotations: {summary: it fires}\n";
+    let config = "global:\n  evaluation_interval: 1s\n  external_labels: {replica: a}\nrule_files: [rules.yml]\n";
+    let leader = Prometheus::start(&binary, "rules-a", config, &[("rules.yml", rules)]).await;
+    let mode = Arc::new(AtomicU8::new(Fault::Status500 as u8));
+    let twin = faulty_replica(mode).await;
+    let yaml = format!(
+        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    labels: {{federation_group: pair}}\n    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{twin}\"}}\n",
+        leader.address()
+    );
+    let config = promfed::config::parse(&yaml, "rules").expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let alerts: Value =
+        common::poll("the alert to fire on the leader", Duration::from_secs(20), Duration::from_millis(200), || {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let body: Value = client.get(format!("{base}/api/v1/alerts")).send().await.ok()?.json().await.ok()?;
+                (body["data"]["alerts"].as_array()?.len() == 1).then_some(body)
+            }
+        })
+        .await;
+    let alert = &alerts["data"]["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "AlwaysFiring", "{alerts}");
+    assert_eq!(alert["labels"]["federation_group"], "pair", "{alerts}");
+    assert!(alert["labels"].get("replica").is_none(), "{alerts}");
+    assert!(alerts.get("warnings").is_none(), "the leader answered, the twin was not asked: {alerts}");
+    let body: Value =
+        client.get(format!("{base}/api/v1/rules")).send().await.expect("rules").json().await.expect("json");
+    let group = &body["data"]["groups"][0];
+    assert_eq!(group["name"], "demo", "{body}");
+    assert!(group["file"].as_str().is_some_and(|f| f.starts_with("pair: ")), "{body}");
+    let names: Vec<&str> = group["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["job:demo:sum", "AlwaysFiring"], "{body}");
+    assert_eq!(group["rules"][1]["labels"]["federation_group"], "pair");
+    let body: Value =
+        client.get(format!("{base}/api/v1/rules?type=record")).send().await.expect("rules").json().await.expect("json");
+    assert_eq!(body["data"]["groups"][0]["rules"].as_array().map(Vec::len), Some(1), "type=record passed on: {body}");
+    running.shutdown();
+}

@@ -516,3 +516,68 @@ async fn phase_shifted_replicas_do_not_double_the_sample_rate() {
     assert!(values.windows(2).all(|w| w[1] >= w[0]), "{values:?}");
     running.shutdown();
 }
+
+/// The primary killed live (SIGKILL) and restarted while both replicas scrape a target every
+/// second: the history promfed answers over that window has no gap wider than two intervals and
+/// no two samples closer than 0.9 of one, while the primary's own history has the outage's gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_killed_during_a_range_leaves_no_gap() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    // A target whose value is the time: replicas scraping it at different moments agree.
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target_address = target.local_addr().expect("address");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            format!("# TYPE live_seconds gauge\nlive_seconds {}\n", now_ms() as f64 / 1000.0)
+        }),
+    );
+    tokio::spawn(async move { axum::serve(target, app).await });
+    let config = |replica: &str| {
+        format!(
+            "global:\n  scrape_interval: 1s\n  external_labels: {{replica: {replica}}}\nscrape_configs:\n  - job_name: live\n    static_configs: [{{targets: ['{target_address}']}}]\n"
+        )
+    };
+    let mut a = Prometheus::start(&binary, "live-a", &config("a"), &[]).await;
+    let b = Prometheus::start(&binary, "live-b", &config("b"), &[]).await;
+    let yaml = format!(
+        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{}\"}}\n",
+        a.address(),
+        b.address()
+    );
+    let config = promfed::config::parse(&yaml, "live").expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let started = now_ms();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    a.kill();
+    let killed = now_ms();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    a.restart().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let at = now_ms() - 1000;
+    let range = (at - started) / 1000 - 2;
+    let times = |body: &Value| -> Vec<i64> {
+        body["data"]["result"][0]["values"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a matrix: {body}"))
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap() * 1000.0).round() as i64)
+            .collect()
+    };
+    let params = [("query", format!("live_seconds[{range}s]")), ("time", format!("{}", at as f64 / 1000.0))];
+    let ours = times(&get(&client, &base, "/api/v1/query", &params).await);
+    let primary_body = get(&client, &a.url(), "/api/v1/query", &params).await;
+    let primary = times(&primary_body);
+    let gaps = |t: &[i64]| t.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>();
+    let ours_gaps = gaps(&ours);
+    // (A SIGKILLed Prometheus also loses the samples its WAL had not written out yet.)
+    let outage = |t: &&i64| **t > killed + 500 && **t < killed + 4500;
+    assert_eq!(primary.iter().filter(outage).count(), 0, "the primary has nothing of its outage: {primary_body}");
+    assert!(ours.iter().filter(outage).count() >= 3, "the secondary filled the outage: {ours:?}");
+    assert!(ours_gaps.iter().all(|&g| g <= 2200), "no gap wider than two intervals: {ours_gaps:?}");
+    assert!(ours_gaps.iter().all(|&g| g >= 900), "no doubled sample rate: {ours_gaps:?}");
+    running.shutdown();
+}

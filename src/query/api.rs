@@ -71,6 +71,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(api: Arc<QueryApi>) -> Router<S>
         .route("/api/v1/query_exemplars", get(exemplars).post(exemplars))
         .route("/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/v1/status/buildinfo", get(buildinfo))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/alerts", get(alerts))
         .with_state(api)
 }
 
@@ -559,6 +561,56 @@ async fn format_query(method: Method, headers: HeaderMap, RawQuery(raw): RawQuer
         Some(Err(e)) => e.into_response(),
         None => ApiError::bad_data("invalid parameter \"query\": no expression found in input").into_response(),
     }
+}
+
+/// A label set (a JSON object) as the merged view shows it: replica labels dropped, the
+/// group's labels added (a label already there wins when `honor_labels`).
+fn relabel(labels: &mut Value, identity: &crate::series::Identity) {
+    let Some(map) = labels.as_object_mut() else { return };
+    for d in &identity.drop {
+        map.remove(d);
+    }
+    for (n, v) in &identity.add {
+        if !(identity.honor_labels && map.contains_key(n)) {
+            map.insert(n.clone(), Value::String(v.clone()));
+        }
+    }
+}
+
+/// `/api/v1/rules`: what each group's leader evaluates, its rule groups' files prefixed with
+/// the promfed group, labels (of rules and of their alerts) as the merged view shows them.
+async fn rules(State(api): State<Arc<QueryApi>>, RawQuery(raw): RawQuery) -> Response {
+    let path = raw.map_or_else(|| "/api/v1/rules".to_owned(), |q| format!("/api/v1/rules?{q}"));
+    let (answers, warnings) = super::fetch::from_leaders(&api.sources, &path).await;
+    let mut groups = Vec::new();
+    for (source, data) in answers {
+        for mut g in data["groups"].as_array().cloned().unwrap_or_default() {
+            if let Some(file) = g["file"].as_str() {
+                g["file"] = Value::String(format!("{}: {file}", source.name));
+            }
+            for rule in g["rules"].as_array_mut().into_iter().flatten() {
+                relabel(&mut rule["labels"], &source.identity);
+                for alert in rule["alerts"].as_array_mut().into_iter().flatten() {
+                    relabel(&mut alert["labels"], &source.identity);
+                }
+            }
+            groups.push(g);
+        }
+    }
+    success(json!({"groups": groups}), &warnings)
+}
+
+/// `/api/v1/alerts`: the alerts of every group's leader, labels as the merged view shows them.
+async fn alerts(State(api): State<Arc<QueryApi>>) -> Response {
+    let (answers, warnings) = super::fetch::from_leaders(&api.sources, "/api/v1/alerts").await;
+    let mut all = Vec::new();
+    for (source, data) in answers {
+        for mut alert in data["alerts"].as_array().cloned().unwrap_or_default() {
+            relabel(&mut alert["labels"], &source.identity);
+            all.push(alert);
+        }
+    }
+    success(json!({"alerts": all}), &warnings)
 }
 
 /// Prometheus-shaped build information (no `features`), so Grafana treats promfed as a

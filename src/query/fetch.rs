@@ -45,6 +45,9 @@ impl GroupSource {
     }
 }
 
+/// A group's source and the settings it was built from.
+type Built = (Arc<crate::config::Group>, Arc<GroupSource>);
+
 /// The groups the query API reads — every running group, configured or found by a
 /// `discover_groups` template, as the scrape manager publishes them (a reload's changes
 /// included) — and the store that knows their replicas now.
@@ -53,7 +56,7 @@ pub struct Sources {
     limits: crate::config::Query,
     pub store: StoreHandle,
     /// Built sources by group name, with the settings they were built from.
-    built: std::sync::Mutex<HashMap<String, (Arc<crate::config::Group>, Arc<GroupSource>)>>,
+    built: std::sync::Mutex<HashMap<String, Built>>,
     /// Per replica address: its remote-read slots.
     slots: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
 }
@@ -98,6 +101,44 @@ impl Sources {
         let mut slots = self.slots.lock().expect("slots lock");
         slots.entry(address.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1)))).clone()
     }
+}
+
+/// `GET path_and_query` (`/api/v1/rules?type=alert`) from each group's leader (then its other
+/// replicas in preference order, until one answers): per group its source and the answer's
+/// `data`, and warnings for groups none of whose replicas answered.
+pub async fn from_leaders(
+    sources: &Sources,
+    path_and_query: &str,
+) -> (Vec<(Arc<GroupSource>, serde_json::Value)>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let groups = sources.groups(&mut warnings);
+    let snapshot = sources.store.snapshot();
+    let mut out = Vec::new();
+    for group in groups {
+        let Some(status) = snapshot.groups.iter().find(|g| g.status.name == group.name).map(|g| &g.status) else {
+            continue;
+        };
+        let mut replicas: Vec<&crate::merge::group::ReplicaStatus> = status.replicas.iter().collect();
+        // The leader first, then the preferred, then the rest.
+        replicas.sort_by_key(|r| (Some(&r.name) != status.leader.as_ref(), Some(&r.name) != status.preferred.as_ref()));
+        let mut errors = Vec::new();
+        let mut answered = false;
+        for r in replicas {
+            match group.client.get_json(&r.address, path_and_query).await {
+                Ok(body) if body["status"] == "success" => {
+                    out.push((group.clone(), body["data"].clone()));
+                    answered = true;
+                    break;
+                }
+                Ok(body) => errors.push(format!("replica {}: {}", r.name, body["error"])),
+                Err(e) => errors.push(format!("replica {}: {e}", r.name)),
+            }
+        }
+        if !answered {
+            warnings.push(format!("group {}: no replica answered ({})", group.name, errors.join("; ")));
+        }
+    }
+    (out, warnings)
 }
 
 /// A selector of the query and the window its evaluation reads.

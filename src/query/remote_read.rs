@@ -144,6 +144,24 @@ impl ReadClient {
         Ok(ReadClient { client, scheme: scheme.to_owned(), auth: auth_header(owner, auth)? })
     }
 
+    /// `GET path_and_query` of the replica at `address` as JSON (rules, alerts), with the
+    /// group's TLS and credentials.
+    pub async fn get_json(&self, address: &str, path_and_query: &str) -> Result<serde_json::Value, String> {
+        let url = format!("{}://{address}{path_and_query}", self.scheme);
+        let mut req = self.client.get(&url);
+        if let Some(auth) = &self.auth {
+            req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
+        }
+        let response = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body).trim().chars().take(300).collect::<String>();
+            return Err(format!("{url} answered HTTP {}: {text}", status.as_u16()));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+
     /// The URL read for a replica at `address`.
     pub fn url(&self, address: &str) -> String {
         format!("{}://{address}/api/v1/read", self.scheme)

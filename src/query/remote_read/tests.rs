@@ -1,5 +1,5 @@
 use super::*;
-use crate::query::chunk::tests::encode;
+use crate::query::chunk::encode_xor as encode;
 use crate::query::proto::{Chunk, ChunkedSeries, Label, QueryResult, Sample, TimeSeries};
 
 fn query(start: i64, end: i64) -> Query {

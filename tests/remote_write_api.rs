@@ -400,3 +400,40 @@ async fn fill_from_non_elected_takes_series_the_elected_replica_lacks() {
     assert_eq!(r.metric("promfed_merge_filled_samples_total", &[("group", "push/eu")]), 1.0);
     r.running.shutdown();
 }
+
+/// Issue 14: pushed series answer the query API from the live merged view — the latest sample
+/// at the current time; a range over them says in a warning that promfed holds only that.
+#[tokio::test]
+async fn pushed_series_answer_queries_from_the_live_view() {
+    let r = Receiver::start("").await;
+    let t = now_ms();
+    let (status, body) = r
+        .write(&request(vec![pushed("pushed_gauge", "eu", "a", &[("job", "api")], &[(t - 1000, 4.0), (t, 5.0)])]))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let query = |path: &'static str, params: Vec<(&'static str, String)>| {
+        let req = r.client.get(format!("{}{path}", r.base)).basic_auth(USER, Some(PASSWORD)).query(&params);
+        async move {
+            let text = req.send().await.expect("query").text().await.expect("body");
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        }
+    };
+    let secs = |t: i64| format!("{}", t as f64 / 1000.0);
+    let body = query("/api/v1/query", vec![("query", "pushed_gauge".into()), ("time", secs(t + 500))]).await;
+    assert_eq!(body["data"]["result"][0]["value"][1], "5", "{body}");
+    assert_eq!(body["data"]["result"][0]["metric"]["cluster"], "eu", "{body}");
+    assert!(body["data"]["result"][0]["metric"].get("__replica__").is_none(), "{body}");
+    assert!(body.get("warnings").is_none(), "an instant query needs no warning: {body}");
+    let body = query(
+        "/api/v1/query_range",
+        vec![
+            ("query", "pushed_gauge".into()),
+            ("start", secs(t - 600_000)),
+            ("end", secs(t + 500)),
+            ("step", "60".into()),
+        ],
+    )
+    .await;
+    assert!(body["warnings"].to_string().contains("fed by Remote-Write"), "{body}");
+    r.running.shutdown();
+}

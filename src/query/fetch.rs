@@ -103,6 +103,45 @@ impl Sources {
     }
 }
 
+/// Groups fed by the Remote-Write receiver (in the store, not scraped): they have no history
+/// to read, so their series come from the live merged snapshot — the latest sample of each,
+/// when it falls in a selector's window — and a window longer than the lookback (a range) is
+/// said in a warning.
+fn pushed(
+    sources: &Sources,
+    snapshot: &crate::merge::Snapshot,
+    scraped: &[Arc<GroupSource>],
+    needs: &[Need<'_>],
+    fetched: &mut Fetched,
+    warnings: &mut Vec<String>,
+) {
+    let lookback = sources.limits.lookback.as_millis() as i64;
+    for group in snapshot.groups.iter().filter(|g| !scraped.iter().any(|s| s.name == g.status.name)) {
+        let mut contributed = false;
+        let mut ranged = false;
+        for need in needs {
+            let out = fetched.series.entry(selector_key(need.selector)).or_default();
+            for e in group.served() {
+                if e.ts < need.from_ms || e.ts > need.to_ms {
+                    continue;
+                }
+                let labels = labels_of_key(&e.key.to_string());
+                if matches(need.selector, &labels) {
+                    out.push(Series { labels: Arc::new(labels), samples: vec![(e.ts, e.value)] });
+                    contributed = true;
+                    ranged |= need.to_ms - need.from_ms > lookback;
+                }
+            }
+        }
+        if contributed && ranged {
+            warnings.push(format!(
+                "group {} is fed by Remote-Write: promfed holds only its latest samples, so a range over it shows those",
+                group.status.name
+            ));
+        }
+    }
+}
+
 /// `GET path_and_query` (`/api/v1/rules?type=alert`) from each group's leader (then its other
 /// replicas in preference order, until one answers): per group its source and the answer's
 /// `data`, and warnings for groups none of whose replicas answered.
@@ -354,6 +393,7 @@ pub async fn fetch(
             Ok(Err(e)) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
         }
     }
+    pushed(sources, &snapshot, &groups, needs, &mut fetched, &mut warnings);
     let mut answered_groups: Vec<usize> = per_group.keys().copied().collect();
     answered_groups.sort_unstable();
     for gi in answered_groups {

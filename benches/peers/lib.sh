@@ -211,7 +211,7 @@ start_prometheus() {
 }
 
 # start_promfed NAME: promfed serving $TMP/NAME.yml, its log in $TMP/NAME.log; pid in LAST_PID.
-start_promfed() { spawn "$TMP/$1.log" env RUST_LOG=warn "$PROMFED" serve --config "$TMP/$1.yml"; }
+start_promfed() { spawn "$TMP/$1.log" env RUST_LOG="${PROMFED_LOG:-warn}" "$PROMFED" serve --config "$TMP/$1.yml"; }
 
 # start_target PORT SERIES [FLAG...]: benches/peers/gen_target.py, waited for; pid in LAST_PID.
 start_target() {

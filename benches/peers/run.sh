@@ -17,6 +17,7 @@
 #   scrape_cost           CPU per scraped sample, promfed vs vmagent        (when present)
 #   memory                promfed's RSS holding 1M merged series            (when present)
 #   failover              longest gap seen downstream when a primary dies   (when present)
+#   query                 query_range through promfed over an HA pair vs one replica directly
 # Every script gets the same RESULTS file (JSON lines, one per measured row), RUNS, PROMFED and
 # DEADLINE (its time budget, printed before it starts); a script that fails or hits its deadline
 # is reported and the others still run. Numbers are medians over RUNS runs; all processes run on
@@ -28,29 +29,31 @@ RUNS_ENV=${RUNS:-} # given: overrides every comparison's own RUNS
 . "$HERE/lib.sh"
 
 QUICK=${QUICK:-0}
-ONLY=${ONLY:-"federate remote_write_receive scrape_cost memory failover"}
+ONLY=${ONLY:-"federate remote_write_receive scrape_cost memory failover query"}
 WRITE_DOCS=${WRITE_DOCS:-1}
 DOC=${DOC:-$ROOT/docs/benchmarks.md}
 
 # Per comparison: the time budget in seconds (DEADLINE) and its settings, for the default run
 # (~30 minutes in all on 2 cores) and for QUICK=1. RUNS from the environment overrides these.
 if [ "$QUICK" = 1 ]; then
-    declare -A BUDGET=([federate]=300 [remote_write_receive]=180 [scrape_cost]=300 [memory]=240 [failover]=240)
+    declare -A BUDGET=([federate]=300 [remote_write_receive]=180 [scrape_cost]=300 [memory]=240 [failover]=240 [query]=300)
     declare -A SETTINGS=(
         [federate]="SIZES=100000 RUNS=1 WRK_SECONDS=3 PROM_WRK_SECONDS=10"
         [remote_write_receive]="SERIES=10000 RUNS=1 RUN_SECONDS=5 SETTLE_SECONDS=2"
         [scrape_cost]="SERIES=100000 INTERVAL=5 SCRAPES=3 RUNS=1"
         [memory]="SERIES=100000 INTERVAL=5 RUNS=1 ARENA_EXPERIMENT=0"
         [failover]="SERIES=2000 RUNS=1 PRE=20 POST=20"
+        [query]="SERIES=2000 HISTOGRAMS=200 RUNS=1"
     )
 else
-    declare -A BUDGET=([federate]=1200 [remote_write_receive]=400 [scrape_cost]=420 [memory]=360 [failover]=300)
+    declare -A BUDGET=([federate]=1200 [remote_write_receive]=400 [scrape_cost]=420 [memory]=360 [failover]=300 [query]=900)
     declare -A SETTINGS=(
         [federate]="SIZES='100000 1000000' RUNS=3"
         [remote_write_receive]="SERIES=100000 RUNS=3 RUN_SECONDS=10 SETTLE_SECONDS=5"
         [scrape_cost]="RUNS=1"
         [memory]="RUNS=1 ARENA_EXPERIMENT=0"
         [failover]="RUNS=1"
+        [query]="RUNS=3"
     )
 fi
 
@@ -60,7 +63,7 @@ RESULTS_FILE=$TMP/results.jsonl
 
 selected=()
 for c in $ONLY; do
-    [ -n "${BUDGET[$c]:-}" ] || die "unknown comparison $c (federate remote_write_receive scrape_cost memory failover)"
+    [ -n "${BUDGET[$c]:-}" ] || die "unknown comparison $c (federate remote_write_receive scrape_cost memory failover query)"
     if [ -f "$HERE/$c.sh" ]; then selected+=("$c"); else log "$c: no $c.sh in this checkout, skipped"; fi
 done
 [ "${#selected[@]}" -gt 0 ] || die "no comparison to run"

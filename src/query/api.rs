@@ -265,31 +265,111 @@ fn value_string(v: f64) -> String {
     super::engine::aggregate::format_value(v)
 }
 
-fn time_value(t: i64) -> Value {
-    // Seconds with millisecond precision, as Prometheus renders them.
-    if t % 1000 == 0 { json!(t / 1000) } else { json!(t as f64 / 1000.0) }
+/// Appends `t` (milliseconds) as Prometheus renders a time: seconds, as a JSON number.
+fn push_time(out: &mut String, t: i64) {
+    use std::fmt::Write;
+    if t % 1000 == 0 {
+        let _ = write!(out, "{}", t / 1000);
+    } else {
+        let _ = write!(out, "{}", t as f64 / 1000.0);
+    }
+}
+
+/// Appends a JSON string.
+fn push_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_owned()).to_string());
+    }
+}
+
+fn push_labels(out: &mut String, labels: &[(String, String)]) {
+    out.push('{');
+    for (i, (n, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, n);
+        out.push(':');
+        push_str(out, v);
+    }
+    out.push('}');
+}
+
+/// `[time, "value"]`.
+fn push_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    push_time(out, t);
+    out.push_str(",\"");
+    out.push_str(&value_string(v));
+    out.push_str("\"]");
 }
 
 fn metric_json(labels: &[(String, String)]) -> Value {
     Value::Object(labels.iter().map(|(n, v)| (n.clone(), Value::String(v.clone()))).collect())
 }
 
-fn render(value: QueryValue) -> Value {
+/// A success body with `value` as its data, written directly (a range answer holds hundreds
+/// of thousands of points: building a `serde_json::Value` of them took longer than evaluating).
+fn render_success(value: QueryValue, warnings: &[String]) -> Response {
+    let mut out = String::with_capacity(1024);
+    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":");
     match value {
-        QueryValue::Scalar { t, v } => json!({"resultType": "scalar", "result": [time_value(t), value_string(v)]}),
-        QueryValue::String { t, v } => json!({"resultType": "string", "result": [time_value(t), v]}),
-        QueryValue::Vector(samples) => json!({
-            "resultType": "vector",
-            "result": samples.iter().map(|(l, t, v)| json!({"metric": metric_json(l), "value": [time_value(*t), value_string(*v)]})).collect::<Vec<_>>(),
-        }),
-        QueryValue::Matrix(series) => json!({
-            "resultType": "matrix",
-            "result": series.iter().map(|(l, points)| json!({
-                "metric": metric_json(l),
-                "values": points.iter().map(|(t, v)| json!([time_value(*t), value_string(*v)])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }),
+        QueryValue::Scalar { t, v } => {
+            out.push_str("\"scalar\",\"result\":");
+            push_point(&mut out, t, v);
+        }
+        QueryValue::String { t, v } => {
+            out.push_str("\"string\",\"result\":[");
+            push_time(&mut out, t);
+            out.push(',');
+            push_str(&mut out, &v);
+            out.push(']');
+        }
+        QueryValue::Vector(samples) => {
+            out.push_str("\"vector\",\"result\":[");
+            for (i, (l, t, v)) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                push_labels(&mut out, l);
+                out.push_str(",\"value\":");
+                push_point(&mut out, *t, *v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        QueryValue::Matrix(series) => {
+            out.push_str("\"matrix\",\"result\":[");
+            for (i, (l, points)) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                push_labels(&mut out, l);
+                out.push_str(",\"values\":[");
+                for (j, (t, v)) in points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_point(&mut out, *t, *v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
     }
+    out.push('}');
+    if !warnings.is_empty() {
+        out.push_str(",\"warnings\":");
+        out.push_str(&json!(warnings).to_string());
+    }
+    out.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
 }
 
 /// The deadline of a request: the configured timeout, shortened by a `timeout` parameter.
@@ -323,12 +403,15 @@ async fn run(
     let mut wanted: Vec<Need<'_>> = Vec::new();
     needs(&expr, start, end, start, end, lookback, &mut wanted);
     let limits = Limits { max_bytes: api.limits.max_bytes, max_samples: api.limits.max_samples };
+    let began = Instant::now();
     // Replicas get three quarters of the time; evaluation the rest.
     let fetched: (Fetched, Vec<String>) =
         tokio::time::timeout(timeout, fetch(&api.sources, &wanted, limits, timeout.mul_f64(0.75)))
             .await
             .map_err(|_| ApiError::from(EvalError::Timeout))??;
     let (data, warnings) = fetched;
+    let fetched_in = began.elapsed();
+    let series: usize = data.series.values().map(Vec::len).sum();
     // Dropped with this future when the client goes away: the evaluation then stops.
     struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
     impl Drop for CancelOnDrop {
@@ -359,7 +442,10 @@ async fn run(
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: e.to_string(),
     })??;
-    Ok(success(render(result), &warnings))
+    let evaluated_in = began.elapsed() - fetched_in;
+    let response = render_success(result, &warnings);
+    tracing::debug!(?fetched_in, ?evaluated_in, rendered_in = ?(began.elapsed() - fetched_in - evaluated_in), series, "query answered");
+    Ok(response)
 }
 
 async fn query(

@@ -59,16 +59,30 @@ pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, E
         return Ok(Val::Vector(top_bottom(input, k, op == token::T_TOPK, group_of)));
     }
     let phi = if op == token::T_QUANTILE { Some(scalar_param(param, "phi")?) } else { None };
-    // Groups in order of first appearance, as Prometheus keeps them.
-    let mut groups: HashMap<Vec<(String, String)>, usize> = HashMap::new();
+    // Groups in order of first appearance, as Prometheus keeps them. A series' group labels
+    // are made once per evaluation (cached by the series' labels and this node), and equal
+    // groups then share one `Arc`: found by address first.
+    let grouping = a as *const AggregateExpr as usize;
+    let mut by_ptr: HashMap<usize, usize> = HashMap::new();
+    let mut groups: HashMap<Labels, usize> = HashMap::new();
     let mut states: Vec<(Labels, State)> = Vec::new();
     for s in &input {
-        let g = group_of(&s.labels);
-        match groups.get(&g) {
-            Some(&i) => states[i].1.add(op, s.v),
+        let g = super::group_labels_cached(&s.labels, grouping, || group_of(&s.labels));
+        let ptr = Arc::as_ptr(&g) as usize;
+        let i = match by_ptr.get(&ptr) {
+            Some(&i) => Some(i),
+            None => groups.get(&g).copied(),
+        };
+        match i {
+            Some(i) => {
+                by_ptr.insert(ptr, i);
+                states[i].1.add(op, s.v);
+            }
             None => {
-                groups.insert(g.clone(), states.len());
-                states.push((Arc::new(g), State::new(op, s.v)));
+                let i = states.len();
+                groups.insert(g.clone(), i);
+                by_ptr.insert(ptr, i);
+                states.push((g, State::new(op, s.v)));
             }
         }
     }

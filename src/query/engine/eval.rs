@@ -102,10 +102,12 @@ pub struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     pub fn new(data: &'a Fetched, settings: Settings) -> Self {
+        super::clear_label_cache();
         Evaluator { data, settings, memo: RefCell::new(HashMap::new()) }
     }
 
     fn check_deadline(&self) -> Result<(), EvalError> {
+        // (See `Drop`: the label cache of this evaluation's thread is emptied at the end.)
         if self.settings.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(EvalError::Canceled);
         }
@@ -139,17 +141,40 @@ impl<'a> Evaluator<'a> {
     /// A range query: one evaluation per step from start to end.
     pub fn range(&self, expr: &Expr) -> Result<QueryValue, EvalError> {
         let s = &self.settings;
-        let mut by_labels: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        // Output series by labels; steps mostly return the same `Arc`s (selectors, cached
+        // derived labels), found by address first. Every `Arc` whose address is in `by_ptr` is
+        // kept alive in `seen`, so an address is never reused for another label set.
+        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+        let mut by_ptr: HashMap<usize, usize> = HashMap::new();
+        let mut seen: Vec<Labels> = Vec::new();
+        let mut series: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
         let mut points = 0usize;
         let mut t = s.start_ms;
+        let mut push = |labels: Labels, point: (i64, f64)| {
+            let ptr = Arc::as_ptr(&labels) as usize;
+            let i = match by_ptr.get(&ptr) {
+                Some(&i) => i,
+                None => {
+                    let i = *by_labels.entry(labels.clone()).or_insert_with(|| {
+                        series.push((labels.clone(), Vec::new()));
+                        series.len() - 1
+                    });
+                    by_ptr.insert(ptr, i);
+                    seen.push(labels);
+                    i
+                }
+            };
+            series[i].1.push(point);
+        };
         while t <= s.end_ms {
             self.check_deadline()?;
             match self.eval(expr, t)? {
-                Val::Scalar(v) => by_labels.entry(Arc::new(Vec::new())).or_default().push((t, v)),
+                Val::Scalar(v) => push(Arc::new(Vec::new()), (t, v)),
                 Val::Vector(samples) => {
                     check_unique(&samples)?;
+                    points += samples.len();
                     for sample in samples {
-                        by_labels.entry(sample.labels).or_default().push((t, sample.v));
+                        push(sample.labels, (t, sample.v));
                     }
                 }
                 other => {
@@ -159,16 +184,15 @@ impl<'a> Evaluator<'a> {
                     )));
                 }
             }
-            points = by_labels.values().map(Vec::len).sum();
             if points > s.max_samples {
                 return Err(EvalError::TooManySamples);
             }
             t += s.step_ms;
         }
-        let _ = points;
-        let mut out: Vec<(Labels, Vec<(i64, f64)>)> = by_labels.into_iter().collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(QueryValue::Matrix(out))
+        drop(push);
+        drop(seen);
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(QueryValue::Matrix(series))
     }
 
     /// `expr` at time `t`.
@@ -448,6 +472,12 @@ impl<'a> Evaluator<'a> {
             out.push(Sample { labels: Arc::new(labels), t: s.t, v: value });
         }
         Ok(out)
+    }
+}
+
+impl Drop for Evaluator<'_> {
+    fn drop(&mut self) {
+        super::clear_label_cache();
     }
 }
 

@@ -70,13 +70,60 @@ pub fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
     labels.iter().find(|(n, _)| n == name).map_or("", |(_, v)| v.as_str())
 }
 
-/// `labels` without `__name__`.
+/// Derived label sets of one evaluation, by the address of the set they were derived from: a
+/// series' labels without its name are made once, not once per step (a range query's steps
+/// all see the same series). Each entry keeps its source alive, so an address is never reused
+/// for another set while it is cached; the cache is emptied when an evaluation starts and ends.
+#[derive(Default)]
+pub(crate) struct LabelCache {
+    dropped: std::collections::HashMap<usize, (Labels, Labels)>,
+    /// (source, grouping id) → the group's labels.
+    grouped: std::collections::HashMap<(usize, usize), (Labels, Labels)>,
+}
+
+thread_local! {
+    pub(crate) static LABEL_CACHE: std::cell::RefCell<LabelCache> = std::cell::RefCell::new(LabelCache::default());
+}
+
+/// Empties this thread's [`LabelCache`].
+pub(crate) fn clear_label_cache() {
+    LABEL_CACHE.with(|c| *c.borrow_mut() = LabelCache::default());
+}
+
+/// `labels` without `__name__` (the same `Arc` for the same input during an evaluation).
 pub fn drop_name(labels: &Labels) -> Labels {
-    if labels.iter().any(|(n, _)| n == "__name__") {
-        Arc::new(labels.iter().filter(|(n, _)| n != "__name__").cloned().collect())
-    } else {
-        labels.clone()
+    if !labels.iter().any(|(n, _)| n == "__name__") {
+        return labels.clone();
     }
+    let key = Arc::as_ptr(labels) as usize;
+    LABEL_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some((_, dropped)) = c.dropped.get(&key) {
+            return dropped.clone();
+        }
+        let dropped: Labels = Arc::new(labels.iter().filter(|(n, _)| n != "__name__").cloned().collect());
+        c.dropped.insert(key, (labels.clone(), dropped.clone()));
+        dropped
+    })
+}
+
+/// The group labels of `labels` for a grouping identified by `grouping` (any number unique to
+/// one grouping of the query, e.g. its AST node's address), computed by `make` once.
+pub(crate) fn group_labels_cached(
+    labels: &Labels,
+    grouping: usize,
+    make: impl FnOnce() -> Vec<(String, String)>,
+) -> Labels {
+    let key = (Arc::as_ptr(labels) as usize, grouping);
+    LABEL_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some((_, g)) = c.grouped.get(&key) {
+            return g.clone();
+        }
+        let g: Labels = Arc::new(make());
+        c.grouped.insert(key, (labels.clone(), g.clone()));
+        g
+    })
 }
 
 /// Prometheus' rendering of a label set, for error messages: `{a="1", b="2"}`.

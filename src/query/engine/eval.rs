@@ -189,8 +189,7 @@ impl<'a> Evaluator<'a> {
             }
             t += s.step_ms;
         }
-        drop(push);
-        drop(seen);
+        // `push` (and with it `seen`) is done here.
         series.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(QueryValue::Matrix(series))
     }

@@ -24,6 +24,9 @@ pub struct Sample {
     pub v: f64,
 }
 
+/// One series' window of a range vector, borrowed from the fetched samples when it can be.
+pub type Window<'a> = (Labels, std::borrow::Cow<'a, [(i64, f64)]>);
+
 /// One series of a range vector.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Range {
@@ -261,6 +264,36 @@ impl<'a> Evaluator<'a> {
             }
             total += points.len();
             out.push(Range { labels: s.labels.clone(), points });
+        }
+        if total > self.settings.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        Ok(out)
+    }
+
+    /// [`Evaluator::matrix`] borrowing the fetched samples: each series' window as a slice,
+    /// copied only when it holds a staleness marker.
+    pub fn matrix_slices(&self, vs: &VectorSelector, from: i64, to: i64) -> Result<Vec<Window<'a>>, EvalError> {
+        use std::borrow::Cow;
+        self.check_deadline()?;
+        let data: &'a Fetched = self.data;
+        let series = data.series.get(&selector_key(vs)).map_or(&[][..], Vec::as_slice);
+        let mut out = Vec::with_capacity(series.len());
+        let mut total = 0;
+        for s in series {
+            let a = s.samples.partition_point(|&(ts, _)| ts < from);
+            let b = s.samples.partition_point(|&(ts, _)| ts <= to);
+            let window = &s.samples[a..b];
+            let points = if window.iter().any(|&(_, v)| is_stale_marker(v)) {
+                Cow::Owned(window.iter().copied().filter(|&(_, v)| !is_stale_marker(v)).collect())
+            } else {
+                Cow::Borrowed(window)
+            };
+            if points.is_empty() {
+                continue;
+            }
+            total += points.len();
+            out.push((s.labels.clone(), points));
         }
         if total > self.settings.max_samples {
             return Err(EvalError::TooManySamples);

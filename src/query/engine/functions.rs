@@ -3,10 +3,11 @@
 //! `holt_winters`, `predict_linear`'s regression, which functions keep the metric name.
 
 use super::aggregate::quantile;
-use super::eval::{Evaluator, Range, Sample, Val, ms, offset_ms};
+use super::eval::{Evaluator, Sample, Val, Window, ms, offset_ms};
 use super::{EvalError, Labels, drop_name, label};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -84,25 +85,31 @@ pub const FUNCTIONS_2_42: &[&str] = &[
     "year",
 ];
 
-/// A range-vector argument and where its window ends.
-struct MatrixArg {
-    ranges: Vec<Range>,
+/// A range-vector argument and where its window ends. A selector's windows borrow the
+/// fetched samples (copied only when a staleness marker has to be left out), so a range query
+/// does not copy every window of every step.
+struct MatrixArg<'d> {
+    ranges: Vec<Window<'d>>,
     range_ms: i64,
     /// The end of the window: the evaluation time (or `@`) minus the offset.
     end_ms: i64,
 }
 
-fn matrix_arg(ev: &Evaluator<'_>, e: &Expr, t: i64) -> Result<MatrixArg, EvalError> {
-    let (range_ms, end_ms) = match e {
-        Expr::MatrixSelector(m) => (ms(m.range), ev.at_time(&m.vs.at, t) - offset_ms(&m.vs.offset)),
-        Expr::Subquery(s) => (ms(s.range), ev.at_time(&s.at, t) - offset_ms(&s.offset)),
-        Expr::Paren(p) => return matrix_arg(ev, &p.expr, t),
-        _ => return Err(EvalError::Execution("expected a range vector argument".into())),
-    };
-    let Val::Matrix(ranges) = ev.eval(e, t)? else {
-        return Err(EvalError::Execution("expected a range vector argument".into()));
-    };
-    Ok(MatrixArg { ranges, range_ms, end_ms })
+fn matrix_arg<'d>(ev: &Evaluator<'d>, e: &Expr, t: i64) -> Result<MatrixArg<'d>, EvalError> {
+    match e {
+        Expr::MatrixSelector(m) => {
+            let end_ms = ev.at_time(&m.vs.at, t) - offset_ms(&m.vs.offset);
+            let range_ms = ms(m.range);
+            Ok(MatrixArg { ranges: ev.matrix_slices(&m.vs, end_ms - range_ms, end_ms)?, range_ms, end_ms })
+        }
+        Expr::Subquery(s) => {
+            let end_ms = ev.at_time(&s.at, t) - offset_ms(&s.offset);
+            let ranges = ev.subquery(s, t)?.into_iter().map(|r| (r.labels, Cow::Owned(r.points))).collect();
+            Ok(MatrixArg { ranges, range_ms: ms(s.range), end_ms })
+        }
+        Expr::Paren(p) => matrix_arg(ev, &p.expr, t),
+        _ => Err(EvalError::Execution("expected a range vector argument".into())),
+    }
 }
 
 fn vector_arg(ev: &Evaluator<'_>, e: &Expr, t: i64) -> Result<Vec<Sample>, EvalError> {
@@ -132,13 +139,13 @@ fn map_values(v: Vec<Sample>, f: impl Fn(f64) -> f64) -> Val {
 }
 
 /// Applies `f` to every series of a range vector; `None` drops the series.
-fn over_time(arg: MatrixArg, t: i64, keep_name: bool, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Val {
+fn over_time(arg: MatrixArg<'_>, t: i64, keep_name: bool, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Val {
     Val::Vector(
         arg.ranges
             .into_iter()
-            .filter_map(|r| {
-                let v = f(&r.points)?;
-                let labels = if keep_name { r.labels } else { drop_name(&r.labels) };
+            .filter_map(|(labels, points)| {
+                let v = f(&points)?;
+                let labels = if keep_name { labels } else { drop_name(&labels) };
                 Some(Sample { labels, t, v })
             })
             .collect(),

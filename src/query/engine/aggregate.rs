@@ -63,8 +63,9 @@ pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, E
     // are made once per evaluation (cached by the series' labels and this node), and equal
     // groups then share one `Arc`: found by address first.
     let grouping = a as *const AggregateExpr as usize;
-    let mut by_ptr: HashMap<usize, usize> = HashMap::new();
-    let mut groups: HashMap<Labels, usize> = HashMap::new();
+    // (foldhash, hashbrown's default: these lookups run once per sample per step.)
+    let mut by_ptr: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
+    let mut groups: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::new();
     let mut states: Vec<(Labels, State)> = Vec::new();
     for s in &input {
         let g = super::group_labels_cached(&s.labels, grouping, || group_of(&s.labels));

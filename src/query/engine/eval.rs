@@ -147,8 +147,8 @@ impl<'a> Evaluator<'a> {
         // Output series by labels; steps mostly return the same `Arc`s (selectors, cached
         // derived labels), found by address first. Every `Arc` whose address is in `by_ptr` is
         // kept alive in `seen`, so an address is never reused for another label set.
-        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
-        let mut by_ptr: HashMap<usize, usize> = HashMap::new();
+        let mut by_labels: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::new();
+        let mut by_ptr: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
         let mut seen: Vec<Labels> = Vec::new();
         let mut series: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
         let mut points = 0usize;
@@ -608,7 +608,7 @@ fn check_unique(samples: &[Sample]) -> Result<(), EvalError> {
     if samples.len() < 2 {
         return Ok(());
     }
-    let mut seen = std::collections::HashSet::with_capacity(samples.len());
+    let mut seen = hashbrown::HashSet::with_capacity(samples.len());
     for s in samples {
         if !seen.insert(&s.labels) {
             return Err(EvalError::Execution("vector cannot contain metrics with the same labelset".into()));

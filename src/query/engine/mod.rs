@@ -76,9 +76,9 @@ pub fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
 /// for another set while it is cached; the cache is emptied when an evaluation starts and ends.
 #[derive(Default)]
 pub(crate) struct LabelCache {
-    dropped: std::collections::HashMap<usize, (Labels, Labels)>,
+    dropped: hashbrown::HashMap<usize, (Labels, Labels)>,
     /// (source, grouping id) → the group's labels.
-    grouped: std::collections::HashMap<(usize, usize), (Labels, Labels)>,
+    grouped: hashbrown::HashMap<(usize, usize), (Labels, Labels)>,
 }
 
 thread_local! {

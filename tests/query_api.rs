@@ -46,15 +46,23 @@ enum Fault {
     Garbage = 2,
     Truncated = 3,
     CutChunk = 4,
+    /// A 500 after half a second: requests overlap.
+    Slow500 = 5,
 }
 
 /// A fault injector standing in for a broken replica's remote-read endpoint.
 async fn faulty_replica(mode: Arc<AtomicU8>) -> SocketAddr {
+    faulty_replica_counting(mode, Default::default()).await
+}
+
+/// [`faulty_replica`] counting the remote reads it receives in `reads`.
+async fn faulty_replica_counting(mode: Arc<AtomicU8>, reads: Arc<std::sync::atomic::AtomicUsize>) -> SocketAddr {
     let app = Router::new().route(
         "/api/v1/read",
         post(move || {
-            let mode = mode.clone();
+            let (mode, reads) = (mode.clone(), reads.clone());
             async move {
+                reads.fetch_add(1, Ordering::SeqCst);
                 let streamed =
                     [(header::CONTENT_TYPE, "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")];
                 match mode.load(Ordering::SeqCst) {
@@ -67,6 +75,10 @@ async fn faulty_replica(mode: Arc<AtomicU8>) -> SocketAddr {
                     }
                     2 => (streamed, vec![0x05, 1, 2, 3, 4, 9, 9, 9, 9, 9]).into_response(),
                     3 => (streamed, frame(&[1, 2, 3])[..12].to_vec()).into_response(),
+                    5 => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "slow and broken").into_response()
+                    }
                     _ => (streamed, frame(&[0, 9, 0xff])).into_response(),
                 }
             }
@@ -106,6 +118,8 @@ fn frame(data: &[u8]) -> Vec<u8> {
 struct Setup {
     _real: Prometheus,
     mode: Arc<AtomicU8>,
+    /// Remote reads the faulty replica received.
+    reads: Arc<std::sync::atomic::AtomicUsize>,
     running: promfed::run::Running,
     base: String,
     client: reqwest::Client,
@@ -118,7 +132,8 @@ async fn setup(binary: &std::path::Path, query_section: &str) -> Setup {
         Prometheus::start_backfilled(binary, "query-api", "global:\n  external_labels: {replica: a}\n", &history(end))
             .await;
     let mode = Arc::new(AtomicU8::new(Fault::Status500 as u8));
-    let faulty = faulty_replica(mode.clone()).await;
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let faulty = faulty_replica_counting(mode.clone(), reads.clone()).await;
     let yaml = format!(
         r#"
 server:
@@ -147,7 +162,7 @@ groups:
         }
     })
     .await;
-    Setup { _real: real, mode, running, base, client, end }
+    Setup { _real: real, mode, reads, running, base, client, end }
 }
 
 async fn get(s: &Setup, path: &str, params: &[(&str, String)]) -> (u16, Value) {
@@ -155,6 +170,16 @@ async fn get(s: &Setup, path: &str, params: &[(&str, String)]) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
+}
+
+async fn futures_join4<T>(
+    a: impl std::future::Future<Output = T>,
+    b: impl std::future::Future<Output = T>,
+    c: impl std::future::Future<Output = T>,
+    d: impl std::future::Future<Output = T>,
+) -> [T; 4] {
+    let (a, b, c, d) = tokio::join!(a, b, c, d);
+    [a, b, c, d]
 }
 
 fn secs(t: i64) -> String {
@@ -183,6 +208,26 @@ async fn a_broken_replica_makes_a_warning_and_its_twin_answers() {
         assert!(warnings.contains("replica b") && warnings.contains(said), "{fault:?}: {warnings}");
         assert!(took < Duration::from_secs(4), "{fault:?} answered in {took:?}, within the query timeout");
     }
+    // Four identical queries at once (a dashboard open in four browsers) are answered by one
+    // fetch: the replica is asked once.
+    s.mode.store(Fault::Slow500 as u8, Ordering::SeqCst);
+    let before = s.reads.load(Ordering::SeqCst);
+    let answers = futures_join4(
+        get(&s, "/api/v1/query", &q),
+        get(&s, "/api/v1/query", &q),
+        get(&s, "/api/v1/query", &q),
+        get(&s, "/api/v1/query", &q),
+    )
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["data"]["result"][0]["value"][1], "6", "{body}");
+    }
+    assert_eq!(
+        s.reads.load(Ordering::SeqCst) - before,
+        1,
+        "one remote read of the slow replica for four identical queries"
+    );
     // promfed still serves, and the failures did not stay.
     s.mode.store(Fault::Status500 as u8, Ordering::SeqCst);
     let healthy = s.client.get(format!("{}/-/healthy", s.base)).send().await.expect("healthy");

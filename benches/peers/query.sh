@@ -14,7 +14,7 @@
 # - `histogram_quantile(0.99, sum by (le, h) (rate(q_latency_bucket[5m])))` over HISTOGRAMS
 #   histograms of 8 buckets;
 # - 16 concurrent dashboard-like clients: CLIENT_REQUESTS requests of the sum-by-rate query
-#   each, wall time of all of them;
+#   each, wall time of all of them: all the same query, then each client its own step;
 # promfed's peak RSS (VmHWM) after all of it is reported (no peer, no goal).
 # Everything on 127.0.0.1; promfed reads both replicas (remote read) and merges before it
 # evaluates; Prometheus evaluates on its own TSDB.
@@ -97,13 +97,13 @@ pid_p=$LAST_PID
 wait_for 60 "promfed" curl -sf -o /dev/null "http://127.0.0.1:$port_p/-/healthy"
 wait_for 60 "promfed's replicas" sh -c "curl -sf http://127.0.0.1:$port_p/api/v1/status/groups | grep -q '\"address\":\"127.0.0.1:$port_b\"'"
 
-# time_of BASE QUERY [ANSWER_FILE]: seconds for one query_range (a form POST, as Grafana
+# time_of BASE QUERY [ANSWER_FILE [STEP]]: seconds for one query_range (a form POST, as Grafana
 # sends it), checking that it succeeded; the answer left in ANSWER_FILE ($TMP/answer.json).
 time_of() {
     local out=${3:-$TMP/answer.json}
     curl -sf -o "$out" -w '%{time_total}\n' --max-time 300 "$1/api/v1/query_range" \
         --data-urlencode "query=$2" --data-urlencode "start=$((START_MS / 1000))" \
-        --data-urlencode "end=$((END_MS / 1000))" --data-urlencode "step=60"
+        --data-urlencode "end=$((END_MS / 1000))" --data-urlencode "step=${4:-60}"
     grep -q '"status":"success"' "$out" || { head -c 500 "$out" >&2; exit 1; }
 }
 
@@ -129,27 +129,33 @@ for case in selector sum_by_rate histogram_quantile; do
         "Prometheus 2.42 (one replica)" "$(median "${d[@]}")" "<= 1.5" "$RUNS" "answers: $ours series/points"
 done
 
-# Dashboard-like concurrency: CLIENTS clients, CLIENT_REQUESTS sum-by-rate queries each.
-concurrent() {
+# Dashboard-like concurrency: CLIENTS clients, CLIENT_REQUESTS sum-by-rate queries each; all
+# asking the same (one dashboard in many browsers: promfed answers identical queries in flight
+# once), or each its own step (distinct queries over the same data).
+concurrent() { # concurrent BASE same|distinct
     local start end
     start=$(now)
-    for _ in $(seq "$CLIENTS"); do
+    for c in $(seq "$CLIENTS"); do
         (
             f=$(mktemp "$TMP/answer.XXXXXX")
-            for _ in $(seq "$CLIENT_REQUESTS"); do time_of "$1" "${QUERIES[sum_by_rate]}" "$f" >/dev/null; done
+            step=60
+            [ "$2" = same ] || step=$((59 + c))
+            for _ in $(seq "$CLIENT_REQUESTS"); do time_of "$1" "${QUERIES[sum_by_rate]}" "$f" "$step" >/dev/null; done
         ) &
     done
     wait
     end=$(now)
     calc "$end - $start"
 }
-p=() d=()
-for _ in $(seq "$RUNS"); do
-    p+=("$(concurrent "http://127.0.0.1:$port_p")")
-    d+=("$(concurrent "http://127.0.0.1:$port_a")")
+for kind in same distinct; do
+    p=() d=()
+    for _ in $(seq "$RUNS"); do
+        p+=("$(concurrent "http://127.0.0.1:$port_p" "$kind")")
+        d+=("$(concurrent "http://127.0.0.1:$port_a" "$kind")")
+    done
+    emit_result query "$CLIENTS concurrent clients x $CLIENT_REQUESTS sum_by_rate, $kind queries" "wall seconds" s \
+        "$(median "${p[@]}")" "Prometheus 2.42 (one replica)" "$(median "${d[@]}")" "<= 1.5" "$RUNS"
 done
-emit_result query "$CLIENTS concurrent clients x $CLIENT_REQUESTS sum_by_rate" "wall seconds" s "$(median "${p[@]}")" \
-    "Prometheus 2.42 (one replica)" "$(median "${d[@]}")" "<= 1.5" "$RUNS"
 emit_result query "promfed peak RSS after the queries" "VmHWM" MB "$(hwm_mb "$pid_p")" "" "" "" 1
 results_table query
 # PROMFED_LOG=promfed::query=debug: where promfed's time went (fetch, evaluation, rendering).

@@ -32,13 +32,36 @@ pub struct QueryApi {
     pub sources: Sources,
     pub limits: QueryLimits,
     slots: Semaphore,
+    /// Queries being answered, by what was asked: an identical query arriving meanwhile (a
+    /// dashboard open in several browsers) waits for the same answer instead of fetching and
+    /// evaluating again.
+    inflight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::OnceCell<Answer>>>>,
+}
+
+/// A finished answer, shareable between identical requests.
+#[derive(Clone, Debug)]
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Answer {
+    async fn from_response(r: Response) -> Answer {
+        let status = r.status();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap_or_default();
+        Answer { status, body }
+    }
+
+    fn response(&self) -> Response {
+        (self.status, [(header::CONTENT_TYPE, "application/json")], self.body.clone()).into_response()
+    }
 }
 
 impl QueryApi {
     pub fn new(sources: Sources, limits: QueryLimits) -> Self {
         register_2_42_functions();
         let slots = Semaphore::new(limits.max_concurrency.max(1));
-        QueryApi { sources, limits, slots }
+        QueryApi { sources, limits, slots, inflight: Default::default() }
     }
 }
 
@@ -384,11 +407,49 @@ fn deadline(api: &QueryApi, p: &[(String, String)]) -> Result<(Instant, Duration
     Ok((Instant::now() + timeout, timeout))
 }
 
+/// [`run_once`], shared by identical requests in flight at the same time.
+async fn run(
+    api: &QueryApi,
+    expr: Arc<Expr>,
+    start: i64,
+    end: i64,
+    step: i64,
+    p: &[(String, String)],
+    instant: bool,
+) -> Result<Response, ApiError> {
+    let key = format!(
+        "{instant}|{start}|{end}|{step}|{}|{}",
+        param(p, "timeout").unwrap_or(""),
+        param(p, "query").unwrap_or("")
+    );
+    let cell = {
+        let mut inflight = api.inflight.lock().expect("inflight lock");
+        inflight.entry(key.clone()).or_insert_with(|| Arc::new(tokio::sync::OnceCell::new())).clone()
+    };
+    let answer = cell
+        .get_or_init(|| async {
+            let response = match run_once(api, expr, start, end, step, p, instant).await {
+                Ok(r) => r,
+                Err(e) => e.into_response(),
+            };
+            Answer::from_response(response).await
+        })
+        .await
+        .clone();
+    {
+        let mut inflight = api.inflight.lock().expect("inflight lock");
+        if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            inflight.remove(&key);
+        }
+    }
+    Ok(answer.response())
+}
+
 /// Fetches and evaluates `expr` between `start` and `end` (equal for an instant query).
 ///
 /// The fetched series are keyed by the addresses of the selector nodes, so the evaluation runs
 /// on this very tree (shared, never cloned).
-async fn run(
+async fn run_once(
     api: &QueryApi,
     expr: Arc<Expr>,
     start: i64,

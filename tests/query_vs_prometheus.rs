@@ -310,6 +310,30 @@ async fn get(client: &reqwest::Client, base: &str, path: &str, params: &[(&str, 
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{base}{path} {params:?}: not JSON ({e}): {text}"))
 }
 
+/// promfed federating `a` (primary) and `b` (secondary) as group `pair`, with `extra` group
+/// settings (indented as group keys), once it knows both replicas; and an HTTP client.
+async fn start_pair(a: &Prometheus, b: &Prometheus, extra: &str) -> (promfed::run::Running, String, reqwest::Client) {
+    let yaml = format!(
+        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n{extra}    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{}\"}}\n",
+        a.address(),
+        b.address()
+    );
+    let config = promfed::config::parse(&yaml, "query_vs_prometheus").expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+    poll("promfed to know the pair's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
+            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
+        }
+    })
+    .await;
+    (running, base, client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_over_the_pair_equal_one_prometheus_holding_the_union() {
     let Some(binary) = common::prometheus_binary() else { return };
@@ -338,35 +362,7 @@ async fn queries_over_the_pair_equal_one_prometheus_holding_the_union() {
     )
     .await;
 
-    let yaml = format!(
-        r#"
-server:
-  listen_address: "127.0.0.1:0"
-groups:
-  - name: pair
-    scrape_interval: 1s
-    scrape_timeout: 900ms
-    labels: {{federation_group: pair}}
-    replicas:
-      - {{name: a, role: primary, address: "{}"}}
-      - {{name: b, role: secondary, address: "{}"}}
-"#,
-        a.address(),
-        b.address()
-    );
-    let config = promfed::config::parse(&yaml, "query_vs_prometheus").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    poll("promfed to know the pair's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
-            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
-        }
-    })
-    .await;
+    let (running, base, client) = start_pair(&a, &b, "    labels: {federation_group: pair}\n").await;
 
     let secs = |t: i64| format!("{}", t as f64 / 1000.0);
     // Inside the primary's outage, while it lacks i3, while the secondary is down too, after.
@@ -459,24 +455,7 @@ async fn phase_shifted_replicas_do_not_double_the_sample_rate() {
         &series(7_000, 0.5, None),
     )
     .await;
-    let yaml = format!(
-        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{}\"}}\n",
-        a.address(),
-        b.address()
-    );
-    let config = promfed::config::parse(&yaml, "phase").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    poll("promfed to know the pair's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
-            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
-        }
-    })
-    .await;
+    let (running, base, client) = start_pair(&a, &b, "").await;
     let secs = |t: i64| format!("{}", t as f64 / 1000.0);
     let value = |body: &Value| -> f64 {
         body["data"]["result"][0]["value"][1].as_str().unwrap_or_else(|| panic!("{body}")).parse().expect("number")
@@ -540,16 +519,7 @@ async fn the_primary_killed_during_a_range_leaves_no_gap() {
     };
     let mut a = Prometheus::start(&binary, "live-a", &config("a"), &[]).await;
     let b = Prometheus::start(&binary, "live-b", &config("b"), &[]).await;
-    let yaml = format!(
-        "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{}\"}}\n",
-        a.address(),
-        b.address()
-    );
-    let config = promfed::config::parse(&yaml, "live").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let (running, base, client) = start_pair(&a, &b, "").await;
     let started = now_ms();
     tokio::time::sleep(Duration::from_secs(6)).await;
     a.kill();

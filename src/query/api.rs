@@ -141,7 +141,26 @@ fn success(data: Value, warnings: &[String]) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// The request's parameters: the query string, and a form body on POST.
+/// The request's parameters: the query string, and a form body on POST (as Prometheus reads
+/// them, and Grafana sends them).
+struct Params(Vec<(String, String)>);
+
+/// The largest form body read.
+const MAX_FORM: usize = 8 << 20;
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let raw = parts.uri.query().map(str::to_owned);
+        let body = axum::body::to_bytes(body, MAX_FORM)
+            .await
+            .map_err(|e| ApiError::bad_data(format!("cannot read the request body: {e}")).into_response())?;
+        Ok(Params(params(&parts.method, &parts.headers, raw, &body)))
+    }
+}
+
 fn params(method: &Method, headers: &HeaderMap, raw: Option<String>, body: &Bytes) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -213,17 +232,8 @@ fn httpdate_rfc3339(s: &str) -> Result<i64, ()> {
         }
         _ => return Err(()),
     };
-    let days = days_from_civil(y, mo, d);
+    let days = super::engine::functions::days_from_civil(y, mo, d);
     Ok((days * 86_400 + h * 3600 + mi * 60 + se - offset_s) * 1000 + frac_ms)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
 }
 
 /// A duration parameter: seconds as a float, or a Prometheus duration (`15s`, `1m30s`).
@@ -509,14 +519,7 @@ async fn run_once(
     Ok(response)
 }
 
-async fn query(
-    State(api): State<Arc<QueryApi>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, raw, &body);
+async fn query(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Response {
     let result = async {
         let q = param(&p, "query")
             .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": no expression found in input"))?;
@@ -531,14 +534,7 @@ async fn query(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn query_range(
-    State(api): State<Arc<QueryApi>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, raw, &body);
+async fn query_range(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Response {
     let result = async {
         let start = parse_time("start", param(&p, "start").ok_or_else(|| ApiError::bad_data("invalid parameter \"start\": cannot parse \"\" to a valid timestamp"))?)?;
         let end = parse_time("end", param(&p, "end").ok_or_else(|| ApiError::bad_data("invalid parameter \"end\": cannot parse \"\" to a valid timestamp"))?)?;
@@ -637,14 +633,7 @@ fn limit_of(p: &[(String, String)]) -> Result<Option<usize>, ApiError> {
     }
 }
 
-async fn series(
-    State(api): State<Arc<QueryApi>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, raw, &body);
+async fn series(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Response {
     let result = async {
         let (series, warnings) = matched_series(&api, &p, true).await?;
         let limit = limit_of(&p)?;
@@ -655,14 +644,7 @@ async fn series(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn labels(
-    State(api): State<Arc<QueryApi>>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = params(&method, &headers, raw, &body);
+async fn labels(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Response {
     let result = async {
         let (series, warnings) = matched_series(&api, &p, false).await?;
         let names: BTreeSet<&str> = series.iter().flat_map(|l| l.iter().map(|(n, _)| n.as_str())).collect();
@@ -691,8 +673,7 @@ async fn label_values(State(api): State<Arc<QueryApi>>, Path(name): Path<String>
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn exemplars(method: Method, headers: HeaderMap, RawQuery(raw): RawQuery, body: Bytes) -> Response {
-    let p = params(&method, &headers, raw, &body);
+async fn exemplars(Params(p): Params) -> Response {
     match param(&p, "query").map(parse_query) {
         Some(Err(e)) => e.into_response(),
         None => ApiError::bad_data("invalid parameter \"query\": no expression found in input").into_response(),
@@ -701,8 +682,7 @@ async fn exemplars(method: Method, headers: HeaderMap, RawQuery(raw): RawQuery, 
     }
 }
 
-async fn format_query(method: Method, headers: HeaderMap, RawQuery(raw): RawQuery, body: Bytes) -> Response {
-    let p = params(&method, &headers, raw, &body);
+async fn format_query(Params(p): Params) -> Response {
     match param(&p, "query").map(parse_query) {
         Some(Ok(e)) => success(json!(e.to_string()), &[]),
         Some(Err(e)) => e.into_response(),

@@ -52,22 +52,37 @@ enum Fault {
 
 /// A fault injector standing in for a broken replica's remote-read endpoint.
 async fn faulty_replica(mode: Arc<AtomicU8>) -> SocketAddr {
-    faulty_replica_counting(mode, Default::default()).await
+    faulty_replica_counting(mode, Default::default(), Default::default()).await
 }
 
-/// [`faulty_replica`] counting the remote reads it receives in `reads`.
-async fn faulty_replica_counting(mode: Arc<AtomicU8>, reads: Arc<std::sync::atomic::AtomicUsize>) -> SocketAddr {
+/// Counts, on drop, a hanging answer that its client gave up on.
+struct Abandoned(Arc<std::sync::atomic::AtomicUsize>);
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// [`faulty_replica`] counting the remote reads it receives in `reads`, and in `abandoned` the
+/// hanging ones whose client went away.
+async fn faulty_replica_counting(
+    mode: Arc<AtomicU8>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+    abandoned: Arc<std::sync::atomic::AtomicUsize>,
+) -> SocketAddr {
     let app = Router::new().route(
         "/api/v1/read",
         post(move || {
-            let (mode, reads) = (mode.clone(), reads.clone());
+            let (mode, reads, abandoned) = (mode.clone(), reads.clone(), abandoned.clone());
             async move {
                 reads.fetch_add(1, Ordering::SeqCst);
                 let streamed =
                     [(header::CONTENT_TYPE, "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse")];
                 match mode.load(Ordering::SeqCst) {
                     0 => {
+                        let guard = Abandoned(abandoned);
                         tokio::time::sleep(Duration::from_secs(60)).await;
+                        std::mem::forget(guard);
                         "late".into_response()
                     }
                     1 => {
@@ -118,8 +133,9 @@ fn frame(data: &[u8]) -> Vec<u8> {
 struct Setup {
     _real: Prometheus,
     mode: Arc<AtomicU8>,
-    /// Remote reads the faulty replica received.
+    /// Remote reads the faulty replica received, and hanging ones given up by promfed.
     reads: Arc<std::sync::atomic::AtomicUsize>,
+    abandoned: Arc<std::sync::atomic::AtomicUsize>,
     running: promfed::run::Running,
     base: String,
     client: reqwest::Client,
@@ -133,7 +149,8 @@ async fn setup(binary: &std::path::Path, query_section: &str) -> Setup {
             .await;
     let mode = Arc::new(AtomicU8::new(Fault::Status500 as u8));
     let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let faulty = faulty_replica_counting(mode.clone(), reads.clone()).await;
+    let abandoned = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let faulty = faulty_replica_counting(mode.clone(), reads.clone(), abandoned.clone()).await;
     let yaml = format!(
         r#"
 server:
@@ -162,7 +179,7 @@ groups:
         }
     })
     .await;
-    Setup { _real: real, mode, reads, running, base, client, end }
+    Setup { _real: real, mode, reads, abandoned, running, base, client, end }
 }
 
 async fn get(s: &Setup, path: &str, params: &[(&str, String)]) -> (u16, Value) {
@@ -228,6 +245,20 @@ async fn a_broken_replica_makes_a_warning_and_its_twin_answers() {
         1,
         "one remote read of the slow replica for four identical queries"
     );
+    // A client that goes away cancels the fetches: promfed drops its remote read of the
+    // hanging replica at once, not at the query timeout.
+    s.mode.store(Fault::Hang as u8, Ordering::SeqCst);
+    let before = s.abandoned.load(Ordering::SeqCst);
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().expect("client");
+    let gave_up = impatient.get(format!("{}/api/v1/query", s.base)).query(&q).send().await;
+    assert!(gave_up.is_err(), "the client timed out");
+    common::poll(
+        "promfed to drop its read of the hanging replica",
+        Duration::from_secs(2),
+        Duration::from_millis(50),
+        || async { (s.abandoned.load(Ordering::SeqCst) > before).then_some(()) },
+    )
+    .await;
     // promfed still serves, and the failures did not stay.
     s.mode.store(Fault::Status500 as u8, Ordering::SeqCst);
     let healthy = s.client.get(format!("{}/-/healthy", s.base)).send().await.expect("healthy");

@@ -417,16 +417,18 @@ fn deadline(api: &QueryApi, p: &[(String, String)]) -> Result<(Instant, Duration
     Ok((Instant::now() + timeout, timeout))
 }
 
-/// [`run_once`], shared by identical requests in flight at the same time.
-async fn run(
-    api: &QueryApi,
+/// What a query asks: the expression, its times (`start == end` for an instant query) and step.
+struct Ask {
     expr: Arc<Expr>,
     start: i64,
     end: i64,
     step: i64,
-    p: &[(String, String)],
     instant: bool,
-) -> Result<Response, ApiError> {
+}
+
+/// [`run_once`], shared by identical requests in flight at the same time.
+async fn run(api: &QueryApi, ask: Ask, p: &[(String, String)]) -> Result<Response, ApiError> {
+    let Ask { start, end, step, instant, .. } = ask;
     let key = format!(
         "{instant}|{start}|{end}|{step}|{}|{}",
         param(p, "timeout").unwrap_or(""),
@@ -438,7 +440,7 @@ async fn run(
     };
     let answer = cell
         .get_or_init(|| async {
-            let response = match run_once(api, expr, start, end, step, p, instant).await {
+            let response = match run_once(api, ask, p).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             };
@@ -459,15 +461,8 @@ async fn run(
 ///
 /// The fetched series are keyed by the addresses of the selector nodes, so the evaluation runs
 /// on this very tree (shared, never cloned).
-async fn run_once(
-    api: &QueryApi,
-    expr: Arc<Expr>,
-    start: i64,
-    end: i64,
-    step: i64,
-    p: &[(String, String)],
-    instant: bool,
-) -> Result<Response, ApiError> {
+async fn run_once(api: &QueryApi, ask: Ask, p: &[(String, String)]) -> Result<Response, ApiError> {
+    let Ask { expr, start, end, step, instant } = ask;
     let (deadline, timeout) = deadline(api, p)?;
     let _slot = api.slots.acquire().await.map_err(|_| ApiError::bad_data("shutting down"))?;
     let lookback = api.limits.lookback.as_millis() as i64;
@@ -528,7 +523,7 @@ async fn query(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Response 
             Some(t) => parse_time("time", t)?,
             None => now_ms(),
         };
-        run(&api, expr, t, t, 1, &p, true).await
+        run(&api, Ask { expr, start: t, end: t, step: 1, instant: true }, &p).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -562,7 +557,7 @@ async fn query_range(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Res
                 "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
             )));
         }
-        run(&api, expr, start, end, step, &p, false).await
+        run(&api, Ask { expr, start, end, step, instant: false }, &p).await
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

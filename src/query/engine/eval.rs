@@ -101,12 +101,40 @@ pub struct Evaluator<'a> {
     pub settings: Settings,
     /// Inner results of subqueries by (node, time): overlapping windows are evaluated once.
     memo: RefCell<HashMap<(usize, i64), Val>>,
+    /// Per selector node and window kind, each series' position in its samples at the last
+    /// step: steps move forward, so the next window is found by walking a few samples on
+    /// instead of two binary searches that miss the cache every time.
+    cursors: RefCell<HashMap<(usize, u8), Cursors>>,
+}
+
+/// The last window `[from, to]` of one selector and each series' `[start, end)` in it.
+struct Cursors {
+    from: i64,
+    to: i64,
+    spans: Vec<(usize, usize)>,
+}
+
+/// `[from, to]` of `samples` as indices, walking on from `span` when the window moved forward.
+#[inline]
+fn window(samples: &[(i64, f64)], span: (usize, usize), forward: bool, from: i64, to: i64) -> (usize, usize) {
+    if !forward {
+        return (samples.partition_point(|&(ts, _)| ts < from), samples.partition_point(|&(ts, _)| ts <= to));
+    }
+    let (mut a, mut b) = span;
+    while a < samples.len() && samples[a].0 < from {
+        a += 1;
+    }
+    b = b.max(a);
+    while b < samples.len() && samples[b].0 <= to {
+        b += 1;
+    }
+    (a, b)
 }
 
 impl<'a> Evaluator<'a> {
     pub fn new(data: &'a Fetched, settings: Settings) -> Self {
         super::clear_label_cache();
-        Evaluator { data, settings, memo: RefCell::new(HashMap::new()) }
+        Evaluator { data, settings, memo: RefCell::new(HashMap::new()), cursors: RefCell::new(HashMap::new()) }
     }
 
     fn check_deadline(&self) -> Result<(), EvalError> {
@@ -227,17 +255,36 @@ impl<'a> Evaluator<'a> {
         self.data.series.get(&selector_key(vs)).map_or(&[], Vec::as_slice)
     }
 
+    /// Each series' `[from, to]` window of `vs`'s samples, in series order.
+    fn spans(&self, vs: &VectorSelector, kind: u8, from: i64, to: i64) -> Vec<(usize, usize)> {
+        let series = self.series_of(vs);
+        let key = (selector_key(vs), kind);
+        let mut cursors = self.cursors.borrow_mut();
+        let c = cursors.entry(key).or_insert_with(|| Cursors {
+            from: i64::MIN,
+            to: i64::MIN,
+            spans: vec![(0, 0); series.len()],
+        });
+        let forward = from >= c.from && to >= c.to;
+        for (s, span) in series.iter().zip(c.spans.iter_mut()) {
+            *span = window(&s.samples, *span, forward, from, to);
+        }
+        c.from = from;
+        c.to = to;
+        c.spans.clone()
+    }
+
     fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Val, EvalError> {
         self.check_deadline()?;
         let reference = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
         let from = reference - self.settings.lookback_ms;
         let mut out = Vec::new();
-        for s in self.series_of(vs) {
-            let i = s.samples.partition_point(|&(ts, _)| ts <= reference);
-            if i == 0 {
+        let spans = self.spans(vs, 1, from, reference);
+        for (s, (a, b)) in self.series_of(vs).iter().zip(spans) {
+            if b == a {
                 continue;
             }
-            let (ts, v) = s.samples[i - 1];
+            let (ts, v) = s.samples[b - 1];
             if ts < from || is_stale_marker(v) {
                 continue;
             }
@@ -280,9 +327,8 @@ impl<'a> Evaluator<'a> {
         let series = data.series.get(&selector_key(vs)).map_or(&[][..], Vec::as_slice);
         let mut out = Vec::with_capacity(series.len());
         let mut total = 0;
-        for s in series {
-            let a = s.samples.partition_point(|&(ts, _)| ts < from);
-            let b = s.samples.partition_point(|&(ts, _)| ts <= to);
+        let spans = self.spans(vs, 2, from, to);
+        for (s, (a, b)) in series.iter().zip(spans) {
             let window = &s.samples[a..b];
             let points = if window.iter().any(|&(_, v)| is_stale_marker(v)) {
                 Cow::Owned(window.iter().copied().filter(|&(_, v)| !is_stale_marker(v)).collect())

@@ -168,8 +168,8 @@ impl Writer {
         if self.bits % 8 == 0 {
             self.bytes.push(0);
         }
-        if b {
-            *self.bytes.last_mut().unwrap() |= 1 << (7 - self.bits % 8);
+        if b && let Some(last) = self.bytes.last_mut() {
+            *last |= 1 << (7 - self.bits % 8);
         }
         self.bits += 1;
     }

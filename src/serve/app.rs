@@ -45,7 +45,8 @@ pub struct AppState {
     pub receiver: Option<Arc<Receiver>>,
     /// The probes (`GET /probe`, scheduled probes), when a `probes:` section is configured.
     pub probes: Option<Arc<crate::sidecar::ProbeService>>,
-    /// The Prometheus query API over the groups' merged history, when groups are configured.
+    /// The Prometheus query API over the groups' merged history, when groups or a Remote-Write
+    /// receiver are configured.
     pub query: Option<Arc<crate::query::api::QueryApi>>,
 }
 

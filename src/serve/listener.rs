@@ -174,7 +174,7 @@ impl Connection {
         // Responses are small and often latency-bound (health checks, API calls): don't wait for Nagle.
         let _ = stream.set_nodelay(true);
         let Some(reloader) = tls else {
-            serve_connection(RequestTargetRepair::new(stream, encoded_targets), peer, app, watcher).await;
+            serve_connection(stream, encoded_targets, peer, app, watcher).await;
             return;
         };
 
@@ -199,14 +199,21 @@ impl Connection {
                 }
             },
         };
-        serve_connection(RequestTargetRepair::new(stream, encoded_targets), peer, app, watcher).await;
+        serve_connection(stream, encoded_targets, peer, app, watcher).await;
     }
 }
 
-async fn serve_connection<S>(stream: S, peer: SocketAddr, app: Router, watcher: Watcher)
-where
+/// Serves one connection, plain or TLS: its reads through [`RequestTargetRepair`], then hyper.
+async fn serve_connection<S>(
+    stream: S,
+    encoded_targets: EncodedTargets,
+    peer: SocketAddr,
+    app: Router,
+    watcher: Watcher,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let stream = RequestTargetRepair::new(stream, encoded_targets);
     let service = app.map_request(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req

@@ -306,39 +306,26 @@ impl<S> RequestTargetRepair<S> {
         }
         let frame = self.input.split_to(9 + len);
         let flags = frame[4];
-        let payload = &frame[9..];
         let mut block = h2.block.take().unwrap_or_default();
+        // The frame joins what is held back before it is looked at: giving up passes it on too.
+        block.raw.extend_from_slice(&frame);
         let fragment = if kind == FRAME_HEADERS {
-            let mut p = payload;
-            let mut pad = 0;
-            if flags & FLAG_PADDED != 0 {
-                let Some((&n, rest)) = p.split_first() else {
-                    h2.block = Some(block);
-                    return self.h2_give_up_with(frame, "a HEADERS frame too short for its padding").map(|()| true);
-                };
-                pad = usize::from(n);
-                p = rest;
-            }
-            if flags & FLAG_PRIORITY != 0 {
-                if p.len() < 5 {
-                    h2.block = Some(block);
-                    return self.h2_give_up_with(frame, "a HEADERS frame too short for its priority").map(|()| true);
+            match headers_payload(&frame[9..], flags) {
+                Ok((priority, fragment)) => {
+                    block.stream = stream;
+                    block.end_stream = flags & FLAG_END_STREAM != 0;
+                    block.priority = priority;
+                    fragment
                 }
-                block.priority = Some([p[0], p[1], p[2], p[3], p[4]]);
-                p = &p[5..];
+                Err(why) => {
+                    h2.block = Some(block);
+                    return self.h2_give_up(why).map(|()| true);
+                }
             }
-            if pad > p.len() {
-                h2.block = Some(block);
-                return self.h2_give_up_with(frame, "a HEADERS frame with more padding than payload").map(|()| true);
-            }
-            block.stream = stream;
-            block.end_stream = flags & FLAG_END_STREAM != 0;
-            &p[..p.len() - pad]
         } else {
-            payload
+            &frame[9..]
         };
         block.fragment.extend_from_slice(fragment);
-        block.raw.extend_from_slice(&frame);
         if flags & FLAG_END_HEADERS == 0 {
             h2.block = Some(block);
             return Ok(true);
@@ -395,13 +382,6 @@ impl<S> RequestTargetRepair<S> {
         Ok(())
     }
 
-    /// [`Self::h2_give_up`] with a frame already taken out of `input`.
-    fn h2_give_up_with(&mut self, frame: BytesMut, why: &'static str) -> io::Result<()> {
-        self.h2_give_up(why)?;
-        self.output.extend_from_slice(&frame);
-        Ok(())
-    }
-
     /// How many bytes may be read from the socket straight into the caller's buffer, when nothing
     /// is pending and the next bytes need no look.
     fn direct_limit(&self) -> Option<u64> {
@@ -422,6 +402,28 @@ impl<S> RequestTargetRepair<S> {
             other => other,
         };
     }
+}
+
+/// A HEADERS frame's payload without its padding and priority (RFC 9113 §6.2): the priority
+/// fields, and the header block fragment.
+fn headers_payload(payload: &[u8], flags: u8) -> Result<(Option<[u8; 5]>, &[u8]), &'static str> {
+    let mut p = payload;
+    let mut pad = 0;
+    if flags & FLAG_PADDED != 0 {
+        let (&n, rest) = p.split_first().ok_or("a HEADERS frame too short for its padding")?;
+        pad = usize::from(n);
+        p = rest;
+    }
+    let mut priority = None;
+    if flags & FLAG_PRIORITY != 0 {
+        let (fields, rest) = p.split_first_chunk::<5>().ok_or("a HEADERS frame too short for its priority")?;
+        priority = Some(*fields);
+        p = rest;
+    }
+    if pad > p.len() {
+        return Err("a HEADERS frame with more padding than payload");
+    }
+    Ok((priority, &p[..p.len() - pad]))
 }
 
 /// The end of a request head (just past its empty line), searched from `from`.

@@ -28,8 +28,6 @@ pub struct GroupSource {
     pub name: String,
     pub client: ReadClient,
     pub identity: Identity,
-    /// Remote reads in flight per replica address.
-    pub concurrency: usize,
 }
 
 impl GroupSource {
@@ -40,7 +38,6 @@ impl GroupSource {
             name: g.name.clone(),
             client: ReadClient::new(&owner, &g.scheme, &g.tls, &g.auth, limits.timeout)?,
             identity: Identity::new(g.replica_labels.clone(), g.labels.clone(), g.honor_labels),
-            concurrency: limits.remote_read_concurrency,
         })
     }
 }
@@ -97,9 +94,11 @@ impl Sources {
         out
     }
 
-    fn slots_of(&self, address: &str, n: usize) -> Arc<Semaphore> {
+    /// The remote-read slots of the replica at `address` (`remote_read_concurrency` of them).
+    fn slots_of(&self, address: &str) -> Arc<Semaphore> {
+        let n = self.limits.remote_read_concurrency.max(1);
         let mut slots = self.slots.lock().expect("slots lock");
-        slots.entry(address.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n.max(1)))).clone()
+        slots.entry(address.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(n))).clone()
     }
 }
 
@@ -110,13 +109,14 @@ impl Sources {
 fn pushed(
     sources: &Sources,
     snapshot: &crate::merge::Snapshot,
-    scraped: &[Arc<GroupSource>],
     needs: &[Need<'_>],
     fetched: &mut Fetched,
     warnings: &mut Vec<String>,
 ) {
     let lookback = sources.limits.lookback.as_millis() as i64;
-    for group in snapshot.groups.iter().filter(|g| !scraped.iter().any(|s| s.name == g.status.name)) {
+    let scraped = sources.view.load();
+    let mut wire = Vec::new();
+    for group in snapshot.groups.iter().filter(|g| !scraped.contains_key(&g.status.name)) {
         let mut contributed = false;
         let mut ranged = false;
         for need in needs {
@@ -125,7 +125,9 @@ fn pushed(
                 if e.ts < need.from_ms || e.ts > need.to_ms {
                     continue;
                 }
-                let labels = labels_of_key(&e.key.to_string());
+                crate::remote::send::wire_labels(e.key, &mut wire);
+                let labels: Vec<(String, String)> =
+                    wire.iter().map(|(n, v)| ((*n).to_owned(), v.clone().into_owned())).collect();
                 if matches(need.selector, &labels) {
                     out.push(Series { labels: Arc::new(labels), samples: vec![(e.ts, e.value)] });
                     contributed = true;
@@ -238,8 +240,8 @@ pub fn needs<'e>(expr: &'e Expr, lo: i64, hi: i64, start: i64, end: i64, lookbac
     }
 }
 
-/// The remote-read matchers of `vs` for a group adding `added` labels and dropping
-/// `replica_labels`; `None` when an added-label matcher rules the group out.
+/// The remote-read matchers of `vs` for a group of this `identity` (its added labels decided
+/// here, its replica labels not sent); `None` when an added-label matcher rules the group out.
 fn matchers_for(vs: &VectorSelector, identity: &Identity) -> Option<Vec<LabelMatcher>> {
     let mut out = Vec::new();
     if let Some(name) = &vs.name {
@@ -340,7 +342,7 @@ pub async fn fetch(
         let queries = Arc::new(queries);
         let which = Arc::new(which);
         for (rank, (name, address)) in replicas.into_iter().enumerate() {
-            let slots = sources.slots_of(&address, group.concurrency);
+            let slots = sources.slots_of(&address);
             let (queries, which) = (queries.clone(), which.clone());
             let client = group.client.clone();
             let budget = budget.clone();
@@ -393,7 +395,7 @@ pub async fn fetch(
             Ok(Err(e)) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
         }
     }
-    pushed(sources, &snapshot, &groups, needs, &mut fetched, &mut warnings);
+    pushed(sources, &snapshot, needs, &mut fetched, &mut warnings);
     let mut answered_groups: Vec<usize> = per_group.keys().copied().collect();
     answered_groups.sort_unstable();
     for gi in answered_groups {

@@ -66,8 +66,11 @@ pub fn merge_group(identity: &Identity, series: Vec<ReplicaSeries>) -> Vec<Merge
         .map(|(key, mut replicas)| {
             replicas.sort_by_key(|(rank, _)| *rank);
             let counter = kind_of(crate::series::name_of(&key), None) == Kind::Counter;
-            let lists: Vec<Vec<(i64, f64)>> = replicas.into_iter().map(|(_, s)| s).collect();
-            MergedSeries { samples: merge_series(&lists, counter), key }
+            let mut lists: Vec<Samples> = replicas.into_iter().map(|(_, s)| s).collect();
+            // One replica has the series: its samples as they are, moved, not copied.
+            let samples =
+                if lists.len() == 1 { lists.pop().unwrap_or_default() } else { merge_series(&lists, counter) };
+            MergedSeries { samples, key }
         })
         .collect()
 }

@@ -148,11 +148,7 @@ impl ReadClient {
     /// group's TLS and credentials.
     pub async fn get_json(&self, address: &str, path_and_query: &str) -> Result<serde_json::Value, String> {
         let url = format!("{}://{address}{path_and_query}", self.scheme);
-        let mut req = self.client.get(&url);
-        if let Some(auth) = &self.auth {
-            req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
-        }
-        let response = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let response = self.authorized(self.client.get(&url)).send().await.map_err(|e| format!("{url}: {e}"))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
         if !status.is_success() {
@@ -160,6 +156,14 @@ impl ReadClient {
             return Err(format!("{url} answered HTTP {}: {text}", status.as_u16()));
         }
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON: {e}"))
+    }
+
+    /// `req` with the group's `Authorization` header, when it has one.
+    fn authorized(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Some(auth) => req.header(reqwest::header::AUTHORIZATION, auth.clone()),
+            None => req,
+        }
     }
 
     /// The URL read for a replica at `address`.
@@ -212,17 +216,15 @@ impl ReadClient {
         let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).map_err(|e| {
             ReadError::Malformed { url: url.clone(), what: format!("cannot compress the request: {e}") }
         })?;
-        let mut req = self
+        let req = self
             .client
             .post(&url)
             .header(CONTENT_TYPE, "application/x-protobuf")
             .header(CONTENT_ENCODING, "snappy")
             .header("X-Prometheus-Remote-Read-Version", "0.1.0")
             .body(body);
-        if let Some(auth) = &self.auth {
-            req = req.header(reqwest::header::AUTHORIZATION, auth.clone());
-        }
-        let mut response = req.send().await.map_err(|source| ReadError::Send { url: url.clone(), source })?;
+        let mut response =
+            self.authorized(req).send().await.map_err(|source| ReadError::Send { url: url.clone(), source })?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();

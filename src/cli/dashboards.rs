@@ -86,6 +86,7 @@ fn run_lint(paths: &[PathBuf], alerts: &[PathBuf], live_url: Option<&str>, acces
 /// The metric names of a Prometheus (its label values API), or of a promfed (its `/metrics` and
 /// `/federate`, as it has no query API).
 async fn live_names(api: &Api) -> Result<BTreeSet<String>, ApiError> {
+    let text = "text/plain;version=0.0.4";
     let url = api.url(&["api", "v1", "label", "__name__", "values"]);
     match api.send(Method::GET, url, "application/json", None).await {
         Ok(answer) => {
@@ -93,7 +94,7 @@ async fn live_names(api: &Api) -> Result<BTreeSet<String>, ApiError> {
                 live::from_label_values(&answer.body).map_err(|reason| ApiError::Body { url: answer.url, reason })?;
             // A promfed answers from its groups' history; its own metrics (what its dashboards
             // and alerts use) are on its /metrics, which a Prometheus scrapes.
-            if let Ok(metrics) = api.send(Method::GET, api.url(&["metrics"]), "text/plain;version=0.0.4", None).await {
+            if let Ok(metrics) = api.send(Method::GET, api.url(&["metrics"]), text, None).await {
                 let text = String::from_utf8_lossy(&metrics.body);
                 if text.contains("promfed_build_info") {
                     names.extend(live::from_exposition(&text));
@@ -102,7 +103,6 @@ async fn live_names(api: &Api) -> Result<BTreeSet<String>, ApiError> {
             Ok(names)
         }
         Err(ApiError::Status { status: StatusCode::NOT_FOUND, .. }) => {
-            let text = "text/plain;version=0.0.4";
             let metrics = api.send(Method::GET, api.url(&["metrics"]), text, None).await?;
             let mut names = live::from_exposition(&String::from_utf8_lossy(&metrics.body));
             let mut federate = api.url(&["federate"]);

@@ -21,7 +21,7 @@ use promql_parser::parser::{self, Expr};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// Prometheus' cap on points per series of a range query.
@@ -59,7 +59,6 @@ impl Answer {
 
 impl QueryApi {
     pub fn new(sources: Sources, limits: QueryLimits) -> Self {
-        register_2_42_functions();
         let slots = Semaphore::new(limits.max_concurrency.max(1));
         QueryApi { sources, limits, slots, inflight: Default::default() }
     }
@@ -179,10 +178,6 @@ fn param<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
     p.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 /// A time parameter: Unix seconds (fractions allowed) or RFC 3339.
 fn parse_time(name: &str, s: &str) -> Result<i64, ApiError> {
     if let Ok(f) = s.parse::<f64>()
@@ -293,11 +288,6 @@ fn check_2_42(e: &Expr) -> Result<(), ApiError> {
     }
 }
 
-/// Prometheus' JSON number for a sample value: a string, `NaN`, `+Inf`, `-Inf`.
-fn value_string(v: f64) -> String {
-    super::engine::aggregate::format_value(v)
-}
-
 /// Appends `t` (milliseconds) as Prometheus renders a time: seconds, as a JSON number.
 fn push_time(out: &mut String, t: i64) {
     use std::fmt::Write;
@@ -337,7 +327,8 @@ fn push_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     push_time(out, t);
     out.push_str(",\"");
-    out.push_str(&value_string(v));
+    // Prometheus' JSON for a sample value: a string, `NaN`, `+Inf`, `-Inf`.
+    super::engine::aggregate::write_value(out, v);
     out.push_str("\"]");
 }
 
@@ -521,7 +512,7 @@ async fn query(State(api): State<Arc<QueryApi>>, Params(p): Params) -> Response 
         let expr = Arc::new(parse_query(q)?);
         let t = match param(&p, "time") {
             Some(t) => parse_time("time", t)?,
-            None => now_ms(),
+            None => crate::clock::now_ms(),
         };
         run(&api, Ask { expr, start: t, end: t, step: 1, instant: true }, &p).await
     }
@@ -573,7 +564,7 @@ async fn matched_series(
 ) -> Result<(Vec<Arc<Vec<(String, String)>>>, Vec<String>), ApiError> {
     let end = match param(p, "end") {
         Some(t) => parse_time("end", t)?,
-        None => now_ms(),
+        None => crate::clock::now_ms(),
     };
     let start = match param(p, "start") {
         Some(t) => parse_time("start", t)?,

@@ -8,7 +8,6 @@ use super::{EvalError, Labels};
 use promql_parser::parser::AggregateExpr;
 use promql_parser::parser::ast::LabelModifier;
 use promql_parser::parser::token;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, EvalError> {
@@ -25,13 +24,7 @@ pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, E
         Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
         None => (true, Vec::new()),
     };
-    let group_of = |labels: &[(String, String)]| -> Vec<(String, String)> {
-        labels
-            .iter()
-            .filter(|(n, _)| if by { names.contains(n) } else { n != "__name__" && !names.contains(n) })
-            .cloned()
-            .collect()
-    };
+    let group_of = |labels: &[(String, String)]| super::grouping(labels, by, &names);
     if op == token::T_COUNT_VALUES {
         let Some(Val::Str(dst)) = param else {
             return Err(EvalError::Execution("count_values needs a string parameter".into()));
@@ -39,20 +32,16 @@ pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, E
         if !crate::series::is_label_name(dst.as_bytes()) {
             return Err(EvalError::Execution(format!("invalid label name {dst:?}")));
         }
-        let mut counts: HashMap<Vec<(String, String)>, f64> = HashMap::new();
-        let mut order = Vec::new();
-        for s in &input {
+        let groups = super::group_in_order(input.iter().map(|s| {
             let mut g = group_of(&s.labels);
             g.retain(|(n, _)| n != &dst);
             g.push((dst.clone(), format_value(s.v)));
             g.sort();
-            let c = counts.entry(g.clone()).or_insert_with(|| {
-                order.push(g);
-                0.0
-            });
-            *c += 1.0;
-        }
-        return Ok(Val::Vector(order.into_iter().map(|g| Sample { v: counts[&g], labels: Arc::new(g), t }).collect()));
+            (g, ())
+        }));
+        return Ok(Val::Vector(
+            groups.into_iter().map(|(g, members)| Sample { v: members.len() as f64, labels: Arc::new(g), t }).collect(),
+        ));
     }
     if op == token::T_TOPK || op == token::T_BOTTOMK {
         let k = scalar_param(param, "k")?;
@@ -198,21 +187,8 @@ fn top_bottom(
         return Vec::new();
     }
     let k = if k > input.len() as f64 { input.len() } else { k as usize };
-    let mut groups: HashMap<Vec<(String, String)>, Vec<Sample>> = HashMap::new();
-    let mut order = Vec::new();
-    for s in input {
-        let g = group_of(&s.labels);
-        groups
-            .entry(g.clone())
-            .or_insert_with(|| {
-                order.push(g);
-                Vec::new()
-            })
-            .push(s);
-    }
     let mut out = Vec::new();
-    for g in order {
-        let mut members = groups.remove(&g).unwrap_or_default();
+    for (_, mut members) in super::group_in_order(input.into_iter().map(|s| (group_of(&s.labels), s))) {
         members.sort_by(|a, b| {
             let (x, y) = (a.v, b.v);
             match (x.is_nan(), y.is_nan()) {
@@ -231,13 +207,21 @@ fn top_bottom(
 
 /// A value as Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it (count_values' label).
 pub fn format_value(v: f64) -> String {
+    let mut out = String::new();
+    write_value(&mut out, v);
+    out
+}
+
+/// [`format_value`] appended to `out` (the query API writes every point this way).
+pub fn write_value(out: &mut String, v: f64) {
+    use std::fmt::Write;
     if v.is_nan() {
-        "NaN".into()
+        out.push_str("NaN");
     } else if v == f64::INFINITY {
-        "+Inf".into()
+        out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
+        out.push_str("-Inf");
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }

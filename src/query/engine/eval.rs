@@ -138,7 +138,6 @@ impl<'a> Evaluator<'a> {
     }
 
     fn check_deadline(&self) -> Result<(), EvalError> {
-        // (See `Drop`: the label cache of this evaluation's thread is emptied at the end.)
         if self.settings.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(EvalError::Canceled);
         }
@@ -241,7 +240,10 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => self.vector_selector(vs, t),
             Expr::MatrixSelector(m) => {
                 let t = self.at_time(&m.vs.at, t) - offset_ms(&m.vs.offset);
-                Ok(Val::Matrix(self.matrix(&m.vs, t - ms(m.range), t)?))
+                let windows = self.matrix_slices(&m.vs, t - ms(m.range), t)?;
+                Ok(Val::Matrix(
+                    windows.into_iter().map(|(labels, points)| Range { labels, points: points.into_owned() }).collect(),
+                ))
             }
             Expr::Subquery(sq) => Ok(Val::Matrix(self.subquery(sq, t)?)),
             Expr::Binary(b) => self.binary(b, t),
@@ -296,30 +298,9 @@ impl<'a> Evaluator<'a> {
         Ok(Val::Vector(out))
     }
 
-    /// The samples of `vs`'s series in `[from, to]` (closed, as in 2.42), staleness markers left out.
-    pub fn matrix(&self, vs: &VectorSelector, from: i64, to: i64) -> Result<Vec<Range>, EvalError> {
-        self.check_deadline()?;
-        let mut out = Vec::new();
-        let mut total = 0;
-        for s in self.series_of(vs) {
-            let a = s.samples.partition_point(|&(ts, _)| ts < from);
-            let b = s.samples.partition_point(|&(ts, _)| ts <= to);
-            let points: Vec<(i64, f64)> =
-                s.samples[a..b].iter().copied().filter(|&(_, v)| !is_stale_marker(v)).collect();
-            if points.is_empty() {
-                continue;
-            }
-            total += points.len();
-            out.push(Range { labels: s.labels.clone(), points });
-        }
-        if total > self.settings.max_samples {
-            return Err(EvalError::TooManySamples);
-        }
-        Ok(out)
-    }
-
-    /// [`Evaluator::matrix`] borrowing the fetched samples: each series' window as a slice,
-    /// copied only when it holds a staleness marker.
+    /// The samples of `vs`'s series in `[from, to]` (closed, as in 2.42), staleness markers
+    /// left out: each series' window borrowed from the fetched samples, copied only when it
+    /// holds a staleness marker.
     pub fn matrix_slices(&self, vs: &VectorSelector, from: i64, to: i64) -> Result<Vec<Window<'a>>, EvalError> {
         use std::borrow::Cow;
         self.check_deadline()?;
@@ -486,7 +467,7 @@ impl<'a> Evaluator<'a> {
                 let side = if swapped { "left" } else { "right" };
                 return Err(EvalError::Execution(format!(
                     "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                    format_labels(&group_labels(&s.labels, on, &names)),
+                    format_labels(&super::grouping(&s.labels, on, &names)),
                     format_labels(&prev.labels),
                     format_labels(&s.labels),
                 )));
@@ -570,24 +551,13 @@ pub fn system_time_ms(t: SystemTime) -> i64 {
 /// The vector-matching key of `labels`: only `names` (`on`), or all but `names` and `__name__`.
 fn signature(labels: &[(String, String)], on: bool, names: &[String]) -> String {
     let mut key = String::new();
-    for (n, v) in labels {
-        let keep = if on { names.contains(n) } else { n != "__name__" && !names.contains(n) };
-        if keep {
-            key.push_str(n);
-            key.push('\u{ff}');
-            key.push_str(v);
-            key.push('\u{ff}');
-        }
+    for (n, v) in labels.iter().filter(|(n, _)| super::grouped(n, on, names)) {
+        key.push_str(n);
+        key.push('\u{ff}');
+        key.push_str(v);
+        key.push('\u{ff}');
     }
     key
-}
-
-fn group_labels(labels: &[(String, String)], on: bool, names: &[String]) -> Vec<(String, String)> {
-    labels
-        .iter()
-        .filter(|(n, _)| if on { names.contains(n) } else { n != "__name__" && !names.contains(n) })
-        .cloned()
-        .collect()
 }
 
 fn is_comparison(op: TokenType) -> bool {
@@ -606,7 +576,8 @@ fn scalar_op(op: TokenType, l: f64, r: f64) -> Result<(f64, bool), EvalError> {
         token::T_MUL => (l * r, true),
         token::T_DIV => (l / r, true),
         token::T_POW => (l.powf(r), true),
-        token::T_MOD => (go_mod(l, r), true),
+        // Go's math.Mod: the remainder with the sign of `l`, as Rust's `%` on f64.
+        token::T_MOD => (l % r, true),
         token::T_ATAN2 => (l.atan2(r), true),
         token::T_EQLC => (l, l == r),
         token::T_NEQ => (l, l != r),
@@ -616,11 +587,6 @@ fn scalar_op(op: TokenType, l: f64, r: f64) -> Result<(f64, bool), EvalError> {
         token::T_LTE => (l, l <= r),
         _ => return Err(EvalError::Execution(format!("operator {op} not done yet"))),
     })
-}
-
-/// Go's `math.Mod`: the remainder with the sign of `l` (Rust's `%` on f64 is the same).
-fn go_mod(l: f64, r: f64) -> f64 {
-    l % r
 }
 
 fn vector_scalar(

@@ -8,7 +8,6 @@ use super::{EvalError, Labels, drop_name, label};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The functions of Prometheus 2.42 (promql-parser knows later ones too, which 2.42 refuses).
@@ -567,27 +566,15 @@ fn holt_winters(p: &[(i64, f64)], sf: f64, tf: f64) -> Option<f64> {
 /// `histogram_quantile` over classic buckets (`le` labels), per label set without `le`.
 fn histogram_quantile(q: f64, v: Vec<Sample>, t: i64) -> Vec<Sample> {
     // Per label set without `le`: its buckets as (upper bound, count).
-    type Buckets = Vec<(f64, f64)>;
-    let mut groups: HashMap<Vec<(String, String)>, Buckets> = HashMap::new();
-    let mut order = Vec::new();
-    for s in v {
-        let Ok(le) = parse_le(label(&s.labels, "le")) else { continue };
+    let buckets = v.into_iter().filter_map(|s| {
+        let le = parse_le(label(&s.labels, "le")).ok()?;
         let key: Vec<(String, String)> =
             s.labels.iter().filter(|(n, _)| n != "le" && n != "__name__").cloned().collect();
-        groups
-            .entry(key.clone())
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push((le, s.v));
-    }
-    order
+        Some((key, (le, s.v)))
+    });
+    super::group_in_order(buckets)
         .into_iter()
-        .map(|key| {
-            let buckets = groups.remove(&key).unwrap_or_default();
-            Sample { labels: Arc::new(key), t, v: bucket_quantile(q, buckets) }
-        })
+        .map(|(key, buckets)| Sample { labels: Arc::new(key), t, v: bucket_quantile(q, buckets) })
         .collect()
 }
 

@@ -126,6 +126,36 @@ pub(crate) fn group_labels_cached(
     })
 }
 
+/// Whether label `name` is part of a grouping: listed with `include` (`by`, `on`), or not
+/// listed and not `__name__` (`without`, `ignoring`, which always drop the name).
+pub(crate) fn grouped(name: &str, include: bool, names: &[String]) -> bool {
+    if include { names.iter().any(|n| n == name) } else { name != "__name__" && !names.iter().any(|n| n == name) }
+}
+
+/// The labels of `labels` that are part of a grouping ([`grouped`]).
+pub(crate) fn grouping(labels: &[(String, String)], include: bool, names: &[String]) -> Vec<(String, String)> {
+    labels.iter().filter(|(n, _)| grouped(n, include, names)).cloned().collect()
+}
+
+/// `(key, item)` pairs grouped by key, groups in order of first appearance (the order
+/// Prometheus keeps its groups in).
+pub(crate) fn group_in_order<K: std::hash::Hash + Eq + Clone, T>(
+    items: impl IntoIterator<Item = (K, T)>,
+) -> Vec<(K, Vec<T>)> {
+    let mut index: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<(K, Vec<T>)> = Vec::new();
+    for (key, item) in items {
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push(item),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![item]));
+            }
+        }
+    }
+    groups
+}
+
 /// Prometheus' rendering of a label set, for error messages: `{a="1", b="2"}`.
 pub fn format_labels(labels: &[(String, String)]) -> String {
     let pairs: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();

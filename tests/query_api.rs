@@ -166,17 +166,10 @@ groups:
 "#,
         real.address()
     );
-    let config = promfed::config::parse(&yaml, "query_api").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
+    let (running, base) = common::start_promfed(&yaml, "query_api").await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    common::poll("the group's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
-            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
-        }
+    common::wait_for_groups(&client, &base, "the group's replicas", |d| {
+        d[0]["replicas"].as_array().is_some_and(|r| r.len() == 2)
     })
     .await;
     Setup { _real: real, mode, reads, abandoned, running, base, client, end }
@@ -516,19 +509,9 @@ async fn groups_found_by_a_template_are_queried() {
         "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: all-pairs\n    discover_groups: true\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    labels: {{federation_group: $group}}\n    file_sd_configs:\n      - files: [\"{}/*.json\"]\n",
         dir.path().display()
     );
-    let config = promfed::config::parse(&yaml, "found").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
+    let (running, base) = common::start_promfed(&yaml, "found").await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    common::poll("both groups found", Duration::from_secs(15), Duration::from_millis(100), || {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
-            (s["data"].as_array()?.len() == 2).then_some(())
-        }
-    })
-    .await;
+    common::wait_for_groups(&client, &base, "both groups found", |d| d.as_array().is_some_and(|g| g.len() == 2)).await;
     let query = |q: &str| {
         let (client, base, q) = (client.clone(), base.clone(), q.to_owned());
         async move {
@@ -572,10 +555,7 @@ async fn rules_and_alerts_come_from_the_leader_with_the_group_label() {
         "server: {{listen_address: \"127.0.0.1:0\"}}\ngroups:\n  - name: pair\n    scrape_interval: 1s\n    scrape_timeout: 900ms\n    labels: {{federation_group: pair}}\n    replicas:\n      - {{name: a, role: primary, address: \"{}\"}}\n      - {{name: b, role: secondary, address: \"{twin}\"}}\n",
         leader.address()
     );
-    let config = promfed::config::parse(&yaml, "rules").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
+    let (running, base) = common::start_promfed(&yaml, "rules").await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     let alerts: Value =
         common::poll("the alert to fire on the leader", Duration::from_secs(20), Duration::from_millis(200), || {

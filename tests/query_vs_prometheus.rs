@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{Prometheus, now_ms, poll};
+use common::{Prometheus, now_ms};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -407,17 +407,10 @@ async fn start_pair(a: &Prometheus, b: &Prometheus, extra: &str) -> (promfed::ru
         a.address(),
         b.address()
     );
-    let config = promfed::config::parse(&yaml, "query_vs_prometheus").expect("valid config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
-    let base = format!("http://{}", running.address);
+    let (running, base) = common::start_promfed(&yaml, "query_vs_prometheus").await;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
-    poll("promfed to know the pair's replicas", Duration::from_secs(15), Duration::from_millis(100), || {
-        let (client, base) = (client.clone(), base.clone());
-        async move {
-            let s: Value = client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
-            (s["data"][0]["replicas"].as_array()?.len() == 2).then_some(())
-        }
+    common::wait_for_groups(&client, &base, "promfed to know the pair's replicas", |d| {
+        d[0]["replicas"].as_array().is_some_and(|r| r.len() == 2)
     })
     .await;
     (running, base, client)

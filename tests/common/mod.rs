@@ -718,3 +718,28 @@ pub async fn fake_replica(body: impl Fn(u128) -> String + Clone + Send + Sync + 
     .await
     .detach()
 }
+
+/// promfed started from `yaml` (listening on 127.0.0.1:0 over plain HTTP), with its base URL.
+pub async fn start_promfed(yaml: &str, name: &str) -> (promfed::run::Running, String) {
+    let config = promfed::config::parse(yaml, name).expect("valid config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let running = promfed::run::start(config, Some(listener)).await.expect("promfed starts");
+    let base = format!("http://{}", running.address);
+    (running, base)
+}
+
+/// Waits (15 s at most) until the `data` of promfed's `/api/v1/status/groups` at `base`
+/// satisfies `ready`.
+pub async fn wait_for_groups(
+    client: &reqwest::Client,
+    base: &str,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) {
+    poll(what, Duration::from_secs(15), Duration::from_millis(100), || async {
+        let s: serde_json::Value =
+            client.get(format!("{base}/api/v1/status/groups")).send().await.ok()?.json().await.ok()?;
+        ready(&s["data"]).then_some(())
+    })
+    .await;
+}

@@ -65,7 +65,7 @@ impl QueryApi {
 }
 
 /// `holt_winters` (Prometheus 3 renamed it) is known to promql-parser only when registered.
-fn register_2_42_functions() {
+pub(crate) fn register_2_42_functions() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         use promql_parser::parser::value::ValueType;

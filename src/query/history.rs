@@ -68,8 +68,12 @@ pub fn merge_group(identity: &Identity, series: Vec<ReplicaSeries>) -> Vec<Merge
             let counter = kind_of(crate::series::name_of(&key), None) == Kind::Counter;
             let mut lists: Vec<Samples> = replicas.into_iter().map(|(_, s)| s).collect();
             // One replica has the series: its samples as they are, moved, not copied.
-            let samples =
-                if lists.len() == 1 { lists.pop().unwrap_or_default() } else { merge_series(&lists, counter) };
+            // A healthy pair: the preferred replica's list, moved.
+            let samples = if lists.len() == 1 || preferred_alone(&lists, min_gap(&lists)) {
+                lists.swap_remove(0)
+            } else {
+                merge_full(&lists, counter)
+            };
             MergedSeries { samples, key }
         })
         .collect()
@@ -104,6 +108,21 @@ fn typical_interval(replicas: &[Vec<(i64, f64)>]) -> i64 {
 /// One series' histories, in preference order, merged (see the module doc). Each list is in
 /// time order.
 pub fn merge_series(replicas: &[Vec<(i64, f64)>], counter: bool) -> Vec<(i64, f64)> {
+    if replicas.len() == 1 || preferred_alone(replicas, min_gap(replicas)) {
+        return replicas[0].clone();
+    }
+    merge_full(replicas, counter)
+}
+
+/// How close (0.9 of the series' interval) a later replica's sample may come to another
+/// replica's neighbour.
+fn min_gap(replicas: &[Vec<(i64, f64)>]) -> i64 {
+    let interval = typical_interval(replicas);
+    interval - interval / 10
+}
+
+/// [`merge_series`] built sample by sample (no shortcut for the preferred replica alone).
+fn merge_full(replicas: &[Vec<(i64, f64)>], counter: bool) -> Vec<(i64, f64)> {
     if let [only] = replicas {
         return only.clone();
     }
@@ -158,6 +177,39 @@ pub fn merge_series(replicas: &[Vec<(i64, f64)>], counter: bool) -> Vec<(i64, f6
         out.push((t, value));
     }
     out
+}
+
+/// Whether the merge of `replicas` is the preferred replica's list as it is: it has no
+/// staleness marker and its timestamps increase strictly, and no sample of another replica
+/// fills in (each is at a timestamp the preferred one has, or closer than `min_gap` to one of
+/// its neighbours). That is a healthy pair's steady state; one pass per replica tells it,
+/// instead of building the merge. The rules of [`merge_series`] with nothing accepted from a
+/// later replica: its markers never follow their own replica, the counter offset stays 0.
+fn preferred_alone(replicas: &[Vec<(i64, f64)>], min_gap: i64) -> bool {
+    let Some((first, others)) = replicas.split_first() else { return true };
+    if first.iter().any(|s| is_stale_marker(s.1)) || first.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return false;
+    }
+    for other in others {
+        let mut next = 0;
+        for &(t, v) in other {
+            if is_stale_marker(v) {
+                continue;
+            }
+            while next < first.len() && first[next].0 < t {
+                next += 1;
+            }
+            if first.get(next).is_some_and(|s| s.0 == t) {
+                continue;
+            }
+            let close_before = next > 0 && t - first[next - 1].0 < min_gap;
+            let close_after = first.get(next).is_some_and(|s| s.0 - t < min_gap);
+            if !close_before && !close_after {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn merge_sorted(a: Vec<(i64, f64, u8)>, b: Vec<(i64, f64, u8)>) -> Vec<(i64, f64, u8)> {

@@ -105,10 +105,22 @@ pub struct Evaluator<'a> {
     /// step: steps move forward, so the next window is found by walking a few samples on
     /// instead of two binary searches that miss the cache every time.
     cursors: RefCell<HashMap<(usize, u8), Cursors>>,
+    /// Series-major evaluation ([`super::by_series`]): while set, selector node `.0` has only
+    /// its series `.1`, whose windows walk on from `focus_cursors` (emptied per series), and
+    /// the samples an instant selector gives are counted in `focus_count`.
+    pub(super) focus: std::cell::Cell<Option<(usize, usize)>>,
+    pub(super) focus_cursors: RefCell<HashMap<(usize, u8), Cursors>>,
+    pub(super) focus_count: std::cell::Cell<usize>,
+    /// A range query's nodes evaluated series by series beforehand, by node address: the
+    /// node's vector at each step, taken when the step is evaluated.
+    pub(super) pre: RefCell<HashMap<usize, Vec<Option<Vec<Sample>>>>>,
+    /// Whether range queries use series-major evaluation (off: the plain step order, which
+    /// the tests compare it with).
+    pub(super) series_major: bool,
 }
 
 /// The last window `[from, to]` of one selector and each series' `[start, end)` in it.
-struct Cursors {
+pub(super) struct Cursors {
     from: i64,
     to: i64,
     spans: Vec<(usize, usize)>,
@@ -116,7 +128,13 @@ struct Cursors {
 
 /// `[from, to]` of `samples` as indices, walking on from `span` when the window moved forward.
 #[inline]
-fn window(samples: &[(i64, f64)], span: (usize, usize), forward: bool, from: i64, to: i64) -> (usize, usize) {
+pub(super) fn window(
+    samples: &[(i64, f64)],
+    span: (usize, usize),
+    forward: bool,
+    from: i64,
+    to: i64,
+) -> (usize, usize) {
     if !forward {
         return (samples.partition_point(|&(ts, _)| ts < from), samples.partition_point(|&(ts, _)| ts <= to));
     }
@@ -134,12 +152,27 @@ fn window(samples: &[(i64, f64)], span: (usize, usize), forward: bool, from: i64
 impl<'a> Evaluator<'a> {
     pub fn new(data: &'a Fetched, settings: Settings) -> Self {
         super::clear_label_cache();
-        Evaluator { data, settings, memo: RefCell::new(HashMap::new()), cursors: RefCell::new(HashMap::new()) }
+        Evaluator {
+            data,
+            settings,
+            memo: RefCell::new(HashMap::new()),
+            cursors: RefCell::new(HashMap::new()),
+            focus: Default::default(),
+            focus_cursors: RefCell::new(HashMap::new()),
+            focus_count: Default::default(),
+            pre: RefCell::new(HashMap::new()),
+            series_major: true,
+        }
     }
 
-    fn check_deadline(&self) -> Result<(), EvalError> {
+    /// Cancellation and the deadline; series-major evaluation reads the clock once per series,
+    /// not at every window.
+    pub(super) fn check_deadline(&self) -> Result<(), EvalError> {
         if self.settings.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(EvalError::Canceled);
+        }
+        if self.focus.get().is_some() {
+            return Ok(());
         }
         if Instant::now() > self.settings.deadline { Err(EvalError::Timeout) } else { Ok(()) }
     }
@@ -180,7 +213,10 @@ impl<'a> Evaluator<'a> {
         let mut series: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
         let mut points = 0usize;
         let mut t = s.start_ms;
-        let mut push = |labels: Labels, point: (i64, f64)| {
+        // A label set seen twice in one step is Prometheus' duplicate error: both map to the
+        // same output series, whose last point is then at this step already (no hashing of
+        // every label set at every step).
+        let mut push = |labels: Labels, point: (i64, f64)| -> Result<(), EvalError> {
             let ptr = Arc::as_ptr(&labels) as usize;
             let i = match by_ptr.get(&ptr) {
                 Some(&i) => i,
@@ -194,17 +230,22 @@ impl<'a> Evaluator<'a> {
                     i
                 }
             };
-            series[i].1.push(point);
+            let points = &mut series[i].1;
+            if points.last().is_some_and(|p| p.0 == point.0) {
+                return Err(EvalError::Execution("vector cannot contain metrics with the same labelset".into()));
+            }
+            points.push(point);
+            Ok(())
         };
+        self.precompute(expr)?;
         while t <= s.end_ms {
             self.check_deadline()?;
             match self.eval(expr, t)? {
-                Val::Scalar(v) => push(Arc::new(Vec::new()), (t, v)),
+                Val::Scalar(v) => push(Arc::new(Vec::new()), (t, v))?,
                 Val::Vector(samples) => {
-                    check_unique(&samples)?;
                     points += samples.len();
                     for sample in samples {
-                        push(sample.labels, (t, sample.v));
+                        push(sample.labels, (t, sample.v))?;
                     }
                 }
                 other => {
@@ -226,6 +267,9 @@ impl<'a> Evaluator<'a> {
 
     /// `expr` at time `t`.
     pub fn eval(&self, expr: &Expr, t: i64) -> Result<Val, EvalError> {
+        if let Some(v) = self.take_pre(expr, t) {
+            return Ok(Val::Vector(v));
+        }
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(n.val)),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
@@ -253,15 +297,23 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn series_of(&self, vs: &VectorSelector) -> &[Series] {
-        self.data.series.get(&selector_key(vs)).map_or(&[], Vec::as_slice)
+    /// The series of `vs`: all of them, or the one in focus.
+    fn series_of(&self, vs: &VectorSelector) -> &'a [Series] {
+        let data: &'a Fetched = self.data;
+        let key = selector_key(vs);
+        let all = data.series.get(&key).map_or(&[][..], Vec::as_slice);
+        match self.focus.get() {
+            Some((k, i)) if k == key => all.get(i..=i).unwrap_or(&[]),
+            _ => all,
+        }
     }
 
     /// Each series' `[from, to]` window of `vs`'s samples, in series order.
     fn spans(&self, vs: &VectorSelector, kind: u8, from: i64, to: i64) -> Vec<(usize, usize)> {
         let series = self.series_of(vs);
         let key = (selector_key(vs), kind);
-        let mut cursors = self.cursors.borrow_mut();
+        let focused = self.focus.get().is_some_and(|(k, _)| k == key.0);
+        let mut cursors = if focused { self.focus_cursors.borrow_mut() } else { self.cursors.borrow_mut() };
         let c = cursors.entry(key).or_insert_with(|| Cursors {
             from: i64::MIN,
             to: i64::MIN,
@@ -276,7 +328,7 @@ impl<'a> Evaluator<'a> {
         c.spans.clone()
     }
 
-    fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Val, EvalError> {
+    pub(super) fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Val, EvalError> {
         self.check_deadline()?;
         let reference = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
         let from = reference - self.settings.lookback_ms;
@@ -292,6 +344,7 @@ impl<'a> Evaluator<'a> {
             }
             out.push(Sample { labels: s.labels.clone(), t: ts, v });
         }
+        self.focus_count.set(self.focus_count.get() + out.len());
         if out.len() > self.settings.max_samples {
             return Err(EvalError::TooManySamples);
         }
@@ -304,8 +357,7 @@ impl<'a> Evaluator<'a> {
     pub fn matrix_slices(&self, vs: &VectorSelector, from: i64, to: i64) -> Result<Vec<Window<'a>>, EvalError> {
         use std::borrow::Cow;
         self.check_deadline()?;
-        let data: &'a Fetched = self.data;
-        let series = data.series.get(&selector_key(vs)).map_or(&[][..], Vec::as_slice);
+        let series = self.series_of(vs);
         let mut out = Vec::with_capacity(series.len());
         let mut total = 0;
         let spans = self.spans(vs, 2, from, to);

@@ -243,93 +243,13 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Val, EvalError> {
             let v = date_input(ev)?;
             map_values(v, |x| date_part(name, x))
         }
-        "rate" | "increase" | "delta" => {
-            let m = matrix_arg(ev, arg(0), t)?;
-            let (counter, rate) = (name != "delta", name == "rate");
-            let (start, end, range) = (m.end_ms - m.range_ms, m.end_ms, m.range_ms);
-            over_time(m, t, false, |p| extrapolated_rate(p, start, end, range, counter, rate))
-        }
-        "irate" | "idelta" => {
-            let m = matrix_arg(ev, arg(0), t)?;
-            over_time(m, t, false, |p| instant_value(p, name == "irate"))
-        }
-        "resets" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
-        }),
-        "changes" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            Some(p.windows(2).filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan())).count() as f64)
-        }),
-        "deriv" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            if p.len() < 2 {
-                return None;
-            }
-            Some(linear_regression(p, p[0].0).0)
-        }),
-        "predict_linear" => {
-            let m = matrix_arg(ev, arg(0), t)?;
-            let seconds = scalar_arg(ev, arg(1), t)?;
-            let at = m.end_ms + offset_of(arg(0));
-            over_time(m, t, false, |p| {
-                if p.len() < 2 {
-                    return None;
-                }
-                let (slope, intercept) = linear_regression(p, at);
-                Some(slope * seconds + intercept)
-            })
-        }
-        "holt_winters" => {
-            let m = matrix_arg(ev, arg(0), t)?;
-            let (sf, tf) = (scalar_arg(ev, arg(1), t)?, scalar_arg(ev, arg(2), t)?);
-            if !(sf > 0.0 && sf < 1.0) {
-                return Err(EvalError::Execution(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}")));
-            }
-            if !(tf > 0.0 && tf < 1.0) {
-                return Err(EvalError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
-            }
-            over_time(m, t, false, |p| holt_winters(p, sf, tf))
-        }
-        "avg_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            let mut mean = 0.0f64;
-            let mut count = 0.0f64;
-            for &(_, v) in p {
-                count += 1.0;
-                if mean.is_infinite() {
-                    if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
-                        continue;
-                    }
-                    if !v.is_infinite() && !v.is_nan() {
-                        continue;
-                    }
-                }
-                mean += v / count - mean / count;
-            }
-            Some(mean)
-        }),
-        "sum_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| Some(p.iter().map(|x| x.1).sum())),
-        "count_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| Some(p.len() as f64)),
-        "max_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            Some(p.iter().skip(1).fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }))
-        }),
-        "min_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            Some(p.iter().skip(1).fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }))
-        }),
-        "last_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, true, |p| p.last().map(|x| x.1)),
-        "present_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |_| Some(1.0)),
-        "stddev_over_time" | "stdvar_over_time" => over_time(matrix_arg(ev, arg(0), t)?, t, false, |p| {
-            let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
-            for &(_, v) in p {
-                count += 1.0;
-                let delta = v - mean;
-                mean += delta / count;
-                aux += delta * (v - mean);
-            }
-            let var = aux / count;
-            Some(if name == "stddev_over_time" { var.sqrt() } else { var })
-        }),
-        "quantile_over_time" => {
-            let q = scalar_arg(ev, arg(0), t)?;
-            let m = matrix_arg(ev, arg(1), t)?;
-            over_time(m, t, false, |p| Some(quantile(q, p.iter().map(|x| x.1).collect())))
+        n if RANGE_FUNCTIONS.contains(&n) => {
+            // The range argument first, then the scalar ones (Prometheus evaluates all
+            // arguments before the function checks them).
+            let m = matrix_arg(ev, arg(if n == "quantile_over_time" { 1 } else { 0 }), t)?;
+            let f = range_fn(ev, c, t)?;
+            let (end, range) = (m.end_ms, m.range_ms);
+            over_time(m, t, f.keep_name, |p| (f.value)(p, end, range))
         }
         "absent" => {
             let v = vector_arg(ev, arg(0), t)?;
@@ -407,6 +327,135 @@ pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Val, EvalError> {
         }
         other => return Err(EvalError::Execution(format!("function {other}() is not done yet in promfed"))),
     })
+}
+
+/// Functions of one range vector whose value for a series depends only on that series' window
+/// (and literal or scalar arguments): [`range_fn`] gives the value of one window.
+pub const RANGE_FUNCTIONS: &[&str] = &[
+    "avg_over_time",
+    "changes",
+    "count_over_time",
+    "delta",
+    "deriv",
+    "holt_winters",
+    "idelta",
+    "increase",
+    "irate",
+    "last_over_time",
+    "max_over_time",
+    "min_over_time",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rate",
+    "resets",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+];
+
+/// The value of one window of a range function: `(points, window end, range)` (points in time
+/// order, staleness markers left out, never empty); `None` gives no sample.
+pub type WindowValue<'f> = Box<dyn Fn(&[(i64, f64)], i64, i64) -> Option<f64> + 'f>;
+
+/// One of the [`RANGE_FUNCTIONS`], its scalar arguments evaluated at `t`.
+pub struct RangeFn<'f> {
+    /// Which argument is the range vector.
+    pub arg: usize,
+    /// `last_over_time` keeps the metric name; the others drop it.
+    pub keep_name: bool,
+    pub value: WindowValue<'f>,
+}
+
+/// The range function `c` (one of [`RANGE_FUNCTIONS`]) with its scalar arguments at `t`.
+/// The step order ([`call`]) and series-major evaluation (`by_series`) both apply it.
+pub fn range_fn<'f>(ev: &Evaluator<'_>, c: &'f Call, t: i64) -> Result<RangeFn<'f>, EvalError> {
+    let args = &c.args.args;
+    let name = c.func.name;
+    let mut arg = 0;
+    let value: WindowValue<'f> = match name {
+        "rate" | "increase" | "delta" => {
+            let (counter, rate) = (name != "delta", name == "rate");
+            Box::new(move |p, end, range| extrapolated_rate(p, end - range, end, range, counter, rate))
+        }
+        "irate" | "idelta" => Box::new(move |p, _, _| instant_value(p, name == "irate")),
+        "resets" => Box::new(|p, _, _| Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)),
+        "changes" => Box::new(|p, _, _| {
+            Some(p.windows(2).filter(|w| w[1].1 != w[0].1 && !(w[1].1.is_nan() && w[0].1.is_nan())).count() as f64)
+        }),
+        "deriv" => Box::new(|p, _, _| {
+            if p.len() < 2 {
+                return None;
+            }
+            Some(linear_regression(p, p[0].0).0)
+        }),
+        "predict_linear" => {
+            let seconds = scalar_arg(ev, &args[1], t)?;
+            let offset = offset_of(&args[0]);
+            Box::new(move |p, end, _| {
+                if p.len() < 2 {
+                    return None;
+                }
+                let (slope, intercept) = linear_regression(p, end + offset);
+                Some(slope * seconds + intercept)
+            })
+        }
+        "holt_winters" => {
+            let (sf, tf) = (scalar_arg(ev, &args[1], t)?, scalar_arg(ev, &args[2], t)?);
+            if !(sf > 0.0 && sf < 1.0) {
+                return Err(EvalError::Execution(format!("invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}")));
+            }
+            if !(tf > 0.0 && tf < 1.0) {
+                return Err(EvalError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf}")));
+            }
+            Box::new(move |p, _, _| holt_winters(p, sf, tf))
+        }
+        "avg_over_time" => Box::new(|p, _, _| {
+            let mut mean = 0.0f64;
+            let mut count = 0.0f64;
+            for &(_, v) in p {
+                count += 1.0;
+                if mean.is_infinite() {
+                    if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                        continue;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        continue;
+                    }
+                }
+                mean += v / count - mean / count;
+            }
+            Some(mean)
+        }),
+        "sum_over_time" => Box::new(|p, _, _| Some(p.iter().map(|x| x.1).sum())),
+        "count_over_time" => Box::new(|p, _, _| Some(p.len() as f64)),
+        "max_over_time" => Box::new(|p, _, _| {
+            Some(p.iter().skip(1).fold(p[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m }))
+        }),
+        "min_over_time" => Box::new(|p, _, _| {
+            Some(p.iter().skip(1).fold(p[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m }))
+        }),
+        "last_over_time" => Box::new(|p, _, _| p.last().map(|x| x.1)),
+        "present_over_time" => Box::new(|_, _, _| Some(1.0)),
+        "stddev_over_time" | "stdvar_over_time" => Box::new(move |p, _, _| {
+            let (mut count, mut mean, mut aux) = (0.0, 0.0, 0.0);
+            for &(_, v) in p {
+                count += 1.0;
+                let delta = v - mean;
+                mean += delta / count;
+                aux += delta * (v - mean);
+            }
+            let var = aux / count;
+            Some(if name == "stddev_over_time" { var.sqrt() } else { var })
+        }),
+        "quantile_over_time" => {
+            let q = scalar_arg(ev, &args[0], t)?;
+            arg = 1;
+            Box::new(move |p, _, _| Some(quantile(q, p.iter().map(|x| x.1).collect())))
+        }
+        other => return Err(EvalError::Execution(format!("{other}() is not a range function"))),
+    };
+    Ok(RangeFn { arg, keep_name: name == "last_over_time", value })
 }
 
 /// The offset of a range argument (for `predict_linear`'s intercept time: the evaluation time).

@@ -13,6 +13,7 @@
 //! it — never a silently different answer.
 
 pub mod aggregate;
+mod by_series;
 pub mod eval;
 pub mod functions;
 

@@ -101,3 +101,36 @@ fn replicas_are_merged_by_identity() {
     assert_eq!(merged[0].samples.iter().map(|s| s.1).collect::<Vec<_>>(), [1.0, 1.0, 1.0, 2.0, 2.0]);
     assert_eq!(merged[1].key, r#"up{federation_group="eu",instance="y:1"}"#);
 }
+
+#[test]
+fn the_preferred_replica_alone_is_taken_only_where_the_full_merge_gives_it() {
+    let stale = f64::from_bits(crate::merge::STALE_NAN_BITS);
+    let a = every(0, 100, 5, |t| t as f64);
+    let without = |s: &[(i64, f64)], from: i64, to: i64| -> Vec<(i64, f64)> {
+        s.iter().copied().filter(|x| !(from * S..=to * S).contains(&x.0)).collect()
+    };
+    let mut a_marker = every(0, 50, 5, |t| t as f64);
+    a_marker.push((55 * S, stale));
+    let mut b_marker = every(0, 100, 5, |t| t as f64);
+    b_marker[10].1 = stale;
+    // (case, primary, secondary, whether the primary alone is the merge)
+    let cases: Vec<(&str, Samples, Samples, bool)> = vec![
+        ("same grid, both whole", a.clone(), a.clone(), true),
+        ("phase-shifted, both whole", a.clone(), every(2, 102, 5, |t| t as f64), true),
+        ("secondary misses a window", a.clone(), without(&a, 20, 40), true),
+        ("secondary has a marker", a.clone(), b_marker, true),
+        ("primary misses one scrape", without(&a, 45, 45), a.clone(), false),
+        ("primary down, phase-shifted secondary", without(&a, 20, 40), every(2, 102, 5, |t| t as f64), false),
+        ("secondary starts earlier", every(30, 100, 5, |t| t as f64), a.clone(), false),
+        ("secondary goes on later", every(0, 60, 5, |t| t as f64), a.clone(), false),
+        ("primary has a marker", a_marker, a.clone(), false),
+        ("primary out of order", vec![(0, 1.0), (10 * S, 2.0), (5 * S, 3.0)], vec![], false),
+    ];
+    for (case, primary, secondary, alone) in cases {
+        let replicas = [primary, secondary];
+        assert_eq!(preferred_alone(&replicas, min_gap(&replicas)), alone, "{case}");
+        for counter in [false, true] {
+            assert_eq!(merge_series(&replicas, counter), merge_full(&replicas, counter), "{case}");
+        }
+    }
+}

@@ -96,6 +96,14 @@ fn key_of(identity: &Identity, labels: &[(String, String)]) -> Option<String> {
 /// The series' typical spacing: the median of its replicas' positive sample spacings (0 when
 /// no replica has two samples).
 fn typical_interval(replicas: &[Vec<(i64, f64)>]) -> i64 {
+    // Scrapes of one interval, timestamps aligned to it (as Prometheus writes them when a scrape
+    // starts within its timestamp tolerance): every
+    // spacing is the same, found without collecting them.
+    let mut spacings = replicas.iter().flat_map(|s| s.windows(2).map(|w| w[1].0 - w[0].0)).filter(|&d| d > 0);
+    let first = spacings.next().unwrap_or(0);
+    if spacings.all(|d| d == first) {
+        return first;
+    }
     let mut deltas: Vec<i64> =
         replicas.iter().flat_map(|s| s.windows(2).map(|w| w[1].0 - w[0].0)).filter(|&d| d > 0).collect();
     if deltas.is_empty() {

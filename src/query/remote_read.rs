@@ -341,7 +341,13 @@ impl<'q> Decoder<'q> {
         let (start, end) = (self.queries[index].start_timestamp_ms, self.queries[index].end_timestamp_ms);
         for series in frame.chunked_series {
             let labels: Vec<(String, String)> = series.labels.into_iter().map(|l| (l.name, l.value)).collect();
-            let mut samples = Vec::new();
+            // Room for every chunk's samples at once (each XOR chunk starts with its count).
+            let room: usize = series
+                .chunks
+                .iter()
+                .map(|c| c.data.get(..2).map_or(0, |b| usize::from(b[0]) << 8 | usize::from(b[1])))
+                .sum();
+            let mut samples = Vec::with_capacity(room);
             for chunk in &series.chunks {
                 if chunk.r#type != ChunkEncoding::Xor as i32 {
                     let what = format!("a native-histogram chunk of {}", describe(&labels));

@@ -48,34 +48,26 @@ pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, E
         return Ok(Val::Vector(top_bottom(input, k, op == token::T_TOPK, group_of)));
     }
     let phi = if op == token::T_QUANTILE { Some(scalar_param(param, "phi")?) } else { None };
-    // Groups in order of first appearance, as Prometheus keeps them. A series' group labels
-    // are made once per evaluation (cached by the series' labels and this node), and equal
-    // groups then share one `Arc`: found by address first.
-    let grouping = a as *const AggregateExpr as usize;
-    // (foldhash, hashbrown's default: these lookups run once per sample per step.)
-    let mut by_ptr: hashbrown::HashMap<usize, usize> = hashbrown::HashMap::new();
-    let mut groups: hashbrown::HashMap<Labels, usize> = hashbrown::HashMap::new();
+    // Groups in order of first appearance, as Prometheus keeps them. A series' group is found
+    // once per evaluation ([`super::Groups`]); per step, `slot` maps a group to its state.
+    let node = a as *const AggregateExpr as usize;
     let mut states: Vec<(Labels, State)> = Vec::new();
-    for s in &input {
-        let g = super::group_labels_cached(&s.labels, grouping, || group_of(&s.labels));
-        let ptr = Arc::as_ptr(&g) as usize;
-        let i = match by_ptr.get(&ptr) {
-            Some(&i) => Some(i),
-            None => groups.get(&g).copied(),
-        };
-        match i {
-            Some(i) => {
-                by_ptr.insert(ptr, i);
-                states[i].1.add(op, s.v);
+    super::with_groups(node, |groups| {
+        let mut slot: Vec<u32> = vec![0; groups.labels.len()];
+        for s in &input {
+            let id = groups.id(&s.labels, || group_of(&s.labels));
+            if slot.len() <= id {
+                slot.resize(id + 1, 0);
             }
-            None => {
-                let i = states.len();
-                groups.insert(g.clone(), i);
-                by_ptr.insert(ptr, i);
-                states.push((g, State::new(op, s.v)));
+            match slot[id] {
+                0 => {
+                    states.push((groups.labels[id].clone(), State::new(op, s.v)));
+                    slot[id] = states.len() as u32;
+                }
+                i => states[i as usize - 1].1.add(op, s.v),
             }
         }
-    }
+    });
     let out = states.into_iter().map(|(labels, state)| Sample { labels, t, v: state.result(op, phi) }).collect();
     Ok(Val::Vector(out))
 }

@@ -78,8 +78,43 @@ pub fn label<'a>(labels: &'a [(String, String)], name: &str) -> &'a str {
 #[derive(Default)]
 pub(crate) struct LabelCache {
     dropped: hashbrown::HashMap<usize, (Labels, Labels)>,
-    /// (source, grouping id) → the group's labels.
-    grouped: hashbrown::HashMap<(usize, usize), (Labels, Labels)>,
+    /// Per aggregation node: its groups.
+    groups: hashbrown::HashMap<usize, Groups>,
+}
+
+/// One aggregation's groups during an evaluation: each input label set (by address, kept
+/// alive so the address is not reused) → its group's id, and each group's labels by id. A
+/// range query's steps see the same series again and again; each sample then costs one
+/// lookup by address.
+#[derive(Default)]
+pub(crate) struct Groups {
+    ids: hashbrown::HashMap<usize, (Labels, u32)>,
+    by_labels: hashbrown::HashMap<Labels, u32>,
+    /// Group labels by id.
+    pub labels: Vec<Labels>,
+}
+
+impl Groups {
+    /// The id of the group of `labels`, whose group labels `make` gives the first time.
+    pub fn id(&mut self, labels: &Labels, make: impl FnOnce() -> Vec<(String, String)>) -> usize {
+        let ptr = Arc::as_ptr(labels) as usize;
+        if let Some(&(_, id)) = self.ids.get(&ptr) {
+            return id as usize;
+        }
+        let group: Labels = Arc::new(make());
+        let next = self.labels.len() as u32;
+        let id = *self.by_labels.entry(group.clone()).or_insert_with(|| next);
+        if id == next {
+            self.labels.push(group);
+        }
+        self.ids.insert(ptr, (labels.clone(), id));
+        id as usize
+    }
+}
+
+/// Runs `f` on the groups of the aggregation node `node` (its address) in this evaluation.
+pub(crate) fn with_groups<R>(node: usize, f: impl FnOnce(&mut Groups) -> R) -> R {
+    LABEL_CACHE.with(|c| f(c.borrow_mut().groups.entry(node).or_default()))
 }
 
 thread_local! {
@@ -105,25 +140,6 @@ pub fn drop_name(labels: &Labels) -> Labels {
         let dropped: Labels = Arc::new(labels.iter().filter(|(n, _)| n != "__name__").cloned().collect());
         c.dropped.insert(key, (labels.clone(), dropped.clone()));
         dropped
-    })
-}
-
-/// The group labels of `labels` for a grouping identified by `grouping` (any number unique to
-/// one grouping of the query, e.g. its AST node's address), computed by `make` once.
-pub(crate) fn group_labels_cached(
-    labels: &Labels,
-    grouping: usize,
-    make: impl FnOnce() -> Vec<(String, String)>,
-) -> Labels {
-    let key = (Arc::as_ptr(labels) as usize, grouping);
-    LABEL_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if let Some((_, g)) = c.grouped.get(&key) {
-            return g.clone();
-        }
-        let g: Labels = Arc::new(make());
-        c.grouped.insert(key, (labels.clone(), g.clone()));
-        g
     })
 }
 

@@ -37,7 +37,7 @@ fn data(expr: &promql_parser::parser::Expr, series: &[Series]) -> Fetched {
     for n in needs {
         f.series.insert(
             selector_key(n.selector),
-            series.iter().filter(|s| matches(n.selector, &s.labels)).cloned().collect(),
+            std::sync::Arc::new(series.iter().filter(|s| matches(n.selector, &s.labels)).cloned().collect()),
         );
     }
     f

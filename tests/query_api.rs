@@ -238,6 +238,30 @@ async fn a_broken_replica_makes_a_warning_and_its_twin_answers() {
         1,
         "one remote read of the slow replica for four identical queries"
     );
+    // Four different queries over the same selector and window at once (a dashboard's panels)
+    // share one fetch: the replica is asked once, each query evaluated on its own.
+    let before = s.reads.load(Ordering::SeqCst);
+    let at = |query: &str| [("query", query.to_string()), ("time", secs(s.end))];
+    let (count, sum, max, compare) = (
+        at("count(rr_temperature)"),
+        at("sum(rr_temperature)"),
+        at("max(rr_temperature)"),
+        at("count(rr_temperature > -1000)"),
+    );
+    let answers = futures_join4(
+        get(&s, "/api/v1/query", &count),
+        get(&s, "/api/v1/query", &sum),
+        get(&s, "/api/v1/query", &max),
+        get(&s, "/api/v1/query", &compare),
+    )
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+    }
+    assert_eq!(answers[0].1["data"]["result"][0]["value"][1], "6", "{}", answers[0].1);
+    assert_eq!(answers[3].1["data"]["result"][0]["value"][1], "6", "{}", answers[3].1);
+    assert_ne!(answers[1].1["data"]["result"], answers[2].1["data"]["result"], "sum and max differ");
+    assert_eq!(s.reads.load(Ordering::SeqCst) - before, 1, "one remote read of the slow replica for four queries");
     // A client that goes away cancels the fetches: promfed drops its remote read of the
     // hanging replica at once, not at the query timeout.
     s.mode.store(Fault::Hang as u8, Ordering::SeqCst);

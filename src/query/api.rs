@@ -35,7 +35,7 @@ pub struct QueryApi {
     /// Queries being answered, by what was asked: an identical query arriving meanwhile (a
     /// dashboard open in several browsers) waits for the same answer instead of fetching and
     /// evaluating again.
-    inflight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::OnceCell<Answer>>>>,
+    inflight: super::inflight::InFlight<Answer>,
 }
 
 /// A finished answer, shareable between identical requests.
@@ -425,26 +425,16 @@ async fn run(api: &QueryApi, ask: Ask, p: &[(String, String)]) -> Result<Respons
         param(p, "timeout").unwrap_or(""),
         param(p, "query").unwrap_or("")
     );
-    let cell = {
-        let mut inflight = api.inflight.lock().expect("inflight lock");
-        inflight.entry(key.clone()).or_insert_with(|| Arc::new(tokio::sync::OnceCell::new())).clone()
-    };
-    let answer = cell
-        .get_or_init(|| async {
+    let answer = api
+        .inflight
+        .run(key, || async {
             let response = match run_once(api, ask, p).await {
                 Ok(r) => r,
                 Err(e) => e.into_response(),
             };
             Answer::from_response(response).await
         })
-        .await
-        .clone();
-    {
-        let mut inflight = api.inflight.lock().expect("inflight lock");
-        if inflight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            inflight.remove(&key);
-        }
-    }
+        .await;
     Ok(answer.response())
 }
 
@@ -468,7 +458,7 @@ async fn run_once(api: &QueryApi, ask: Ask, p: &[(String, String)]) -> Result<Re
             .map_err(|_| ApiError::from(EvalError::Timeout))??;
     let (data, warnings) = fetched;
     let fetched_in = began.elapsed();
-    let series: usize = data.series.values().map(Vec::len).sum();
+    let series: usize = data.series.values().map(|v| v.len()).sum();
     // Dropped with this future when the client goes away: the evaluation then stops.
     struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
     impl Drop for CancelOnDrop {
@@ -599,7 +589,7 @@ async fn matched_series(
         .map_err(|_| ApiError::from(EvalError::Timeout))??;
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for series in data.series.into_values().flatten() {
+    for series in data.series.into_values().flat_map(Arc::unwrap_or_clone) {
         if seen.insert(series.labels.clone()) {
             out.push(series.labels);
         }

@@ -56,6 +56,8 @@ pub struct Sources {
     built: std::sync::Mutex<HashMap<String, Built>>,
     /// Per replica address: its remote-read slots.
     slots: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Fetches in flight, shared by the queries that read the same ([`fetch`]).
+    inflight: super::inflight::InFlight<SharedFetch>,
 }
 
 impl Sources {
@@ -66,6 +68,7 @@ impl Sources {
             store,
             built: std::sync::Mutex::new(HashMap::new()),
             slots: std::sync::Mutex::new(HashMap::new()),
+            inflight: Default::default(),
         }
     }
 
@@ -110,7 +113,7 @@ fn pushed(
     sources: &Sources,
     snapshot: &crate::merge::Snapshot,
     needs: &[Need<'_>],
-    fetched: &mut Fetched,
+    per_need: &mut [Vec<Series>],
     warnings: &mut Vec<String>,
 ) {
     let lookback = sources.limits.lookback.as_millis() as i64;
@@ -119,8 +122,7 @@ fn pushed(
     for group in snapshot.groups.iter().filter(|g| !scraped.contains_key(&g.status.name)) {
         let mut contributed = false;
         let mut ranged = false;
-        for need in needs {
-            let out = fetched.series.entry(selector_key(need.selector)).or_default();
+        for (need, out) in needs.iter().zip(per_need.iter_mut()) {
             for e in group.served() {
                 if e.ts < need.from_ms || e.ts > need.to_ms {
                     continue;
@@ -284,22 +286,54 @@ fn labels_of_key(key: &str) -> Vec<(String, String)> {
     labels
 }
 
+/// One fetch's merged series per need and its warnings, shared by the queries in flight
+/// that read the same selectors over the same windows.
+type SharedFetch = Result<Arc<(Vec<Arc<Vec<Series>>>, Vec<String>)>, EvalError>;
+
 /// Fetches every selector's merged series; returns them with the warnings to show. A replica
 /// that has not answered within `read_timeout` is given up (a warning), so one hanging
 /// replica makes an answer partial, not late.
+///
+/// Queries in flight at the same time that read the same selectors over the same windows (a
+/// dashboard's panels over one metric, the same panel in several browsers at different
+/// steps) share one fetch: the replicas are read once, and the merged series are held once.
 pub async fn fetch(
     sources: &Sources,
     needs: &[Need<'_>],
     limits: Limits,
     read_timeout: std::time::Duration,
 ) -> Result<(Fetched, Vec<String>), EvalError> {
-    let snapshot = sources.store.snapshot();
+    use std::fmt::Write;
+    let mut key = format!("{read_timeout:?}|{}|{}", limits.max_bytes, limits.max_samples);
+    for n in needs {
+        let _ = write!(key, "|{}|{}|{}", n.selector, n.from_ms, n.to_ms);
+    }
+    let shared: SharedFetch = sources
+        .inflight
+        .run(key, || async {
+            let (series, warnings) = fetch_now(sources, needs, limits, read_timeout).await?;
+            Ok(Arc::new((series.into_iter().map(Arc::new).collect(), warnings)))
+        })
+        .await;
+    let shared = shared?;
     let mut fetched = Fetched::default();
+    for (need, series) in needs.iter().zip(&shared.0) {
+        fetched.series.insert(selector_key(need.selector), series.clone());
+    }
+    Ok((fetched, shared.1.clone()))
+}
+
+/// [`fetch`] itself: each need's merged series, in the order of `needs`.
+async fn fetch_now(
+    sources: &Sources,
+    needs: &[Need<'_>],
+    limits: Limits,
+    read_timeout: std::time::Duration,
+) -> Result<(Vec<Vec<Series>>, Vec<String>), EvalError> {
+    let snapshot = sources.store.snapshot();
+    let mut per_need: Vec<Vec<Series>> = needs.iter().map(|_| Vec::new()).collect();
     let mut warnings = Vec::new();
     let groups = sources.groups(&mut warnings);
-    for need in needs {
-        fetched.series.entry(selector_key(need.selector)).or_default();
-    }
     // One task per (group, replica): a request with one query per selector the group can match.
     // Tasks live in a JoinSet: a query dropped (the client went away, a timeout) aborts them.
     let mut tasks = tokio::task::JoinSet::new();
@@ -395,11 +429,11 @@ pub async fn fetch(
             Ok(Err(e)) => failures.entry(gi).or_default().push(format!("replica {name}: {e}")),
         }
     }
-    pushed(sources, &snapshot, needs, &mut fetched, &mut warnings);
+    pushed(sources, &snapshot, needs, &mut per_need, &mut warnings);
     let mut answered_groups: Vec<usize> = per_group.keys().copied().collect();
     answered_groups.sort_unstable();
     for gi in answered_groups {
-        let (per_need, answered, asked) = per_group.remove(&gi).expect("present");
+        let (replicas_per_need, answered, asked) = per_group.remove(&gi).expect("present");
         let group = &groups[gi];
         let failed = failures.remove(&gi).unwrap_or_default();
         if answered == 0 {
@@ -413,12 +447,12 @@ pub async fn fetch(
         if answered < asked {
             warnings.push(format!("group {}: {} (filled from the others)", group.name, failed.join("; ")));
         }
-        for (ni, series) in per_need.into_iter().enumerate() {
+        for (ni, series) in replicas_per_need.into_iter().enumerate() {
             if series.is_empty() {
                 continue;
             }
             let vs = needs[ni].selector;
-            let out = fetched.series.entry(selector_key(vs)).or_default();
+            let out = &mut per_need[ni];
             for merged in merge_group(&group.identity, series) {
                 let labels = labels_of_key(&merged.key);
                 if matches(vs, &labels) {
@@ -427,5 +461,5 @@ pub async fn fetch(
             }
         }
     }
-    Ok((fetched, warnings))
+    Ok((per_need, warnings))
 }

@@ -10,12 +10,15 @@
 //! - [`fetch`]: what a query reads — each selector's window, from every replica of every group
 //!   that can match, merged, filtered;
 //! - [`engine`]: PromQL evaluated on the merged series;
-//! - [`api`]: the Prometheus HTTP query API.
+//! - [`api`]: the Prometheus HTTP query API;
+//! - [`inflight`]: work shared by identical requests at the same time (whole queries, and the
+//!   fetches of queries that read the same selectors over the same windows).
 
 pub mod api;
 pub mod chunk;
 pub mod engine;
 pub mod fetch;
 pub mod history;
+pub mod inflight;
 pub mod proto;
 pub mod remote_read;

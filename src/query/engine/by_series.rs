@@ -98,7 +98,7 @@ impl Evaluator<'_> {
         plan(expr, &mut nodes);
         let mut budget = s.max_samples;
         for (node, vs) in nodes {
-            let series = self.data.series.get(&selector_key(vs)).map_or(0, Vec::len);
+            let series = self.data.series.get(&selector_key(vs)).map_or(0, |v| v.len());
             let Some(left) = budget.checked_sub(series.saturating_mul(steps)) else { continue };
             if series == 0 {
                 continue;
@@ -129,7 +129,7 @@ impl Evaluator<'_> {
         let Some(m) = per_series_selector(c) else {
             return Err(EvalError::Execution("not a function of a range selector".into()));
         };
-        let series = self.data.series.get(&selector_key(&m.vs)).map_or(&[][..], Vec::as_slice);
+        let series = self.data.series.get(&selector_key(&m.vs)).map_or(&[][..], |v| v.as_slice());
         let range = ms(m.range);
         let mut per_step: Vec<Vec<Sample>> = (0..steps).map(|_| Vec::new()).collect();
         let mut totals = vec![0usize; steps];

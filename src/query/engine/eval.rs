@@ -58,7 +58,7 @@ impl Val {
 /// evaluation runs on ([`selector_key`]).
 #[derive(Debug, Default)]
 pub struct Fetched {
-    pub series: HashMap<usize, Vec<Series>>,
+    pub series: HashMap<usize, Arc<Vec<Series>>>,
 }
 
 /// The key of a selector node in [`Fetched`].
@@ -301,7 +301,7 @@ impl<'a> Evaluator<'a> {
     fn series_of(&self, vs: &VectorSelector) -> &'a [Series] {
         let data: &'a Fetched = self.data;
         let key = selector_key(vs);
-        let all = data.series.get(&key).map_or(&[][..], Vec::as_slice);
+        let all = data.series.get(&key).map_or(&[][..], |v| v.as_slice());
         match self.focus.get() {
             Some((k, i)) if k == key => all.get(i..=i).unwrap_or(&[]),
             _ => all,

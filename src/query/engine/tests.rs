@@ -26,7 +26,7 @@ fn fill(e: &Expr, series: &[Series], data: &mut Fetched) {
     crate::query::fetch::needs(e, 0, 0, 0, 0, 0, &mut needs);
     for n in needs {
         let matching = series.iter().filter(|s| eval::matches(n.selector, &s.labels)).cloned().collect();
-        data.series.insert(selector_key(n.selector), matching);
+        data.series.insert(selector_key(n.selector), Arc::new(matching));
     }
 }
 
@@ -107,7 +107,7 @@ fn range(q: &str, series: &[Series], series_major: bool, max_samples: usize) -> 
     crate::query::fetch::needs(&expr, 0, 1_200_000, 0, 1_200_000, 300_000, &mut needs);
     for n in needs {
         let matching = series.iter().filter(|s| eval::matches(n.selector, &s.labels)).cloned().collect();
-        data.series.insert(selector_key(n.selector), matching);
+        data.series.insert(selector_key(n.selector), Arc::new(matching));
     }
     let settings = Settings {
         start_ms: 300_000,

@@ -608,3 +608,34 @@ async fn rules_and_alerts_come_from_the_leader_with_the_group_label() {
     assert_eq!(body["data"]["groups"][0]["rules"].as_array().map(Vec::len), Some(1), "type=record passed on: {body}");
     running.shutdown();
 }
+
+/// `promfed dashboards lint --live` against a real promfed: the names its dashboards use are
+/// looked up in the query API (the groups' history) and in promfed's own `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_lint_live_reads_a_real_promfeds_query_api() {
+    let Some(binary) = common::prometheus_binary() else { return };
+    let s = setup(&binary, "{timeout: 10s}").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dashboards/good/home.json"),
+    )
+    .expect("fixture");
+    let expr = "sum(promfed_group_up) + sum(rr_temperature) + sum(rr_no_such_metric)";
+    assert!(home.contains("\"sum(promfed_group_up)\""), "the fixture's query changed");
+    std::fs::write(dir.path().join("home.json"), home.replace("\"sum(promfed_group_up)\"", &format!("\"{expr}\"")))
+        .unwrap();
+    let (path, base) = (dir.path().to_str().unwrap().to_owned(), s.base.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_promfed")).args(["dashboards", "lint", &path, "--live", &base]).output()
+    })
+    .await
+    .expect("joined")
+    .expect("promfed runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let problems: Vec<&str> = stdout.lines().collect();
+    assert_eq!(problems.len(), 1, "only the missing name: {stdout}{stderr}");
+    assert!(problems[0].contains("metric \"rr_no_such_metric\" is not known"), "{stdout}");
+    assert!(stderr.contains("3 metric name(s) looked up"), "{stderr}");
+    s.running.shutdown();
+}

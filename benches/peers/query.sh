@@ -14,7 +14,8 @@
 # - `histogram_quantile(0.99, sum by (le, h) (rate(q_latency_bucket[5m])))` over HISTOGRAMS
 #   histograms of 8 buckets;
 # - 16 concurrent dashboard-like clients: CLIENT_REQUESTS requests of the sum-by-rate query
-#   each, wall time of all of them: all the same query, then each client its own step;
+#   each, wall time of all of them: all the same query; each client its own step; each its
+#   own step and window;
 # promfed's peak RSS (VmHWM) after all of it is reported (no peer, no goal).
 # Everything on 127.0.0.1; promfed reads both replicas (remote read) and merges before it
 # evaluates; Prometheus evaluates on its own TSDB.
@@ -97,13 +98,14 @@ pid_p=$LAST_PID
 wait_for 60 "promfed" curl -sf -o /dev/null "http://127.0.0.1:$port_p/-/healthy"
 wait_for 60 "promfed's replicas" sh -c "curl -sf http://127.0.0.1:$port_p/api/v1/status/groups | grep -q '\"address\":\"127.0.0.1:$port_b\"'"
 
-# time_of BASE QUERY [ANSWER_FILE [STEP]]: seconds for one query_range (a form POST, as Grafana
-# sends it), checking that it succeeded; the answer left in ANSWER_FILE ($TMP/answer.json).
+# time_of BASE QUERY [ANSWER_FILE [STEP [SHIFT]]]: seconds for one query_range (a form POST, as
+# Grafana sends it) over the 2 hours, or SHIFT seconds before them, checking that it succeeded;
+# the answer left in ANSWER_FILE ($TMP/answer.json).
 time_of() {
-    local out=${3:-$TMP/answer.json}
+    local out=${3:-$TMP/answer.json} shift=${5:-0}
     curl -sf -o "$out" -w '%{time_total}\n' --max-time 300 "$1/api/v1/query_range" \
-        --data-urlencode "query=$2" --data-urlencode "start=$((START_MS / 1000))" \
-        --data-urlencode "end=$((END_MS / 1000))" --data-urlencode "step=${4:-60}"
+        --data-urlencode "query=$2" --data-urlencode "start=$((START_MS / 1000 - shift))" \
+        --data-urlencode "end=$((END_MS / 1000 - shift))" --data-urlencode "step=${4:-60}"
     grep -q '"status":"success"' "$out" || { head -c 500 "$out" >&2; exit 1; }
 }
 
@@ -131,23 +133,28 @@ done
 
 # Dashboard-like concurrency: CLIENTS clients, CLIENT_REQUESTS sum-by-rate queries each; all
 # asking the same (one dashboard in many browsers: promfed answers identical queries in flight
-# once), or each its own step (distinct queries over the same data).
-concurrent() { # concurrent BASE same|distinct
+# once), each its own step over the same window (distinct queries reading the same: promfed
+# shares the fetch), or each its own step over its own window, 1 to CLIENTS minutes earlier
+# (nothing shared).
+concurrent() { # concurrent BASE same|distinct|shifted
     local start end
     start=$(now)
     for c in $(seq "$CLIENTS"); do
         (
             f=$(mktemp "$TMP/answer.XXXXXX")
-            step=60
+            step=60 shift=0
             [ "$2" = same ] || step=$((59 + c))
-            for _ in $(seq "$CLIENT_REQUESTS"); do time_of "$1" "${QUERIES[sum_by_rate]}" "$f" "$step" >/dev/null; done
+            [ "$2" != shifted ] || shift=$((60 * c))
+            for _ in $(seq "$CLIENT_REQUESTS"); do
+                time_of "$1" "${QUERIES[sum_by_rate]}" "$f" "$step" "$shift" >/dev/null
+            done
         ) &
     done
     wait
     end=$(now)
     calc "$end - $start"
 }
-for kind in same distinct; do
+for kind in same distinct shifted; do
     p=() d=()
     for _ in $(seq "$RUNS"); do
         p+=("$(concurrent "http://127.0.0.1:$port_p" "$kind")")

@@ -83,8 +83,8 @@ fn run_lint(paths: &[PathBuf], alerts: &[PathBuf], live_url: Option<&str>, acces
     }
 }
 
-/// The metric names of a Prometheus (its label values API), or of a promfed (its `/metrics` and
-/// `/federate`, as it has no query API).
+/// The metric names of a Prometheus or a promfed (its label values API; a promfed's own
+/// `/metrics` added), or of a promfed older than its query API (its `/metrics` and `/federate`).
 async fn live_names(api: &Api) -> Result<BTreeSet<String>, ApiError> {
     let text = "text/plain;version=0.0.4";
     let url = api.url(&["api", "v1", "label", "__name__", "values"]);

@@ -2,8 +2,9 @@
 //! merge of two replicas' histories, and the evaluator on dashboard-shaped queries.
 //!
 //! - `chunk/decode`: 120-sample chunks (Prometheus' usual chunk) of a counter at 15 s, samples/s;
-//! - `history/merge`: two replicas of 1k series × 480 samples (2 h at 15 s), the secondary
-//!   filling a 10-minute outage of the primary, samples/s;
+//! - `history/merge_1k_series_2h`: two replicas of 1k series × 480 samples (2 h at 15 s), the
+//!   secondary filling a 10-minute outage of the primary, samples/s; `_healthy`: both whole
+//!   (the merge is the primary's list, after a one-pass check);
 //! - `engine/*`: range queries over 1k series × 2 h at a 60 s step: a selector,
 //!   `sum by (x) (rate(m[5m]))`, `histogram_quantile` over 100 histograms of 8 buckets.
 //!
@@ -78,6 +79,11 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1000 * 2 * POINTS as u64));
     g.bench_function("merge_1k_series_2h", |b| {
         b.iter(|| (0..1000).map(|_| merge_series(&[primary.clone(), secondary.clone()], true).len()).sum::<usize>())
+    });
+    // Both replicas whole: the merge is the primary's list (checked, then copied here).
+    let whole = counter(0.0);
+    g.bench_function("merge_1k_series_2h_healthy", |b| {
+        b.iter(|| (0..1000).map(|_| merge_series(&[whole.clone(), secondary.clone()], true).len()).sum::<usize>())
     });
     g.finish();
 

@@ -166,7 +166,12 @@ pub async fn start_from_file(
                 .map(|r| Arc::new(crate::remote::receive::Receiver::new(r, handle.clone(), metrics.clone()))),
             probes: probes.clone(),
             query: (!config.groups.is_empty() || config.receiver.is_some()).then(|| {
-                let sources = crate::query::fetch::Sources::new(manager.view(), config.query.clone(), handle.clone());
+                let sources = crate::query::fetch::Sources::new(
+                    manager.view(),
+                    config.query.clone(),
+                    handle.clone(),
+                    metrics.clone(),
+                );
                 Arc::new(crate::query::api::QueryApi::new(sources, config.query.clone()))
             }),
         }),

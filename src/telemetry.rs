@@ -25,12 +25,13 @@ pub struct ReplicaLabels {
     pub replica: String,
 }
 
-/// Labels of scrape errors.
+/// Labels of a replica's failures: scrapes and remote reads.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScrapeErrorLabels {
     pub group: String,
     pub replica: String,
-    /// One of the short reasons of `scrape::ScrapeError::reason`.
+    /// One of the short reasons of `scrape::ScrapeError::reason` (scrapes) or
+    /// `query::remote_read::ReadError::reason` (remote reads).
     pub reason: String,
 }
 
@@ -154,6 +155,8 @@ pub struct Metrics {
     pub replica_up: Family<ReplicaLabels, Gauge>,
     pub scrapes: Family<ReplicaLabels, Counter>,
     pub scrape_errors: Family<ScrapeErrorLabels, Counter>,
+    pub remote_reads: Family<ReplicaLabels, Counter>,
+    pub remote_read_errors: Family<ScrapeErrorLabels, Counter>,
     pub scrape_duration_seconds: Family<ReplicaLabels, FloatGauge>,
     pub scrape_samples: Family<ReplicaLabels, Gauge>,
     pub scrape_body_bytes: Family<ReplicaLabels, Counter>,
@@ -254,6 +257,8 @@ impl Metrics {
             replica_up: Family::default(),
             scrapes: Family::default(),
             scrape_errors: Family::default(),
+            remote_reads: Family::default(),
+            remote_read_errors: Family::default(),
             scrape_duration_seconds: Family::default(),
             scrape_samples: Family::default(),
             scrape_body_bytes: Family::default(),
@@ -318,6 +323,12 @@ impl Metrics {
         r.register("replica_up", "1 when the replica's last scrape succeeded", m.replica_up.clone());
         r.register("scrapes", "Scrapes of a replica's /federate", m.scrapes.clone());
         r.register("scrape_errors", "Failed scrapes of a replica, by reason", m.scrape_errors.clone());
+        r.register("remote_reads", "Remote reads of a replica's history for the query API", m.remote_reads.clone());
+        r.register(
+            "remote_read_errors",
+            "Failed remote reads of a replica for the query API, by reason (`no_answer`: not within the read timeout)",
+            m.remote_read_errors.clone(),
+        );
         r.register(
             "scrape_duration_seconds",
             "Duration of the replica's last scrape, fetch and parse",

@@ -218,6 +218,14 @@ async fn a_broken_replica_makes_a_warning_and_its_twin_answers() {
         assert!(warnings.contains("replica b") && warnings.contains(said), "{fault:?}: {warnings}");
         assert!(took < Duration::from_secs(4), "{fault:?} answered in {took:?}, within the query timeout");
     }
+    // Each failure is counted by replica and reason on promfed's /metrics.
+    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.expect("metrics").text().await.unwrap();
+    for reason in ["http_status", "malformed", "chunk", "no_answer"] {
+        let line = format!("promfed_remote_read_errors_total{{group=\"pair\",replica=\"b\",reason=\"{reason}\"}} ");
+        assert!(metrics.lines().any(|l| l.starts_with(&line) && !l.ends_with(" 0")), "{line}\n{metrics}");
+    }
+    assert!(!metrics.contains("promfed_remote_read_errors_total{group=\"pair\",replica=\"a\""), "{metrics}");
+    assert!(metrics.contains("promfed_remote_reads_total{group=\"pair\",replica=\"a\"} 5"), "{metrics}");
     // Four identical queries at once (a dashboard open in four browsers) are answered by one
     // fetch: the replica is asked once.
     s.mode.store(Fault::Slow500 as u8, Ordering::SeqCst);

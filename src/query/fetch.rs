@@ -58,10 +58,17 @@ pub struct Sources {
     slots: std::sync::Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Fetches in flight, shared by the queries that read the same ([`fetch`]).
     inflight: super::inflight::InFlight<SharedFetch>,
+    /// `remote_reads`, `remote_read_errors`.
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Sources {
-    pub fn new(view: crate::scrape::manager::GroupsView, limits: crate::config::Query, store: StoreHandle) -> Self {
+    pub fn new(
+        view: crate::scrape::manager::GroupsView,
+        limits: crate::config::Query,
+        store: StoreHandle,
+        metrics: Arc<crate::telemetry::Metrics>,
+    ) -> Self {
         Sources {
             view,
             limits,
@@ -69,6 +76,7 @@ impl Sources {
             built: std::sync::Mutex::new(HashMap::new()),
             slots: std::sync::Mutex::new(HashMap::new()),
             inflight: Default::default(),
+            metrics,
         }
     }
 
@@ -400,6 +408,21 @@ async fn fetch_now(
     let mut per_group: HashMap<usize, (Vec<Vec<ReplicaSeries>>, usize, usize)> = HashMap::new();
     let mut failures: HashMap<usize, Vec<String>> = HashMap::new();
     for (gi, rank, name, which, answer) in results {
+        let replica = crate::telemetry::ReplicaLabels { group: groups[gi].name.clone(), replica: name.clone() };
+        sources.metrics.remote_reads.get_or_create(&replica).inc();
+        let reason = match &answer {
+            Err(_) => Some("no_answer"),
+            Ok(Err(e)) => Some(e.reason()),
+            Ok(Ok(_)) => None,
+        };
+        if let Some(reason) = reason {
+            let labels = crate::telemetry::ScrapeErrorLabels {
+                group: replica.group,
+                replica: replica.replica,
+                reason: reason.to_owned(),
+            };
+            sources.metrics.remote_read_errors.get_or_create(&labels).inc();
+        }
         let entry = per_group.entry(gi).or_insert_with(|| ((0..needs.len()).map(|_| Vec::new()).collect(), 0, 0));
         entry.2 += 1;
         match answer {

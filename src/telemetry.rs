@@ -581,13 +581,33 @@ impl Default for Metrics {
     }
 }
 
-/// Starts the log subscriber: `RUST_LOG` style filter, default `info`; JSON is not needed by
-/// anyone yet, plain text keeps `journalctl` readable.
-pub fn init_logging(default_filter: &str) {
+/// Starts the log subscriber on stderr: `filter` (RUST_LOG syntax; `RUST_LOG` itself wins when
+/// set), in logfmt (Prometheus' default: `ts=… level=info message="…" group=eu`) or one JSON object
+/// per line. Never coloured: a journal, a file or a pipe gets lines `grep 'group=eu'` finds.
+pub fn init_logging(filter: &str, json: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = if json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_target(false)
+                    .with_ansi(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                tracing_logfmt::builder().with_target(false).with_span_name(false).layer().with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
 }
 
 #[cfg(test)]

@@ -230,3 +230,45 @@ async fn demo_serves_the_merged_view_over_https() {
     assert_eq!(status["data"][0]["name"], "demo");
     assert_eq!(status["data"][0]["replicas"].as_array().unwrap().len(), 2);
 }
+
+/// Logs as Prometheus writes them (issue 15): logfmt by default, JSON on request, never a
+/// colour code on a pipe, words lower-case, `--log.level` obeyed.
+#[test]
+fn logs_are_logfmt_or_json_and_never_coloured() {
+    let run = |args: &[&str]| -> String {
+        let out = std::process::Command::new(BIN)
+            .args(["demo", "--listen", "127.0.0.1:0", "--duration", "2s"])
+            .args(args)
+            .env_remove("PROMFED_LOG")
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("demo runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).expect("UTF-8")
+    };
+    let logfmt = run(&[]);
+    assert!(!logfmt.contains('\x1b'), "no ANSI codes on a pipe: {logfmt}");
+    let lines: Vec<&str> = logfmt.lines().filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty(), "the demo logs at info");
+    for line in &lines {
+        assert!(line.starts_with("ts=") && line.contains(" level="), "logfmt: {line}");
+    }
+    let scrape_loop = lines.iter().find(|l| l.contains("starting scrape loop")).expect("a scrape loop starts");
+    assert!(scrape_loop.contains("group=demo") && scrape_loop.contains("role=primary"), "{scrape_loop}");
+
+    let json = run(&["--log.format", "json"]);
+    let mut roles = Vec::new();
+    for line in json.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
+        if let Some(role) = v["role"].as_str() {
+            roles.push(role.to_owned());
+        }
+    }
+    assert!(roles.iter().any(|r| r == "primary") && roles.iter().any(|r| r == "secondary"), "{json}");
+
+    let quiet = run(&["--log.level", "warn"]);
+    assert!(!quiet.contains("starting scrape loop"), "info lines left out at warn: {quiet}");
+    let filtered = run(&["--log.level", "warn", "--log", "promfed::scrape=info"]);
+    assert!(filtered.contains("starting scrape loop"), "--log adds directives after the level: {filtered}");
+}

@@ -11,11 +11,48 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "promfed", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Log filter (RUST_LOG syntax), e.g. `info`, `promfed=debug`.
-    #[arg(long, global = true, env = "PROMFED_LOG", default_value = "info")]
-    pub log: String,
+    /// Only log messages with the given severity or above, as Prometheus' `--log.level`.
+    #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    /// Output format of log messages, as Prometheus' `--log.format` (colour never: lines stay
+    /// greppable in a journal or a file).
+    #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt)]
+    pub log_format: LogFormat,
+    /// Log filter directives (RUST_LOG syntax) after the level, e.g. `promfed::query=debug`.
+    #[arg(long, global = true, env = "PROMFED_LOG")]
+    pub log: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log.level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// The level as a filter directive.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// `--log.format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `ts=… level=info message="…" key=value`, as Prometheus' default (which says `msg`).
+    Logfmt,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The commands.

@@ -34,7 +34,11 @@ pub const EXIT_CONFIG: u8 = 64;
 /// Runs the parsed command line and returns the process exit code. (A dispatch, kept here
 /// rather than in a file of its own: it is the one place that maps commands to their runners.)
 pub fn run(cli: Cli) -> ExitCode {
-    crate::telemetry::init_logging(&cli.log);
+    let filter = match &cli.log {
+        Some(directives) if !directives.trim().is_empty() => format!("{},{directives}", cli.log_level.directive()),
+        _ => cli.log_level.directive().to_owned(),
+    };
+    crate::telemetry::init_logging(&filter, cli.log_format == args::LogFormat::Json);
     match cli.command {
         Command::CheckConfig { file } => server::check_config(&file),
         Command::Serve { config } => server::serve(config),

@@ -40,6 +40,16 @@ pub enum Role {
     Secondary,
 }
 
+impl std::fmt::Display for Role {
+    /// As configured and as logged: `primary`, `secondary`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+        })
+    }
+}
+
 /// Per-group settings the merge needs.
 #[derive(Clone, Debug)]
 pub struct GroupSettings {

@@ -276,7 +276,7 @@ impl ScrapeManager {
             }
             let token = self.shutdown.child_token();
             tracing::info!(group = %set.group, replica = %spec.name, url = %client.url(&spec.address),
-                role = ?spec.role, "starting scrape loop");
+                role = %spec.role, "starting scrape loop");
             let scrape = ScrapeLoop {
                 client: client.clone(),
                 replica: spec.name.clone(),

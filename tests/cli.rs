@@ -272,3 +272,60 @@ fn logs_are_logfmt_or_json_and_never_coloured() {
     let filtered = run(&["--log.level", "warn", "--log", "promfed::scrape=info"]);
     assert!(filtered.contains("starting scrape loop"), "--log adds directives after the level: {filtered}");
 }
+
+/// Listen addresses as Prometheus takes them (issue 15): `:port` and `host:port` in the file,
+/// `serve --web.listen-address` over it.
+#[test]
+fn listen_addresses_in_prometheus_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = |port: u16| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return true;
+                }
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (file_port, flag_port) = (free_port(), free_port());
+    for listen in [format!(":{file_port}"), format!("localhost:{file_port}")] {
+        let config = write(dir.path(), "p.yml", &format!("server: {{listen_address: \"{listen}\"}}\n{GROUPS}"));
+        let out = Command::new(BIN).arg("check-config").arg(&config).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{listen}: {}", String::from_utf8_lossy(&out.stderr));
+        let child =
+            Guard(Command::new(BIN).arg("serve").arg("--config").arg(&config).stderr(Stdio::null()).spawn().unwrap());
+        assert!(healthy(file_port), "serving on {listen}");
+        drop(child);
+    }
+    let config = write(dir.path(), "p.yml", &format!("server: {{listen_address: \":{file_port}\"}}\n{GROUPS}"));
+    let child = Guard(
+        Command::new(BIN)
+            .args(["serve", "--web.listen-address", &format!("localhost:{flag_port}"), "--config"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(healthy(flag_port), "the flag's address is served");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", file_port)).is_err(), "the file's is not");
+    // The CLI's default is https://; this promfed serves plain HTTP: the CLI says so and what to set.
+    let url = format!("https://127.0.0.1:{flag_port}");
+    let out = Command::new(BIN).args(["status", "--url", &url, "--timeout", "1s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("answers plain HTTP: use --url http://127.0.0.1:{flag_port}")), "{err}");
+    drop(child);
+    let out =
+        Command::new(BIN).args(["serve", "--web.listen-address", "nowhere", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--web.listen-address: \"nowhere\" is not a listen address"));
+}

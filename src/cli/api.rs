@@ -34,6 +34,10 @@ pub enum ApiError {
     Tls { url: String, reason: String, hint: &'static str },
     #[error("{url} did not answer within {timeout:?} (--timeout)")]
     Timeout { url: String, timeout: Duration },
+    #[error(
+        "{url}: no TLS there, {authority} answers plain HTTP: use --url http://{authority} (promfed serves TLS only with server.tls_server_config)"
+    )]
+    PlainHttp { url: String, authority: String },
     #[error("{method} {url}: {status}{}{hint}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Status { method: Method, url: String, status: StatusCode, message: Option<String>, hint: &'static str },
     #[error("{url}: unexpected answer: {reason}")]
@@ -140,7 +144,18 @@ impl Api {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let response = request.send().await.map_err(|e| self.failure(&shown, &e))?;
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let failure = self.failure(&shown, &e);
+                return Err(match failure {
+                    ApiError::Timeout { .. } | ApiError::Tls { .. } | ApiError::Unreachable { .. } => {
+                        self.plain_http_instead(&shown).await.unwrap_or(failure)
+                    }
+                    other => other,
+                });
+            }
+        };
         let status = response.status();
         let content_type =
             response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
@@ -173,6 +188,32 @@ impl Api {
         let envelope: Envelope<T> = serde_json::from_slice(&answer.body)
             .map_err(|e| ApiError::Body { url: answer.url.clone(), reason: format!("not the JSON expected: {e}") })?;
         envelope.data.ok_or_else(|| ApiError::Body { url: answer.url, reason: "no `data` in the answer".into() })
+    }
+
+    /// After an `https://` request failed: whether the server answers plain HTTP instead (a
+    /// promfed without `server.tls_server_config`, as the CLI's default `https://` URL meets it
+    /// out of the box), said as the error to show.
+    async fn plain_http_instead(&self, url: &str) -> Option<ApiError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if self.base.scheme() != "https" {
+            return None;
+        }
+        let host = self.base.host_str()?;
+        let port = self.base.port_or_known_default()?;
+        let authority = match self.base.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let probe = async {
+            let mut stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port)).await.ok()?;
+            let head = format!("GET /-/healthy HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+            stream.write_all(head.as_bytes()).await.ok()?;
+            let mut start = [0u8; 5];
+            stream.read_exact(&mut start).await.ok()?;
+            (&start == b"HTTP/").then_some(())
+        };
+        tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten()?;
+        Some(ApiError::PlainHttp { url: url.to_owned(), authority })
     }
 
     /// Names the reason a request failed, from the innermost cause that says something.

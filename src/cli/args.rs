@@ -63,6 +63,9 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short = 'c', env = "PROMFED_CONFIG")]
         config: PathBuf,
+        /// Where to listen, over `server.listen_address` (`:9443`, `localhost:9443`, `ip:port`).
+        #[arg(long = "web.listen-address")]
+        listen: Option<String>,
     },
     /// Check a configuration file: exit 0 when valid, 64 with every problem otherwise.
     CheckConfig {

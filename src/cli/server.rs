@@ -22,13 +22,30 @@ pub fn check_config(file: &Path) -> ExitCode {
 }
 
 /// `promfed serve --config FILE`: runs until SIGTERM or SIGINT.
-pub fn serve(config: PathBuf) -> ExitCode {
+pub fn serve(config: PathBuf, listen: Option<String>) -> ExitCode {
     let c = match config::load(&config) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
+    // `--web.listen-address` over the file's `server.listen_address` (kept over reloads: the
+    // listener is bound here, the file's address is not used).
+    let listen = match listen.as_deref().map(config::listen::parse).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: --web.listen-address: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     runtime(async move {
-        let running = run::start_from_file(c, None, Some(config)).await?;
+        let listener = match listen {
+            Some(address) => Some(
+                tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|source| run::StartError::Listen { address, source })?,
+            ),
+            None => None,
+        };
+        let running = run::start_from_file(c, listener, Some(config)).await?;
         run::run_until_signalled(running).await?;
         Ok(())
     })

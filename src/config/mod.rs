@@ -2,6 +2,7 @@
 //! that turn it into a runnable [`Config`] ([`validate`]).
 
 pub mod file;
+pub mod listen;
 pub mod units;
 pub mod validate;
 

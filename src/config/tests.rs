@@ -73,7 +73,7 @@ groups:
         assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
     }
     let text = err.to_string();
-    assert!(text.contains("\"nowhere\" is not an ip:port address"), "{text}");
+    assert!(text.contains("\"nowhere\" is not a listen address (ip:port, host:port or :port)"), "{text}");
     assert!(text.contains("2 replicas have role primary"), "{text}");
 }
 

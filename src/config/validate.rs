@@ -275,10 +275,10 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
 
     // Server.
     let s = &file.server;
-    let listen = match s.listen_address.parse::<SocketAddr>() {
+    let listen = match super::listen::parse(&s.listen_address) {
         Ok(a) => a,
-        Err(_) => {
-            c.problem("server.listen_address", format!("{:?} is not an ip:port address", s.listen_address));
+        Err(e) => {
+            c.problem("server.listen_address", e);
             SocketAddr::from(([0, 0, 0, 0], 9443))
         }
     };

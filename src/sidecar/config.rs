@@ -111,10 +111,10 @@ impl ProbesConfig {
         if modules.modules.is_empty() {
             problems.push(("probes".into(), "no module: give modules_file or modules".into()));
         }
-        let listen = match self.listen_address.parse::<SocketAddr>() {
+        let listen = match crate::config::listen::parse(&self.listen_address) {
             Ok(a) => a,
-            Err(_) => {
-                problems.push(("probes.listen_address".into(), format!("{:?} is not ip:port", self.listen_address)));
+            Err(e) => {
+                problems.push(("probes.listen_address".into(), e));
                 SocketAddr::from(([0, 0, 0, 0], 9115))
             }
         };

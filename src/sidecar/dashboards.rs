@@ -90,8 +90,8 @@ impl DashboardsConfig {
         if self.timeout.0.is_zero() {
             out.push(("dashboards.timeout".into(), "must be more than 0s".into()));
         }
-        if self.listen_address.parse::<std::net::SocketAddr>().is_err() {
-            out.push(("dashboards.listen_address".into(), format!("{:?} is not ip:port", self.listen_address)));
+        if let Err(e) = crate::config::listen::parse(&self.listen_address) {
+            out.push(("dashboards.listen_address".into(), e));
         }
         out
     }

@@ -80,7 +80,7 @@ pub async fn start_sections(sections: Sections, listener: Option<TcpListener>) -
         None => {
             let configured = match (&sections.probes, &sections.dashboards) {
                 (Some(p), _) => p.listen,
-                (None, Some(d)) => d.listen_address.parse().map_err(std::io::Error::other)?,
+                (None, Some(d)) => crate::config::listen::parse(&d.listen_address).map_err(std::io::Error::other)?,
                 (None, None) => SocketAddr::from(([0, 0, 0, 0], 9115)),
             };
             TcpListener::bind(configured).await?

@@ -10,8 +10,11 @@
 //! Here, before the steps, each node whose vector at a step is the concatenation, in series
 //! order, of what it gives for each series alone — an instant selector; a per-series function
 //! of one range selector (`rate`, `*_over_time`, …) whose other arguments are literals — is
-//! evaluated for one series at all steps, then the next series, by the very code the step
-//! order runs (the evaluator with that selector narrowed to the one series). Each step then
+//! evaluated for one series at all steps, then the next series: a selector by the very code
+//! the step order runs (the evaluator with that selector narrowed to the one series), a range
+//! function by its own loop over the series' windows (the step order's `window` walk and
+//! staleness rule) applying the one per-window function both orders share
+//! ([`functions::range_fn`]). A unit test holds both to the step order's answers. Each step then
 //! takes the node's vector instead of evaluating it. Nodes inside a subquery are evaluated at
 //! the subquery's steps and are left alone, as is `absent_over_time` (its answer depends on
 //! all series). Anything that goes wrong here (a limit, an error) drops the precomputation

@@ -89,7 +89,8 @@ pub enum Command {
     },
     /// Probe one target as blackbox_exporter would: exit 0 on success, 1 on failure, 2 on usage errors.
     Probe(crate::sidecar::cli::ProbeArgs),
-    /// Run only the `probes:` section of a config file: /probe, scheduled probes, /metrics.
+    /// Run only the `probes:` and `dashboards:` sections of a config file: /probe, scheduled
+    /// probes, /metrics, and the dashboards sync to Grafana every interval.
     Sidecar {
         /// The configuration file (its `probes:` section).
         #[arg(long, short = 'c', env = "PROMFED_CONFIG")]

@@ -10,10 +10,9 @@
 //! Here, before the steps, each node whose vector at a step is the concatenation, in series
 //! order, of what it gives for each series alone — an instant selector; a per-series function
 //! of one range selector (`rate`, `*_over_time`, …) whose other arguments are literals — is
-//! evaluated for one series at all steps, then the next series: a selector by the very code
-//! the step order runs (the evaluator with that selector narrowed to the one series), a range
-//! function by its own loop over the series' windows (the step order's `window` walk and
-//! staleness rule) applying the one per-window function both orders share
+//! evaluated for one series at all steps, then the next series, walking the series' window as
+//! the step order does ([`window`]): a selector takes the sample the step order's rule gives
+//! ([`latest_in`]), a range function applies the one per-window function both orders share
 //! ([`functions::range_fn`]). A unit test holds both to the step order's answers. Each step then
 //! takes the node's vector instead of evaluating it. Nodes inside a subquery are evaluated at
 //! the subquery's steps and are left alone, as is `absent_over_time` (its answer depends on
@@ -25,7 +24,7 @@
 //! counted up front), beyond which nodes are left to the step order.
 
 use super::drop_name;
-use super::eval::{Evaluator, Sample, Val, ms, offset_ms, selector_key, window};
+use super::eval::{Evaluator, Sample, latest_in, ms, offset_ms, selector_key, window};
 use super::{EvalError, functions};
 use crate::merge::is_stale_marker;
 use promql_parser::parser::{Call, Expr, MatrixSelector, VectorSelector};
@@ -108,9 +107,8 @@ impl Evaluator<'_> {
             }
             let result = match node {
                 Expr::Call(c) => self.range_fn_by_series(c, steps),
-                _ => self.selector_by_series(vs, series, steps),
+                _ => self.selector_by_series(vs, steps),
             };
-            self.focus.set(None);
             match result {
                 Ok(per_step) => {
                     budget = left;
@@ -167,34 +165,26 @@ impl Evaluator<'_> {
         Ok(per_step)
     }
 
-    /// An instant selector at every step, one series at a time (the evaluator narrowed to
-    /// that series); its vector per step.
-    fn selector_by_series(
-        &self,
-        vs: &VectorSelector,
-        series: usize,
-        steps: usize,
-    ) -> Result<Vec<Vec<Sample>>, EvalError> {
+    /// An instant selector at every step, one series at a time: the step order's window walk
+    /// and its rule for the sample a series gives ([`latest_in`]).
+    fn selector_by_series(&self, vs: &VectorSelector, steps: usize) -> Result<Vec<Vec<Sample>>, EvalError> {
         let s = &self.settings;
-        let key = selector_key(vs);
         let mut per_step: Vec<Vec<Sample>> = (0..steps).map(|_| Vec::new()).collect();
-        let mut totals = vec![0usize; steps];
-        for i in 0..series {
-            self.focus.set(None);
+        for one in self.series_of(vs) {
             self.check_deadline()?;
-            self.focus.set(Some((key, i)));
-            self.focus_cursors.borrow_mut().clear();
-            for (k, (out, total)) in per_step.iter_mut().zip(totals.iter_mut()).enumerate() {
+            let (mut span, mut last) = ((0, 0), i64::MIN);
+            for (k, out) in per_step.iter_mut().enumerate() {
                 let t = s.start_ms + k as i64 * s.step_ms;
-                self.focus_count.set(0);
-                let Val::Vector(v) = self.vector_selector(vs, t)? else {
-                    return Err(EvalError::Execution("a selector that is not a vector".into()));
-                };
-                *total += self.focus_count.get();
-                if *total > s.max_samples {
-                    return Err(EvalError::TooManySamples);
+                let reference = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
+                let from = reference - s.lookback_ms;
+                span = window(&one.samples, span, reference >= last, from, reference);
+                last = reference;
+                if let Some((ts, v)) = latest_in(&one.samples, span, from) {
+                    out.push(Sample { labels: one.labels.clone(), t: ts, v });
+                    if out.len() > s.max_samples {
+                        return Err(EvalError::TooManySamples);
+                    }
                 }
-                out.extend(v);
             }
         }
         Ok(per_step)
@@ -203,7 +193,7 @@ impl Evaluator<'_> {
     /// The precomputed vector of `expr` at `t`, once.
     pub(super) fn take_pre(&self, expr: &Expr, t: i64) -> Option<Vec<Sample>> {
         let s = &self.settings;
-        if self.focus.get().is_some() || t < s.start_ms || (t - s.start_ms) % s.step_ms != 0 {
+        if t < s.start_ms || (t - s.start_ms) % s.step_ms != 0 {
             return None;
         }
         let mut pre = self.pre.borrow_mut();

@@ -105,12 +105,6 @@ pub struct Evaluator<'a> {
     /// step: steps move forward, so the next window is found by walking a few samples on
     /// instead of two binary searches that miss the cache every time.
     cursors: RefCell<HashMap<(usize, u8), Cursors>>,
-    /// Series-major evaluation ([`super::by_series`]): while set, selector node `.0` has only
-    /// its series `.1`, whose windows walk on from `focus_cursors` (emptied per series), and
-    /// the samples an instant selector gives are counted in `focus_count`.
-    pub(super) focus: std::cell::Cell<Option<(usize, usize)>>,
-    pub(super) focus_cursors: RefCell<HashMap<(usize, u8), Cursors>>,
-    pub(super) focus_count: std::cell::Cell<usize>,
     /// A range query's nodes evaluated series by series beforehand, by node address: the
     /// node's vector at each step, taken when the step is evaluated.
     pub(super) pre: RefCell<HashMap<usize, Vec<Option<Vec<Sample>>>>>,
@@ -120,7 +114,7 @@ pub struct Evaluator<'a> {
 }
 
 /// The last window `[from, to]` of one selector and each series' `[start, end)` in it.
-pub(super) struct Cursors {
+struct Cursors {
     from: i64,
     to: i64,
     spans: Vec<(usize, usize)>,
@@ -149,6 +143,18 @@ pub(super) fn window(
     (a, b)
 }
 
+/// An instant selector's sample of one series: the last of its window `span` (ending at the
+/// reference time), unless it is older than `from` or a staleness marker.
+#[inline]
+pub(super) fn latest_in(samples: &[(i64, f64)], span: (usize, usize), from: i64) -> Option<(i64, f64)> {
+    let (a, b) = span;
+    if b == a {
+        return None;
+    }
+    let (ts, v) = samples[b - 1];
+    (ts >= from && !is_stale_marker(v)).then_some((ts, v))
+}
+
 impl<'a> Evaluator<'a> {
     pub fn new(data: &'a Fetched, settings: Settings) -> Self {
         super::clear_label_cache();
@@ -157,22 +163,15 @@ impl<'a> Evaluator<'a> {
             settings,
             memo: RefCell::new(HashMap::new()),
             cursors: RefCell::new(HashMap::new()),
-            focus: Default::default(),
-            focus_cursors: RefCell::new(HashMap::new()),
-            focus_count: Default::default(),
             pre: RefCell::new(HashMap::new()),
             series_major: true,
         }
     }
 
-    /// Cancellation and the deadline; series-major evaluation reads the clock once per series,
-    /// not at every window.
+    /// Cancellation and the deadline.
     pub(super) fn check_deadline(&self) -> Result<(), EvalError> {
         if self.settings.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(EvalError::Canceled);
-        }
-        if self.focus.get().is_some() {
-            return Ok(());
         }
         if Instant::now() > self.settings.deadline { Err(EvalError::Timeout) } else { Ok(()) }
     }
@@ -297,23 +296,17 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The series of `vs`: all of them, or the one in focus.
-    fn series_of(&self, vs: &VectorSelector) -> &'a [Series] {
+    /// The series of `vs`.
+    pub(super) fn series_of(&self, vs: &VectorSelector) -> &'a [Series] {
         let data: &'a Fetched = self.data;
-        let key = selector_key(vs);
-        let all = data.series.get(&key).map_or(&[][..], |v| v.as_slice());
-        match self.focus.get() {
-            Some((k, i)) if k == key => all.get(i..=i).unwrap_or(&[]),
-            _ => all,
-        }
+        data.series.get(&selector_key(vs)).map_or(&[][..], |v| v.as_slice())
     }
 
     /// Each series' `[from, to]` window of `vs`'s samples, in series order.
     fn spans(&self, vs: &VectorSelector, kind: u8, from: i64, to: i64) -> Vec<(usize, usize)> {
         let series = self.series_of(vs);
         let key = (selector_key(vs), kind);
-        let focused = self.focus.get().is_some_and(|(k, _)| k == key.0);
-        let mut cursors = if focused { self.focus_cursors.borrow_mut() } else { self.cursors.borrow_mut() };
+        let mut cursors = self.cursors.borrow_mut();
         let c = cursors.entry(key).or_insert_with(|| Cursors {
             from: i64::MIN,
             to: i64::MIN,
@@ -328,23 +321,17 @@ impl<'a> Evaluator<'a> {
         c.spans.clone()
     }
 
-    pub(super) fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Val, EvalError> {
+    fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Result<Val, EvalError> {
         self.check_deadline()?;
         let reference = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
         let from = reference - self.settings.lookback_ms;
         let mut out = Vec::new();
         let spans = self.spans(vs, 1, from, reference);
-        for (s, (a, b)) in self.series_of(vs).iter().zip(spans) {
-            if b == a {
-                continue;
+        for (s, span) in self.series_of(vs).iter().zip(spans) {
+            if let Some((ts, v)) = latest_in(&s.samples, span, from) {
+                out.push(Sample { labels: s.labels.clone(), t: ts, v });
             }
-            let (ts, v) = s.samples[b - 1];
-            if ts < from || is_stale_marker(v) {
-                continue;
-            }
-            out.push(Sample { labels: s.labels.clone(), t: ts, v });
         }
-        self.focus_count.set(self.focus_count.get() + out.len());
         if out.len() > self.settings.max_samples {
             return Err(EvalError::TooManySamples);
         }

@@ -69,11 +69,7 @@ pub fn merge_group(identity: &Identity, series: Vec<ReplicaSeries>) -> Vec<Merge
             let mut lists: Vec<Samples> = replicas.into_iter().map(|(_, s)| s).collect();
             // One replica has the series: its samples as they are, moved, not copied.
             // A healthy pair: the preferred replica's list, moved.
-            let samples = if lists.len() == 1 || preferred_alone(&lists, min_gap(&lists)) {
-                lists.swap_remove(0)
-            } else {
-                merge_full(&lists, counter)
-            };
+            let samples = merged_unless_preferred(&lists, counter).unwrap_or_else(|| lists.swap_remove(0));
             MergedSeries { samples, key }
         })
         .collect()
@@ -97,8 +93,8 @@ fn key_of(identity: &Identity, labels: &[(String, String)]) -> Option<String> {
 /// no replica has two samples).
 fn typical_interval(replicas: &[Vec<(i64, f64)>]) -> i64 {
     // Scrapes of one interval, timestamps aligned to it (as Prometheus writes them when a scrape
-    // starts within its timestamp tolerance): every
-    // spacing is the same, found without collecting them.
+    // starts within its timestamp tolerance): every spacing is the same, found without
+    // collecting them.
     let mut spacings = replicas.iter().flat_map(|s| s.windows(2).map(|w| w[1].0 - w[0].0)).filter(|&d| d > 0);
     let first = spacings.next().unwrap_or(0);
     if spacings.all(|d| d == first) {
@@ -116,25 +112,26 @@ fn typical_interval(replicas: &[Vec<(i64, f64)>]) -> i64 {
 /// One series' histories, in preference order, merged (see the module doc). Each list is in
 /// time order.
 pub fn merge_series(replicas: &[Vec<(i64, f64)>], counter: bool) -> Vec<(i64, f64)> {
-    if replicas.len() == 1 || preferred_alone(replicas, min_gap(replicas)) {
-        return replicas[0].clone();
+    merged_unless_preferred(replicas, counter).unwrap_or_else(|| replicas[0].clone())
+}
+
+/// The merge of `replicas`, or `None` when it is the preferred replica's list as it is (one
+/// replica, or [`preferred_alone`]): the caller then moves or copies that list.
+fn merged_unless_preferred(replicas: &[Vec<(i64, f64)>], counter: bool) -> Option<Vec<(i64, f64)>> {
+    if replicas.len() == 1 {
+        return None;
     }
-    merge_full(replicas, counter)
-}
-
-/// How close (0.9 of the series' interval) a later replica's sample may come to another
-/// replica's neighbour.
-fn min_gap(replicas: &[Vec<(i64, f64)>]) -> i64 {
     let interval = typical_interval(replicas);
-    interval - interval / 10
+    let min_gap = interval - interval / 10;
+    (!preferred_alone(replicas, min_gap)).then(|| merge_full(replicas, counter, interval))
 }
 
-/// [`merge_series`] built sample by sample (no shortcut for the preferred replica alone).
-fn merge_full(replicas: &[Vec<(i64, f64)>], counter: bool) -> Vec<(i64, f64)> {
+/// [`merge_series`] built sample by sample (no shortcut for the preferred replica alone), for
+/// a series of this `interval`: a later replica's sample keeps 0.9 of it from other replicas'.
+fn merge_full(replicas: &[Vec<(i64, f64)>], counter: bool, interval: i64) -> Vec<(i64, f64)> {
     if let [only] = replicas {
         return only.clone();
     }
-    let interval = typical_interval(replicas);
     let min_gap = interval - interval / 10;
     // (timestamp, value, replica) in time order.
     let mut merged: Vec<(i64, f64, u8)> = Vec::new();

@@ -59,17 +59,57 @@ fn check_config_exit_codes() {
     assert!(err.contains("groups[0].replicas[1].name"), "every problem at once: {err}");
 
     let out = Command::new(BIN).args(["check-config", "/nonexistent/promfed.yml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file /nonexistent/promfed.yml"));
 
-    let out = Command::new(BIN)
-        .args(["check-config"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/promfed.yml"))
-        .output()
-        .unwrap();
-    // The example names certificate files that do not exist on a test machine.
+    // The quick tour's first command: the example's certificates are for the machine it is
+    // deployed on; --syntax-only checks the rest.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/promfed.yml");
+    let out = Command::new(BIN).args(["check-config", "--syntax-only"]).arg(&example).output().unwrap();
+    if cfg!(feature = "ec2") {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+    } else {
+        // The example's third group discovers its replicas on EC2.
+        assert!(String::from_utf8_lossy(&out.stderr).contains("built without the `ec2` feature"));
+    }
+    let out = Command::new(BIN).args(["check-config"]).arg(&example).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.code() == Some(0) || err.contains("cannot read /etc/promfed/tls"), "{err}");
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("server.tls_server_config.cert_file: cannot read /etc/promfed/tls/server.crt"), "{err}");
+}
+
+#[test]
+fn check_config_parses_certificates_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = rcgen::generate_simple_self_signed(vec!["a".into()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["b".into()]).unwrap();
+    write(dir.path(), "a.crt", &a.cert.pem());
+    write(dir.path(), "a.key", &a.signing_key.serialize_pem());
+    write(dir.path(), "b.key", &b.signing_key.serialize_pem());
+    let config = |cert: &str, key: &str| {
+        let text = format!(
+            "server:\n  tls_server_config: {{cert_file: {}, key_file: {}}}\n{GROUPS}",
+            dir.path().join(cert).display(),
+            dir.path().join(key).display()
+        );
+        let file = write(dir.path(), "p.yml", &text);
+        let out = Command::new(BIN).arg("check-config").arg(&file).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(config("a.crt", "a.key").0, Some(0));
+    let (code, err) = config("p.yml", "a.key");
+    assert_eq!(code, Some(64));
+    assert!(err.contains("server.tls_server_config.cert_file:") && err.contains("no PEM certificate"), "{err}");
+    let (code, err) = config("a.crt", "b.key");
+    assert_eq!(code, Some(64));
+    assert!(
+        err.contains("server.tls_server_config.key_file:") && err.contains("not the key of the certificate"),
+        "{err}"
+    );
+    let (code, err) = config("a.crt", "a.crt");
+    assert_eq!(code, Some(64));
+    assert!(err.contains("no PEM private key"), "{err}");
 }
 
 #[test]

@@ -67,10 +67,15 @@ pub enum Command {
         #[arg(long = "web.listen-address")]
         listen: Option<String>,
     },
-    /// Check a configuration file: exit 0 when valid, 64 with every problem otherwise.
+    /// Check a configuration file: exit 0 when valid, 64 with every problem otherwise (a file
+    /// that cannot be read included).
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+        /// Check the file alone, not the certificates, keys and secret files it names (as
+        /// promtool's `check config --syntax-only`): for a config written for another machine.
+        #[arg(long)]
+        syntax_only: bool,
     },
     /// Run promfed against two embedded synthetic replicas, nothing installed.
     Demo {

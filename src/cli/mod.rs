@@ -40,7 +40,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     crate::telemetry::init_logging(&filter, cli.log_format == args::LogFormat::Json);
     match cli.command {
-        Command::CheckConfig { file } => server::check_config(&file),
+        Command::CheckConfig { file, syntax_only } => server::check_config(&file, syntax_only),
         Command::Serve { config, listen } => server::serve(config, listen),
         Command::Demo { listen, down_every, down_for, duration } => {
             server::demo(crate::demo::DemoOptions { listen, down_every, down_for, duration, dir: None })

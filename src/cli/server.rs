@@ -7,14 +7,19 @@ use crate::run;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// `promfed check-config FILE`.
-pub fn check_config(file: &Path) -> ExitCode {
-    match config::load(file) {
+/// `promfed check-config [--syntax-only] FILE`.
+pub fn check_config(file: &Path, syntax_only: bool) -> ExitCode {
+    let checked = config::read_file(file).and_then(|f| {
+        let checked = if syntax_only { config::validate_syntax(&f) } else { config::validate(&f) };
+        checked.map_err(|problems| config::ConfigError::Invalid { path: file.display().to_string(), problems })
+    });
+    match checked {
         Ok(c) => {
             for w in &c.warnings {
                 println!("warning: {w}");
             }
-            println!("{}: valid ({} group(s))", file.display(), c.groups.len());
+            let files = if syntax_only { " (--syntax-only: the files it names were not read)" } else { "" };
+            println!("{}: valid ({} group(s)){files}", file.display(), c.groups.len());
             ExitCode::SUCCESS
         }
         Err(e) => config_failure(&e),
@@ -73,12 +78,10 @@ pub fn sidecar(config: PathBuf) -> ExitCode {
     })
 }
 
+/// Every config failure, a file that cannot be read included, is the configuration's (64).
 fn config_failure(e: &config::ConfigError) -> ExitCode {
     eprintln!("error: {e}");
-    match e {
-        config::ConfigError::Read { .. } => ExitCode::FAILURE,
-        _ => ExitCode::from(EXIT_CONFIG),
-    }
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn runtime(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {

@@ -351,9 +351,11 @@ pub struct GlobalConfig {
     /// How often each replica's `/federate` is scraped.
     #[serde(default = "default_scrape_interval")]
     pub scrape_interval: PromDuration,
-    /// How long one scrape may take; at most `scrape_interval`.
-    #[serde(default = "default_scrape_timeout")]
-    pub scrape_timeout: PromDuration,
+    /// How long one scrape may take; at most `scrape_interval`. Default, as in Prometheus: 10s,
+    /// or `scrape_interval` when that is shorter (a group's default: this, capped at the group's
+    /// `scrape_interval`).
+    #[serde(default)]
+    pub scrape_timeout: Option<PromDuration>,
     /// A series no replica reported for this long disappears (Prometheus' lookback delta).
     #[serde(default = "default_lookback")]
     pub lookback_delta: PromDuration,
@@ -375,7 +377,7 @@ impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
             scrape_interval: default_scrape_interval(),
-            scrape_timeout: default_scrape_timeout(),
+            scrape_timeout: None,
             lookback_delta: default_lookback(),
             hold_down: default_hold_down(),
             replica_labels: default_replica_labels(),
@@ -388,7 +390,8 @@ impl Default for GlobalConfig {
 fn default_scrape_interval() -> PromDuration {
     PromDuration(Duration::from_secs(15))
 }
-fn default_scrape_timeout() -> PromDuration {
+/// The default of `global.scrape_timeout` when `scrape_interval` is not shorter.
+pub(crate) fn default_scrape_timeout() -> PromDuration {
     PromDuration(Duration::from_secs(10))
 }
 fn default_lookback() -> PromDuration {

@@ -271,3 +271,43 @@ fn relabel_problems_name_the_rule_field_and_value() {
         "the action in any case; every problem with its rule, field and value"
     );
 }
+
+#[test]
+fn scrape_timeouts_follow_prometheus_and_problems_are_said_where_written() {
+    let with = |global: &str, group: &str| {
+        format!(
+            "global: {{{global}}}\ngroups:\n  - name: g\n    {group}\n    replicas:\n      - {{name: a, address: \"127.0.0.1:9090\"}}\n"
+        )
+    };
+    // Left out, a group's timeout is the global one capped at its interval (Prometheus).
+    let c = parse(&with("", "scrape_interval: 1s"), "t").unwrap();
+    assert_eq!(c.groups[0].scrape_timeout, std::time::Duration::from_secs(1));
+    let c = parse(&with("scrape_interval: 4s", "labels: {}"), "t").unwrap();
+    assert_eq!(c.groups[0].scrape_timeout, std::time::Duration::from_secs(4));
+    // Written too long: reported once, under global, in the user's units.
+    let err = parse(&with("scrape_interval: 1m, scrape_timeout: 90s", "labels: {}"), "t").unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &err else { panic!("{err}") };
+    let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(shown, ["global.scrape_timeout: 1m30s is longer than global.scrape_interval 1m"]);
+    let err = parse(&with("", "scrape_interval: 2s\n    scrape_timeout: 2500ms"), "t").unwrap_err();
+    assert!(
+        err.to_string().contains("groups[0].scrape_timeout: 2s500ms is longer than the group's scrape_interval 2s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_unknown_key_of_a_file_is_reported_in_one_run_with_the_file_name() {
+    let text = "global:\n  scrape_intervall: 5s\nserver:\n  listen: \":9443\"\ngroups:\n  - name: g\n    hold_down: many\n    replicas:\n      - {name: a, adress: \"127.0.0.1:9090\"}\n";
+    let err = parse(text, "promfed.yml").unwrap_err();
+    let ConfigError::Syntax { problems, .. } = &err else { panic!("{err}") };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["global.scrape_intervall", "server.listen", "groups[0].hold_down", "groups[0].replicas[0].adress"],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("promfed.yml:2:3: global.scrape_intervall: unknown field `scrape_intervall`"), "{text}");
+    assert!(!text.contains("<input>"), "{text}");
+}

@@ -2,6 +2,7 @@
 //! path and value before failing, and the risky-but-legal settings as warnings.
 
 use super::file::{Authorization, BasicAuth, FileConfig, RemoteWriteConfig, TlsConfig};
+use super::units::PromDuration;
 use crate::discovery::ec2::Ec2SdConfig;
 use crate::discovery::file::FileSdConfig;
 use crate::discovery::relabel::Rule;
@@ -181,6 +182,8 @@ pub struct Config {
 struct Checker {
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+    /// False for `check-config --syntax-only`: the files the config names are not read.
+    files: bool,
 }
 
 impl Checker {
@@ -192,21 +195,53 @@ impl Checker {
         self.warnings.push(Problem { path: path.into(), message: message.into() });
     }
 
-    fn file(&mut self, path: &str, file: &Path) {
-        if let Err(e) = std::fs::metadata(file) {
-            self.problem(path, format!("cannot read {}: {e}", file.display()));
+    /// Reads and parses the PEM certificates of `file` (`path` names it in the config); warns of
+    /// any expiring within 30 days.
+    fn certificates(&mut self, path: &str, file: &Path) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        if !self.files {
+            return None;
+        }
+        match super::pem::certificates(file, std::time::SystemTime::now()) {
+            Ok((certs, findings)) => {
+                for e in findings.expiring {
+                    self.warn(path, e);
+                }
+                Some(certs)
+            }
+            Err(e) => {
+                self.problem(path, e);
+                None
+            }
+        }
+    }
+
+    /// Reads and parses a certificate and its key, and checks that they belong together.
+    fn key_pair(&mut self, path: &str, cert_file: &Path, key_file: &Path) {
+        let certs = self.certificates(&format!("{path}.cert_file"), cert_file);
+        if !self.files {
+            return;
+        }
+        match super::pem::private_key(key_file) {
+            Ok(key) => {
+                if let Some(certs) = certs
+                    && let Err(e) = super::pem::key_matches(&certs, &key)
+                {
+                    self.problem(format!("{path}.key_file"), format!("{}: {e}", key_file.display()));
+                }
+            }
+            Err(e) => self.problem(format!("{path}.key_file"), e),
         }
     }
 
     /// Checks the files of a client `tls_config` at `path`.
     fn tls_files(&mut self, path: &str, tls: &TlsConfig) {
-        for (field, f) in [("ca_file", &tls.ca_file), ("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
-            if let Some(f) = f {
-                self.file(&format!("{path}.{field}"), f);
-            }
+        if let Some(ca) = &tls.ca_file {
+            self.certificates(&format!("{path}.ca_file"), ca);
         }
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            self.problem(path, "cert_file and key_file go together");
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(cert), Some(key)) => self.key_pair(path, cert, key),
+            (None, None) => {}
+            _ => self.problem(path, "cert_file and key_file go together"),
         }
         if tls.insecure_skip_verify {
             self.warn(format!("{path}.insecure_skip_verify"), "the peer's certificates are not verified");
@@ -214,6 +249,9 @@ impl Checker {
     }
 
     fn read_secret(&mut self, path: &str, file: &Path) -> String {
+        if !self.files {
+            return String::new();
+        }
         match std::fs::read_to_string(file) {
             Ok(s) => s.trim_end_matches(['\n', '\r']).to_owned(),
             Err(e) => {
@@ -270,7 +308,18 @@ impl Checker {
 
 /// Checks `file`, returning the runnable config or every problem found.
 pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
-    let mut c = Checker { problems: Vec::new(), warnings: Vec::new() };
+    check(file, true)
+}
+
+/// Checks `file` as [`validate`] does, but without reading the files it names (certificates,
+/// keys, password and credential files): `check-config --syntax-only`, for a config written for
+/// another machine. What it returns is for looking at, not running (its secrets are empty).
+pub fn validate_syntax(file: &FileConfig) -> Result<Config, Vec<Problem>> {
+    check(file, false)
+}
+
+fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker { problems: Vec::new(), warnings: Vec::new(), files };
     let g = &file.global;
 
     // Server.
@@ -283,10 +332,9 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
         }
     };
     let tls = s.tls_server_config.as_ref().map(|t| {
-        c.file("server.tls_server_config.cert_file", &t.cert_file);
-        c.file("server.tls_server_config.key_file", &t.key_file);
+        c.key_pair("server.tls_server_config", &t.cert_file, &t.key_file);
         if let Some(ca) = &t.client_ca_file {
-            c.file("server.tls_server_config.client_ca_file", ca);
+            c.certificates("server.tls_server_config.client_ca_file", ca);
         }
         let tls13_only = match t.min_version.as_deref() {
             None | Some("TLS12") => false,
@@ -317,6 +365,28 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             c.problem(format!("global.replica_labels[{i}]"), format!("{l:?} is not a valid label name"));
         }
     }
+    if g.scrape_interval.0.is_zero() {
+        c.problem("global.scrape_interval", "must be more than 0");
+    }
+    // Prometheus' rules: a global timeout written longer than the interval is an error; one left
+    // out is 10s or the interval, whichever is shorter; a group's left out is the global one,
+    // capped at the group's interval.
+    let global_timeout = match g.scrape_timeout {
+        Some(t) if t.0.is_zero() => {
+            c.problem("global.scrape_timeout", "must be more than 0");
+            t.0
+        }
+        Some(t) => {
+            if t.0 > g.scrape_interval.0 {
+                c.problem(
+                    "global.scrape_timeout",
+                    format!("{t} is longer than global.scrape_interval {}", g.scrape_interval),
+                );
+            }
+            t.0
+        }
+        None => super::file::default_scrape_timeout().0.min(g.scrape_interval.0),
+    };
     if g.body_size_limit.0 == 0 {
         c.problem("global.body_size_limit", "must be more than 0");
     }
@@ -389,18 +459,22 @@ pub fn validate(file: &FileConfig) -> Result<Config, Vec<Problem>> {
             }
         }
         let interval = gc.scrape_interval.unwrap_or(g.scrape_interval).0;
-        let timeout = gc.scrape_timeout.unwrap_or(g.scrape_timeout).0;
+        let timeout = gc.scrape_timeout.map_or(global_timeout.min(interval), |t| t.0);
         let lookback = gc.lookback_delta.unwrap_or(g.lookback_delta).0;
-        if interval.is_zero() {
+        if interval.is_zero() && gc.scrape_interval.is_some() {
             c.problem(format!("{p}.scrape_interval"), "must be more than 0");
         }
-        if timeout.is_zero() {
+        if timeout.is_zero() && gc.scrape_timeout.is_some() {
             c.problem(format!("{p}.scrape_timeout"), "must be more than 0");
         }
         if timeout > interval {
             c.problem(
                 format!("{p}.scrape_timeout"),
-                format!("{}ms is longer than scrape_interval {}ms", timeout.as_millis(), interval.as_millis()),
+                format!(
+                    "{} is longer than the group's scrape_interval {}",
+                    PromDuration(timeout),
+                    PromDuration(interval)
+                ),
             );
         }
         if lookback < interval * 2 {

@@ -170,9 +170,7 @@ pub struct Sections {
 pub fn load_section(path: &std::path::Path) -> Result<Sections, crate::config::ConfigError> {
     use crate::config::{ConfigError, Problem};
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
-    let file: crate::config::FileConfig = serde_saphyr::from_str(&text)
-        .map_err(|e| ConfigError::Syntax { path: origin.clone(), message: e.to_string() })?;
+    let file = crate::config::read_file(path)?;
     let mut problems = Vec::new();
     if file.probes.is_none() && file.dashboards.is_none() {
         problems.push(Problem {

@@ -22,8 +22,8 @@ pub enum ModulesError {
         #[source]
         source: std::io::Error,
     },
-    #[error("modules file {origin} is not valid: {message}")]
-    Syntax { origin: String, message: String },
+    #[error("modules file {origin} does not parse: {}", problems.iter().map(|p| p.located_in(origin)).collect::<Vec<_>>().join("; "))]
+    Syntax { origin: String, problems: Vec<crate::config::yaml::SyntaxProblem> },
     #[error("modules file {origin}: {}", problems.join("; "))]
     Invalid { origin: String, problems: Vec<String> },
 }
@@ -398,8 +398,8 @@ impl Default for GrpcProbe {
 impl Modules {
     /// Parses and checks modules YAML; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Modules, ModulesError> {
-        let m: Modules = serde_saphyr::from_str(text)
-            .map_err(|e| ModulesError::Syntax { origin: origin.to_owned(), message: e.to_string() })?;
+        let m: Modules = crate::config::yaml::from_str(text)
+            .map_err(|problems| ModulesError::Syntax { origin: origin.to_owned(), problems })?;
         let problems = m.problems();
         if problems.is_empty() { Ok(m) } else { Err(ModulesError::Invalid { origin: origin.to_owned(), problems }) }
     }

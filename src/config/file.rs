@@ -581,6 +581,12 @@ pub struct GroupConfig {
     /// The replicas, listed statically.
     #[serde(default)]
     pub replicas: Vec<ReplicaConfig>,
+    /// The replicas in Prometheus' `static_configs` shape, read by the rules of discovered
+    /// targets after `relabel_configs`: the role from the label `federation_role` (or
+    /// `__federation_role__`), the name from `__federation_replica__`, else the address. Added to
+    /// `replicas`.
+    #[serde(default)]
+    pub static_configs: Vec<StaticConfig>,
     /// When true this entry is a template: its discovery yields one group per value of the group
     /// label (`__federation_group__`, else the EC2 tag `federation-group`, else the label
     /// `federation_group`), each named by that value and run with every other setting here.
@@ -597,6 +603,17 @@ pub struct GroupConfig {
     /// `__address__`, drop targets, set `__federation_role__`, …).
     #[serde(default)]
     pub relabel_configs: Vec<RelabelConfig>,
+}
+
+/// Prometheus' `static_configs` entry: targets and the labels they share.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// `host:port` of each replica's Prometheus.
+    pub targets: Vec<String>,
+    /// Labels of every target here, e.g. `federation_role: primary`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One statically listed replica.

@@ -1,6 +1,7 @@
 //! Config parsing and validation: every problem at once, with paths.
 
 use super::*;
+use crate::merge::Role;
 
 const MINIMAL: &str = r#"
 groups:
@@ -310,4 +311,39 @@ fn every_unknown_key_of_a_file_is_reported_in_one_run_with_the_file_name() {
     let text = err.to_string();
     assert!(text.contains("promfed.yml:2:3: global.scrape_intervall: unknown field `scrape_intervall`"), "{text}");
     assert!(!text.contains("<input>"), "{text}");
+}
+
+#[test]
+fn static_configs_in_prometheus_shape_are_read_by_the_discovery_rules() {
+    let text = r#"
+groups:
+  - name: g
+    static_configs:
+      - targets: ["prom-a:9090"]
+        labels: {federation_role: primary}
+      - targets: ["prom-b:9090", "prom-c:9090"]
+        labels: {federation_role: secondary}
+    relabel_configs:
+      - {source_labels: [__address__], regex: "prom-c:.*", action: drop}
+      - {source_labels: [__address__], regex: "prom-(.)(:.*)", target_label: __federation_replica__, replacement: "$1"}
+"#;
+    let c = parse(text, "t").unwrap();
+    let got: Vec<(&str, Role, &str)> =
+        c.groups[0].replicas.iter().map(|r| (r.name.as_str(), r.role, r.address.as_str())).collect();
+    assert_eq!(got, [("a", Role::Primary, "prom-a:9090"), ("b", Role::Secondary, "prom-b:9090")]);
+
+    let bad = r#"
+groups:
+  - name: g
+    replicas: [{name: "x:1", role: primary, address: "x:1"}]
+    static_configs:
+      - targets: ["x:1", "nohost"]
+        labels: {federation_role: primary}
+      - targets: ["y:1"]
+"#;
+    let err = parse(bad, "t").unwrap_err().to_string();
+    assert!(err.contains("groups[0].static_configs[0].targets[1]: \"nohost\" is not host:port"), "{err}");
+    assert!(err.contains("groups[0].static_configs: target \"y:1\": no role label"), "{err}");
+    assert!(err.contains("groups[0].replicas[0].name: \"x:1\" is used by another replica"), "{err}");
+    assert!(err.contains("2 replicas have role primary"), "{err}");
 }

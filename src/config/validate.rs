@@ -524,11 +524,21 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
                 c.problem(format!("{p}.scrape_protocols[{i}]"), format!("{proto:?} is listed twice"));
             }
         }
-        if gc.replicas.is_empty() && gc.file_sd_configs.is_empty() && gc.ec2_sd_configs.is_empty() {
+        if gc.replicas.is_empty()
+            && gc.static_configs.is_empty()
+            && gc.file_sd_configs.is_empty()
+            && gc.ec2_sd_configs.is_empty()
+        {
             c.problem(format!("{p}.replicas"), "no replica is listed and no discovery is configured");
         }
         if gc.discover_groups && gc.file_sd_configs.is_empty() && gc.ec2_sd_configs.is_empty() {
             c.problem(format!("{p}.discover_groups"), "needs ec2_sd_configs or file_sd_configs");
+        }
+        if gc.discover_groups && !gc.static_configs.is_empty() {
+            c.problem(
+                format!("{p}.static_configs"),
+                "a discover_groups template takes its replicas from discovery only",
+            );
         }
         if gc.discover_groups && !gc.replicas.is_empty() {
             c.problem(format!("{p}.replicas"), "a discover_groups template takes its replicas from discovery only");
@@ -576,8 +586,14 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
                 }
             }
         }
+        let from_statics = static_replicas(&mut c, &p, gc, &relabel);
         let mut rnames = HashSet::new();
-        let mut primaries = 0;
+        let mut primaries = from_statics.iter().filter(|r| r.role == Role::Primary).count();
+        for r in &from_statics {
+            if !rnames.insert(r.name.as_str()) {
+                c.problem(format!("{p}.static_configs"), format!("replica name {:?} is used twice", r.name));
+            }
+        }
         for (ri, r) in gc.replicas.iter().enumerate() {
             let rp = format!("{p}.replicas[{ri}]");
             if r.name.is_empty() {
@@ -595,7 +611,7 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
         if primaries > 1 {
             c.problem(format!("{p}.replicas"), format!("{primaries} replicas have role primary; at most one may"));
         }
-        if primaries == 0 && !gc.replicas.is_empty() {
+        if primaries == 0 && !(gc.replicas.is_empty() && from_statics.is_empty()) {
             c.warn(format!("{p}.replicas"), "no primary: the first listed replica is preferred");
         }
         groups.push(Group {
@@ -623,6 +639,7 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
                 .replicas
                 .iter()
                 .map(|r| ReplicaSpec { name: r.name.clone(), role: r.role, address: r.address.clone() })
+                .chain(from_statics)
                 .collect(),
         });
     }
@@ -855,6 +872,38 @@ fn remote_write(c: &mut Checker, p: &str, r: &RemoteWriteConfig, data_dir: &Path
 }
 
 /// `host:port` with a non-empty host and a numeric port (IPv6 hosts in brackets).
+/// The replicas of a group's `static_configs`: each target with its entry's labels and
+/// `__address__`, relabeled and read as discovered targets are (one rule for every source); a
+/// target that cannot become a replica is a problem here, where it is written.
+fn static_replicas(c: &mut Checker, p: &str, gc: &super::file::GroupConfig, relabel: &[Rule]) -> Vec<ReplicaSpec> {
+    let mut targets = Vec::new();
+    for (si, sc) in gc.static_configs.iter().enumerate() {
+        let sp = format!("{p}.static_configs[{si}]");
+        if sc.targets.is_empty() {
+            c.problem(format!("{sp}.targets"), "at least one target is required");
+        }
+        for name in sc.labels.keys() {
+            if !is_label_name(name.as_bytes()) {
+                c.problem(format!("{sp}.labels.{name}"), format!("{name:?} is not a valid label name"));
+            }
+        }
+        for (ti, t) in sc.targets.iter().enumerate() {
+            if !valid_address(t) {
+                c.problem(format!("{sp}.targets[{ti}]"), format!("{t:?} is not host:port"));
+                continue;
+            }
+            let mut labels = sc.labels.clone();
+            labels.insert("__address__".to_owned(), t.clone());
+            targets.push(labels);
+        }
+    }
+    let (replicas, rejected) = crate::discovery::target::replicas(&targets, relabel);
+    for r in rejected {
+        c.problem(format!("{p}.static_configs"), format!("target {:?}: {}", r.address, r.reason));
+    }
+    replicas
+}
+
 fn valid_address(a: &str) -> bool {
     let Some((host, port)) = a.rsplit_once(':') else {
         return false;

@@ -64,7 +64,9 @@ fn synthetic(series: usize) -> Vec<u8> {
             }
         })
         .collect();
-    snap::raw::Encoder::new().compress_vec(&WriteRequest { timeseries }.encode_to_vec()).expect("snappy")
+    snap::raw::Encoder::new()
+        .compress_vec(&WriteRequest { timeseries, metadata: vec![] }.encode_to_vec())
+        .expect("snappy")
 }
 
 fn bench(c: &mut Criterion) {
@@ -163,7 +165,7 @@ fn split(records: &[Vec<u8>], shards: usize, max: u32) -> Vec<ShardPart> {
     let mut parts = Vec::new();
     for payload in records {
         let raw = snap::raw::Decoder::new().decompress_vec(payload).expect("snappy");
-        parts.extend(split_record(&raw, shards, max).expect("well-formed"));
+        parts.extend(split_record(&raw, shards, max, i64::MIN).expect("well-formed").0);
     }
     parts
 }

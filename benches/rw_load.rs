@@ -147,7 +147,7 @@ impl Chunk {
                 exemplars: vec![],
             })
             .collect();
-        let req = WriteRequest { timeseries };
+        let req = WriteRequest { timeseries, metadata: vec![] };
         let raw = req.encode_to_vec();
         // Each TimeSeries ends with its one sample: ... 0x09 <8 bytes value> 0x10 <ts varint>.
         let mut samples = Vec::with_capacity(series.len());

@@ -124,6 +124,8 @@ pub struct RemoteStorageMetrics {
     pub queue_bytes: Family<RemoteLabels, Gauge>,
     pub queue_max_bytes: Family<RemoteLabels, Gauge>,
     pub queue_corrupt_records: Family<RemoteLabels, Counter>,
+    pub metadata: Family<RemoteLabels, Counter>,
+    pub metadata_failed: Family<RemoteLabels, Counter>,
 }
 
 impl RemoteStorageMetrics {
@@ -145,6 +147,8 @@ impl RemoteStorageMetrics {
         self.queue_bytes.remove(l);
         self.queue_max_bytes.remove(l);
         self.queue_corrupt_records.remove(l);
+        self.metadata.remove(l);
+        self.metadata_failed.remove(l);
     }
 }
 
@@ -314,6 +318,8 @@ impl Metrics {
                 queue_bytes: Family::default(),
                 queue_max_bytes: Family::default(),
                 queue_corrupt_records: Family::default(),
+                metadata: Family::default(),
+                metadata_failed: Family::default(),
             },
             registry: Registry::default(),
             families: Vec::new(),
@@ -465,8 +471,18 @@ impl Metrics {
         );
         r.register(
             "remote_storage_samples_dropped",
-            "Samples dropped before being sent, by reason (relabel, queue_full, corrupt)",
+            "Samples dropped before being sent, by reason (relabel, queue_full, corrupt, too_old)",
             rs.samples_dropped.clone(),
+        );
+        r.register(
+            "remote_storage_metadata",
+            "Metric metadata entries (a family's type) the destination accepted (metadata_config)",
+            rs.metadata.clone(),
+        );
+        r.register(
+            "remote_storage_metadata_failed",
+            "Metric metadata entries not delivered (refused, or still failing after 3 attempts)",
+            rs.metadata_failed.clone(),
         );
         r.register(
             "remote_storage_samples_pending",

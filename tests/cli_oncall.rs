@@ -274,6 +274,7 @@ async fn status_lists_remote_write_ha_clusters() {
             samples: vec![Sample { value: 1.0, timestamp: now_ms() }],
             exemplars: vec![],
         }],
+        metadata: vec![],
     };
     let body = snap::raw::Encoder::new().compress_vec(&request.encode_to_vec()).expect("snappy");
     let resp = h

@@ -130,7 +130,7 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
 }
 
 fn request(ts: Vec<TimeSeries>) -> WriteRequest {
-    WriteRequest { timeseries: ts }
+    WriteRequest { timeseries: ts, metadata: vec![] }
 }
 
 /// A series of `cluster`, pushed by `replica`.

@@ -463,3 +463,125 @@ remote_write:
         assert!(ts.windows(2).all(|w| w[0] < w[1]), "{k}: the new URL got a sample twice or out of order");
     }
 }
+
+/// `metadata_config`: every typed family's type, in requests of their own, every
+/// `send_interval`, at most `max_samples_per_send` a request; untyped families (the histogram's
+/// series, as federation serves them) are not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_sent_every_interval_with_each_familys_type() {
+    common::init_tracing();
+    let (url, log) = recording_receiver(Vec::new()).await;
+    let replica = fake_replica(|now| {
+        let ts = now / 100 * 100;
+        format!(
+            "# TYPE jobs_total counter\njobs_total 1 {ts}\n# TYPE temp gauge\ntemp 2 {ts}\n\
+             # TYPE rpc_seconds histogram\nrpc_seconds_bucket{{le=\"1\"}} 1 {ts}\nrpc_seconds_bucket{{le=\"+Inf\"}} 1 {ts}\n\
+             rpc_seconds_sum 0.5 {ts}\nrpc_seconds_count 1 {ts}\n"
+        )
+    })
+    .await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        r#"
+server: {{listen_address: "127.0.0.1:0"}}
+data_dir: {data}
+global: {{scrape_interval: 50ms, scrape_timeout: 40ms}}
+groups:
+  - name: g
+    replicas: [{{name: a, role: primary, address: "{replica}"}}]
+remote_write:
+  - url: {url}
+    name: r
+    queue_config: {{batch_send_deadline: 50ms}}
+    metadata_config: {{send_interval: 300ms, max_samples_per_send: 1}}
+"#,
+        data = data.path().display()
+    );
+    let running = start(&yaml).await;
+    let metadata_requests = |log: &Arc<Mutex<Vec<Received>>>| -> Vec<(Instant, Vec<(String, i32)>)> {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| !r.request.metadata.is_empty())
+            .map(|r| {
+                assert!(r.request.timeseries.is_empty(), "metadata goes in requests of its own");
+                (r.at, r.request.metadata.iter().map(|m| (m.metric_family_name.clone(), m.r#type)).collect())
+            })
+            .collect()
+    };
+    poll("two rounds of metadata", Duration::from_secs(15), Duration::from_millis(50), || {
+        let n = metadata_requests(&log).len();
+        async move { (n >= 4).then_some(()) }
+    })
+    .await;
+    let metrics = running.metrics.clone();
+    running.shutdown();
+    running.wait().await.expect("clean stop");
+    use promfed::remote::proto::MetadataType;
+    let rounds = metadata_requests(&log);
+    // Two typed families, one a request: two requests a round.
+    let first: Vec<(String, i32)> = rounds[0].1.iter().chain(rounds[1].1.iter()).cloned().collect();
+    assert_eq!(
+        first,
+        [("jobs_total".to_owned(), MetadataType::Counter as i32), ("temp".to_owned(), MetadataType::Gauge as i32)]
+    );
+    assert!(rounds.iter().all(|r| r.1.len() == 1));
+    let apart = rounds[2].0 - rounds[0].0;
+    assert!(apart >= Duration::from_millis(250), "once per send_interval: {apart:?}");
+    let body = metrics.encode();
+    assert!(metric_value(&body, "promfed_remote_storage_metadata_total", &[("remote_name", "r")]).unwrap() >= 4.0);
+}
+
+/// `queue_config.sample_age_limit`: while the destination fails, samples older than the limit
+/// are dropped (counted `too_old`) instead of being sent late; what is sent after recovery is
+/// recent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_age_limit_drops_what_got_too_old_while_the_destination_failed() {
+    common::init_tracing();
+    // 40 failures at 50-100 ms backoff: about 3 s down.
+    let script = vec![(StatusCode::SERVICE_UNAVAILABLE, None); 40];
+    let (url, log) = recording_receiver(script).await;
+    let replica = replica().await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let yaml = format!(
+        r#"
+server: {{listen_address: "127.0.0.1:0"}}
+data_dir: {data}
+global: {{scrape_interval: 50ms, scrape_timeout: 40ms}}
+groups:
+  - name: g
+    replicas: [{{name: a, role: primary, address: "{replica}"}}]
+remote_write:
+  - url: {url}
+    name: aged
+    queue_config: {{batch_send_deadline: 50ms, min_backoff: 50ms, max_backoff: 100ms, sample_age_limit: 1s}}
+"#,
+        data = data.path().display()
+    );
+    let running = start(&yaml).await;
+    poll("accepted after the outage", Duration::from_secs(30), Duration::from_millis(100), || {
+        let n = log.lock().unwrap().iter().filter(|r| r.status == StatusCode::OK).count();
+        async move { (n >= 10).then_some(()) }
+    })
+    .await;
+    let metrics = running.metrics.clone();
+    running.shutdown();
+    running.wait().await.expect("clean stop");
+    let body = metrics.encode();
+    let too_old = metric_value(
+        &body,
+        "promfed_remote_storage_samples_dropped_total",
+        &[("remote_name", "aged"), ("reason", "too_old")],
+    )
+    .unwrap_or(0.0);
+    assert!(too_old > 0.0, "samples older than 1s were dropped");
+    // The replica's samples are timestamped when scraped: an accepted one was at most the limit
+    // old when its request was last tried (plus a batch deadline and a backoff).
+    let log = log.lock().unwrap();
+    let start = log[0].at;
+    for r in log.iter().filter(|r| r.status == StatusCode::OK) {
+        let newest = r.request.timeseries.iter().flat_map(|t| t.samples.iter().map(|s| s.timestamp)).max().unwrap();
+        let sent_at = common::now_ms() - r.at.elapsed().as_millis() as i64;
+        assert!(sent_at - newest < 1_500, "sent {} ms old, {:?} after the first try", sent_at - newest, r.at - start);
+    }
+}

@@ -146,6 +146,120 @@ pub struct RemoteWriteConfig {
     /// The on-disk queue that keeps unsent samples across outages and restarts (promfed's).
     #[serde(default)]
     pub durable_queue: DurableQueueConfig,
+    /// Each metric family's type, sent in requests of their own (Prometheus' names and
+    /// defaults).
+    #[serde(default)]
+    pub metadata_config: MetadataConfig,
+    /// HTTP/2 when the receiver offers it (ALPN); false: HTTP/1.1 only.
+    #[serde(default = "default_true")]
+    pub enable_http2: bool,
+    /// Follow HTTP redirects (at most 10).
+    #[serde(default = "default_true")]
+    pub follow_redirects: bool,
+    // Prometheus `remote_write` settings accepted so that a block copied from a Prometheus
+    // config loads, but not acted on: each one set is named in a warning at load
+    // ([`RemoteWriteConfig::not_supported`]).
+    /// AWS Signature V4 signing: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigv4: Option<serde_json::Value>,
+    /// OAuth 2.0 client credentials: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<serde_json::Value>,
+    /// Azure AD authentication: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azuread: Option<serde_json::Value>,
+    /// Google Cloud IAM authentication: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_iam: Option<serde_json::Value>,
+    /// An HTTP proxy: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<serde_json::Value>,
+    /// Hosts not proxied: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<serde_json::Value>,
+    /// The proxy of `HTTP_PROXY`/`HTTPS_PROXY`: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_from_environment: Option<serde_json::Value>,
+    /// Headers of the proxy's CONNECT: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_connect_header: Option<serde_json::Value>,
+    /// Prometheus 3's headers with secrets and files (use `headers`): not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_headers: Option<serde_json::Value>,
+    /// Spreading requests over the addresses a name resolves to: not supported, warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round_robin_dns: Option<serde_json::Value>,
+    /// Remote-Write 2.0 (`io.prometheus.write.v2.Request`) is not sent yet (1.0 is): warned about
+    /// and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protobuf_message: Option<serde_json::Value>,
+    /// promfed has no exemplars to send: `true` is warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_exemplars: Option<serde_json::Value>,
+    /// promfed federates float samples only: `true` is warned about and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_native_histograms: Option<serde_json::Value>,
+}
+
+impl RemoteWriteConfig {
+    /// The Prometheus settings set here that promfed does not implement, by name; `false` for
+    /// the two `send_*` switches is what promfed does anyway and is not listed.
+    pub fn not_supported(&self) -> Vec<&'static str> {
+        let is_false = |v: &Option<serde_json::Value>| matches!(v, Some(serde_json::Value::Bool(false)));
+        [
+            ("sigv4", self.sigv4.is_some()),
+            ("oauth2", self.oauth2.is_some()),
+            ("azuread", self.azuread.is_some()),
+            ("google_iam", self.google_iam.is_some()),
+            ("proxy_url", self.proxy_url.is_some()),
+            ("no_proxy", self.no_proxy.is_some()),
+            ("proxy_from_environment", self.proxy_from_environment.is_some()),
+            ("proxy_connect_header", self.proxy_connect_header.is_some()),
+            ("http_headers", self.http_headers.is_some()),
+            ("round_robin_dns", self.round_robin_dns.is_some()),
+            ("protobuf_message", self.protobuf_message.is_some()),
+            ("send_exemplars", self.send_exemplars.is_some() && !is_false(&self.send_exemplars)),
+            (
+                "send_native_histograms",
+                self.send_native_histograms.is_some() && !is_false(&self.send_native_histograms),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// Prometheus' `metadata_config`, with its defaults.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// Send metric metadata at all.
+    #[serde(default = "default_true")]
+    pub send: bool,
+    /// How often every known family's metadata is sent.
+    #[serde(default = "default_metadata_interval")]
+    pub send_interval: PromDuration,
+    /// Most metadata entries in one request.
+    #[serde(default = "default_metadata_per_send")]
+    pub max_samples_per_send: usize,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            send: true,
+            send_interval: default_metadata_interval(),
+            max_samples_per_send: default_metadata_per_send(),
+        }
+    }
+}
+
+fn default_metadata_interval() -> PromDuration {
+    PromDuration(Duration::from_secs(60))
+}
+fn default_metadata_per_send() -> usize {
+    2000
 }
 
 /// Prometheus' `queue_config`, with Prometheus 2.42's defaults.
@@ -175,6 +289,12 @@ pub struct QueueConfig {
     /// 2.42 (false): dropping samples because the receiver asked to slow down loses data.
     #[serde(default = "default_true")]
     pub retry_on_http_429: bool,
+    /// Samples older than this when they would be sent (read from the queue, or retried) are
+    /// dropped and counted (`reason="too_old"`), as Prometheus 2.50 does; `0s` (default): none.
+    /// Per series: a series' samples of one record go together, dropped when the newest is too
+    /// old.
+    #[serde(default)]
+    pub sample_age_limit: PromDuration,
 }
 
 impl Default for QueueConfig {
@@ -188,6 +308,7 @@ impl Default for QueueConfig {
             min_backoff: default_min_backoff(),
             max_backoff: default_max_backoff(),
             retry_on_http_429: true,
+            sample_age_limit: PromDuration(Duration::ZERO),
         }
     }
 }

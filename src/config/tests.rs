@@ -347,3 +347,38 @@ groups:
     assert!(err.contains("groups[0].replicas[0].name: \"x:1\" is used by another replica"), "{err}");
     assert!(err.contains("2 replicas have role primary"), "{err}");
 }
+
+#[test]
+fn a_remote_write_block_copied_from_prometheus_loads_and_names_what_is_ignored() {
+    let text = r#"
+groups:
+  - name: g
+    replicas: [{name: a, address: "127.0.0.1:9090"}]
+remote_write:
+  - url: https://mimir.example/api/v1/push
+    remote_timeout: 30s
+    send_exemplars: false
+    send_native_histograms: true
+    sigv4: {region: eu-west-1}
+    proxy_url: http://proxy:3128
+    follow_redirects: false
+    enable_http2: false
+    queue_config: {capacity: 10000, max_shards: 50, sample_age_limit: 5m}
+    metadata_config: {send: true, send_interval: 30s, max_samples_per_send: 500}
+"#;
+    let c = parse(text, "t").unwrap();
+    let rw = &c.remote_write[0];
+    assert_eq!(rw.sample_age_limit, Some(std::time::Duration::from_secs(300)));
+    assert_eq!((rw.metadata_interval, rw.metadata_max_per_send), (Some(std::time::Duration::from_secs(30)), 500));
+    assert!(!rw.enable_http2 && !rw.follow_redirects);
+    let warned: Vec<&str> = c.warnings.iter().map(|w| w.path.as_str()).collect();
+    for field in ["sigv4", "proxy_url", "send_native_histograms"] {
+        assert!(warned.contains(&format!("remote_write[0].{field}").as_str()), "{field} in {warned:?}");
+    }
+    assert!(!warned.contains(&"remote_write[0].send_exemplars"), "false is what promfed does: {warned:?}");
+    // Still refused: what no Prometheus version has.
+    let err = parse(&text.replace("sigv4", "sigv5"), "t").unwrap_err().to_string();
+    assert!(err.contains("remote_write[0].sigv5: unknown field"), "{err}");
+    let c = parse(&text.replace("send: true", "send: false"), "t").unwrap();
+    assert_eq!(c.remote_write[0].metadata_interval, None);
+}

@@ -158,6 +158,14 @@ pub struct RemoteWrite {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub retry_on_http_429: bool,
+    /// Samples older than this are not sent (`queue_config.sample_age_limit`; `None`: no limit).
+    pub sample_age_limit: Option<Duration>,
+    /// Metric metadata (`# TYPE`) sent every this long (`metadata_config`; `None`: not sent).
+    pub metadata_interval: Option<Duration>,
+    /// Most metadata entries in one request.
+    pub metadata_max_per_send: usize,
+    pub enable_http2: bool,
+    pub follow_redirects: bool,
     /// `<data_dir>/remote_write/<name>`.
     pub queue_dir: PathBuf,
     pub queue_max_bytes: u64,
@@ -840,6 +848,16 @@ fn remote_write(c: &mut Checker, p: &str, r: &RemoteWriteConfig, data_dir: &Path
     if q.max_backoff.0 < q.min_backoff.0 {
         c.problem(format!("{qp}.max_backoff"), format!("{} is less than min_backoff {}", q.max_backoff, q.min_backoff));
     }
+    for field in r.not_supported() {
+        c.warn(format!("{p}.{field}"), "accepted for Prometheus compatibility but not supported: ignored");
+    }
+    let mc = &r.metadata_config;
+    if mc.send && mc.send_interval.0.is_zero() {
+        c.problem(format!("{p}.metadata_config.send_interval"), "must be more than 0");
+    }
+    if mc.send && mc.max_samples_per_send == 0 {
+        c.problem(format!("{p}.metadata_config.max_samples_per_send"), "must be at least 1");
+    }
     let d = &r.durable_queue;
     let dp = format!("{p}.durable_queue");
     if d.segment_size.0 < 64 << 10 {
@@ -865,13 +883,17 @@ fn remote_write(c: &mut Checker, p: &str, r: &RemoteWriteConfig, data_dir: &Path
         min_backoff: q.min_backoff.0,
         max_backoff: q.max_backoff.0,
         retry_on_http_429: q.retry_on_http_429,
+        sample_age_limit: (!q.sample_age_limit.0.is_zero()).then_some(q.sample_age_limit.0),
+        metadata_interval: r.metadata_config.send.then_some(r.metadata_config.send_interval.0),
+        metadata_max_per_send: r.metadata_config.max_samples_per_send,
+        enable_http2: r.enable_http2,
+        follow_redirects: r.follow_redirects,
         queue_max_bytes: d.max_size.0,
         queue_segment_bytes: d.segment_size.0,
         queue_sync_interval: d.sync_interval.0,
     }
 }
 
-/// `host:port` with a non-empty host and a numeric port (IPv6 hosts in brackets).
 /// The replicas of a group's `static_configs`: each target with its entry's labels and
 /// `__address__`, relabeled and read as discovered targets are (one rule for every source); a
 /// target that cannot become a replica is a problem here, where it is written.
@@ -904,6 +926,7 @@ fn static_replicas(c: &mut Checker, p: &str, gc: &super::file::GroupConfig, rela
     replicas
 }
 
+/// `host:port` with a non-empty host and a numeric port (IPv6 hosts in brackets).
 fn valid_address(a: &str) -> bool {
     let Some((host, port)) = a.rsplit_once(':') else {
         return false;

@@ -8,11 +8,13 @@
 //! - [`encode`]: `TimeSeries` written straight into a buffer, and found again;
 //! - [`queue`]: the durable on-disk queue of one destination;
 //! - [`send`]: one `remote_write` destination: queue, shards, retries;
+//! - [`metadata`]: the metric families' types a destination is sent (`metadata_config`);
 //! - [`senders`]: the running destinations, changed by a reload.
 
 pub mod decode;
 pub mod encode;
 pub mod ha;
+pub mod metadata;
 pub mod proto;
 pub mod queue;
 pub mod receive;

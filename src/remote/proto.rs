@@ -1,13 +1,43 @@
 //! prost structs of Remote-Write 1.0 (`prometheus.WriteRequest`, from Prometheus'
 //! `prompb/remote.proto` and `types.proto`, without the gogoproto options), written by hand for
 //! the few messages used: the sender encodes with them, the tests use them as the reference
-//! decoder. Native histograms and metadata are not modelled (a receiver skips them).
+//! decoder. Native histograms are not modelled (a receiver skips them); metadata is sent
+//! (`metadata_config`), not received.
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct WriteRequest {
     #[prost(message, repeated, tag = "1")]
     pub timeseries: Vec<TimeSeries>,
+    #[prost(message, repeated, tag = "3")]
+    pub metadata: Vec<MetricMetadata>,
+}
+
+/// `prometheus.MetricMetadata`: a metric family's type (help and unit: promfed has neither).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct MetricMetadata {
+    #[prost(enumeration = "MetadataType", tag = "1")]
+    pub r#type: i32,
+    #[prost(string, tag = "2")]
+    pub metric_family_name: String,
+    #[prost(string, tag = "4")]
+    pub help: String,
+    #[prost(string, tag = "5")]
+    pub unit: String,
+}
+
+/// `prometheus.MetricMetadata.MetricType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum MetadataType {
+    Unknown = 0,
+    Counter = 1,
+    Gauge = 2,
+    Histogram = 3,
+    Gaugehistogram = 4,
+    Summary = 5,
+    Info = 6,
+    Stateset = 7,
 }
 
 /// `prometheus.TimeSeries`.

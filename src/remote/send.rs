@@ -24,6 +24,7 @@
 //! Prometheus computes it: the time one sample takes to send times the samples to send.
 
 use super::encode::{self, put_series};
+use super::metadata::Families;
 use super::queue::{Dropped, Position, Queue, QueueError, QueueSettings};
 use crate::client::{ClientError, auth_header, client_tls};
 use crate::config::RemoteWrite;
@@ -161,6 +162,8 @@ struct Link {
     min_backoff: Duration,
     max_backoff: Duration,
     retry_on_http_429: bool,
+    /// `queue_config.sample_age_limit`: samples older are not sent.
+    sample_age_limit: Option<Duration>,
     metrics: DestMetrics,
     /// Nanoseconds spent in successful requests, and their samples: the cost of one sample.
     send_nanos: AtomicU64,
@@ -227,6 +230,9 @@ pub struct Destination {
     /// emptied as series come back, dropped after [`WATERMARK_TTL`].
     watermark: HashMap<u64, i64>,
     started: Instant,
+    /// The families sent as metadata (`metadata_config`), and the send under way.
+    metadata: Option<Families>,
+    metadata_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Destination {
@@ -266,6 +272,8 @@ impl Destination {
             last_reshard: Instant::now(),
             watermark,
             started: Instant::now(),
+            metadata: rw.metadata_interval.map(|i| Families::new(i, rw.metadata_max_per_send)),
+            metadata_task: None,
         };
         d.start_shards(rw.min_shards);
         d.update_gauges();
@@ -297,6 +305,14 @@ impl Destination {
         self.capacity = rw.capacity;
         self.min_shards = rw.min_shards;
         self.max_shards = rw.max_shards;
+        self.metadata = match (self.metadata.take(), rw.metadata_interval) {
+            (Some(mut f), Some(i)) => {
+                f.reconfigure(i, rw.metadata_max_per_send);
+                Some(f)
+            }
+            (None, Some(i)) => Some(Families::new(i, rw.metadata_max_per_send)),
+            (_, None) => None,
+        };
         self.start_shards(rw.min_shards);
         self.update_gauges();
         tracing::info!(remote_name = %rw.name, url = %rw.url, "remote_write destination reconfigured");
@@ -370,6 +386,9 @@ impl Destination {
 
     /// Encodes `batch` into records and appends the full ones to the queue.
     fn enqueue(&mut self, batch: &Emitted) -> Result<(), String> {
+        if let Some(f) = &mut self.metadata {
+            f.observe(batch);
+        }
         let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
         let mut appended = 0u64;
         let mut dropped = 0u64;
@@ -501,8 +520,10 @@ impl Destination {
 
     /// The record's series, spread over the shards by label hash, cut at `max_samples_per_send`.
     fn split(&self, id: u64, raw: &[u8]) -> Result<Vec<(usize, Part)>, String> {
-        let parts =
-            split_record(raw, self.shards.len(), self.link.max_samples_per_send as u32).map_err(|e| e.to_string())?;
+        let oldest = oldest_to_send(self.link.sample_age_limit);
+        let (parts, too_old) = split_record(raw, self.shards.len(), self.link.max_samples_per_send as u32, oldest)
+            .map_err(|e| e.to_string())?;
+        self.link.metrics.dropped("too_old", too_old);
         Ok(parts
             .into_iter()
             .map(|p| (p.shard, Part { record: id, bytes: p.bytes, samples: p.samples, max_ts: p.max_ts }))
@@ -556,6 +577,19 @@ impl Destination {
         self.queue.persist().map_err(|e| e.to_string())?;
         if self.last_reshard.elapsed() >= RESHARD_EVERY {
             self.consider_resharding();
+        }
+        // One metadata send at a time; a slow one delays the next, never the samples.
+        if self.metadata_task.as_ref().is_none_or(|t| t.is_finished())
+            && let Some((requests, entries)) = self.metadata.as_mut().and_then(|f| f.due(Instant::now()))
+        {
+            let link = self.link.clone();
+            let stop = self.shard_stop.clone();
+            self.metadata_task = Some(tokio::spawn(async move {
+                tokio::select! {
+                    () = send_metadata(&link, requests, entries) => {}
+                    () = stop.cancelled() => {}
+                }
+            }));
         }
         self.update_gauges();
         Ok(())
@@ -630,7 +664,14 @@ pub struct Channels {
 fn build_link(rw: &RemoteWrite, metrics: Arc<Metrics>) -> Result<Link, SendError> {
     let owner = format!("remote_write {}", rw.name);
     let tls = client_tls(&owner, &rw.tls)?;
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !rw.enable_http2 {
+        builder = builder.http1_only();
+    }
+    let redirects =
+        if rw.follow_redirects { reqwest::redirect::Policy::limited(10) } else { reqwest::redirect::Policy::none() };
+    let client = builder
+        .redirect(redirects)
         .use_preconfigured_tls(tls)
         .timeout(rw.timeout)
         .connect_timeout(rw.timeout.min(Duration::from_secs(10)))
@@ -660,6 +701,7 @@ fn build_link(rw: &RemoteWrite, metrics: Arc<Metrics>) -> Result<Link, SendError
         min_backoff: rw.min_backoff,
         max_backoff: rw.max_backoff,
         retry_on_http_429: rw.retry_on_http_429,
+        sample_age_limit: rw.sample_age_limit,
         metrics: DestMetrics::new(metrics, &rw.name, &rw.url, rw),
         send_nanos: AtomicU64::new(0),
         sent_samples: AtomicU64::new(0),
@@ -722,14 +764,33 @@ pub struct ShardPart {
     pub max_ts: i64,
 }
 
+/// The oldest timestamp (ms) that may still be sent under `sample_age_limit`.
+fn oldest_to_send(limit: Option<Duration>) -> i64 {
+    match limit {
+        Some(limit) => crate::clock::now_ms().saturating_sub(limit.as_millis() as i64),
+        None => i64::MIN,
+    }
+}
+
 /// The series of an uncompressed record spread over `shards` shards by a hash of their
 /// labels (a series always lands on the same shard), each shard's part cut at `max` samples, in
-/// record order per shard.
-pub fn split_record(raw: &[u8], shards: usize, max: u32) -> Result<Vec<ShardPart>, encode::Malformed> {
+/// record order per shard. A series whose newest sample is older than `oldest` (ms) is left out;
+/// the samples left out are returned beside the parts.
+pub fn split_record(
+    raw: &[u8],
+    shards: usize,
+    max: u32,
+    oldest: i64,
+) -> Result<(Vec<ShardPart>, u64), encode::Malformed> {
     let mut open: Vec<Option<ShardPart>> = (0..shards).map(|_| None).collect();
     let mut parts = Vec::new();
+    let mut too_old = 0u64;
     for s in encode::series(raw) {
         let s = s?;
+        if s.max_ts < oldest {
+            too_old += u64::from(s.samples);
+            continue;
+        }
         let shard = (xxhash_rust::xxh3::xxh3_64(s.labels) % shards as u64) as usize;
         let part =
             open[shard].get_or_insert_with(|| ShardPart { shard, bytes: Vec::new(), samples: 0, max_ts: i64::MIN });
@@ -741,7 +802,7 @@ pub fn split_record(raw: &[u8], shards: usize, max: u32) -> Result<Vec<ShardPart
         }
     }
     parts.extend(open.into_iter().flatten());
-    Ok(parts)
+    Ok((parts, too_old))
 }
 
 /// Undoes the text-format escaping of a key's label value (`\\`, `\"`, `\n`).
@@ -781,8 +842,9 @@ async fn shard(
         let full = samples >= link.max_samples_per_send;
         let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if !body.is_empty() && (full || due) {
+            let newest = parts.iter().map(|p| p.2).max().unwrap_or(i64::MIN);
             let accepted = tokio::select! {
-                r = send(&link, std::mem::take(&mut body), samples) => r,
+                r = send(&link, std::mem::take(&mut body), samples, newest) => r,
                 _ = stop.cancelled() => return,
             };
             for (record, n, max_ts) in parts.drain(..) {
@@ -811,8 +873,9 @@ async fn shard(
 }
 
 /// Sends one request until it is accepted (true) or refused for good (false); retries
-/// retryable failures forever (the durable queue holds the rest meanwhile).
-async fn send(link: &Link, raw: Vec<u8>, samples: usize) -> bool {
+/// retryable failures forever (the durable queue holds the rest meanwhile), or, under
+/// `sample_age_limit`, until its newest sample (`newest`, ms) is too old to send.
+async fn send(link: &Link, raw: Vec<u8>, samples: usize, newest: i64) -> bool {
     let body =
         Bytes::from(snap::raw::Encoder::new().compress_vec(&raw).expect("snappy compresses any input below 4 GiB"));
     let m = &link.metrics;
@@ -864,6 +927,53 @@ async fn send(link: &Link, raw: Vec<u8>, samples: usize) -> bool {
         };
         tokio::time::sleep(delay).await;
         backoff = (backoff * 2).min(link.max_backoff);
+        if newest < oldest_to_send(link.sample_age_limit) {
+            tracing::warn!(remote_name = %link.name, samples, "remote_write: samples older than sample_age_limit, dropped");
+            m.dropped("too_old", samples as u64);
+            return false;
+        }
+    }
+}
+
+/// Sends metadata requests (uncompressed `WriteRequest`s), each tried up to 3 times with the
+/// destination's backoff: metadata is sent again every interval, so it is not queued.
+async fn send_metadata(link: &Link, requests: Vec<Vec<u8>>, entries: usize) {
+    let r = &link.metrics.metrics.remote_storage;
+    let sent = r.metadata.get_or_create(&link.metrics.labels).clone();
+    let failed = r.metadata_failed.get_or_create(&link.metrics.labels).clone();
+    let per_request = entries.div_ceil(requests.len().max(1)) as u64;
+    for raw in requests {
+        let body =
+            Bytes::from(snap::raw::Encoder::new().compress_vec(&raw).expect("snappy compresses any input below 4 GiB"));
+        let mut backoff = link.min_backoff;
+        let mut delivered = false;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(link.max_backoff);
+            }
+            match link.client.post(&link.url).headers(link.headers.clone()).body(body.clone()).send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    delivered = true;
+                    break;
+                }
+                Ok(resp) if resp.status().is_client_error() && resp.status().as_u16() != 429 => {
+                    tracing::warn!(remote_name = %link.name, status = resp.status().as_u16(), "remote_write: metadata refused");
+                    break;
+                }
+                Ok(resp) => {
+                    tracing::debug!(remote_name = %link.name, status = resp.status().as_u16(), "remote_write: metadata send failed")
+                }
+                Err(e) => {
+                    tracing::debug!(remote_name = %link.name, error = %error_chain(&e), "remote_write: metadata send failed")
+                }
+            }
+        }
+        if delivered {
+            sent.inc_by(per_request)
+        } else {
+            failed.inc_by(per_request)
+        };
     }
 }
 

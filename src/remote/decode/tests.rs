@@ -19,7 +19,7 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
 }
 
 fn encode(ts: Vec<TimeSeries>) -> Vec<u8> {
-    WriteRequest { timeseries: ts }.encode_to_vec()
+    WriteRequest { timeseries: ts, metadata: vec![] }.encode_to_vec()
 }
 
 /// What prost reads, in the decoder's shape: per series its non-empty labels and samples.

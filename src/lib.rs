@@ -2,6 +2,7 @@
 //! each group, merges and deduplicates their series, and serves one clean view over TLS.
 //!
 //! # Layout
+//! - [`build`]: what this binary is (version, revision, builder, compiler), as Prometheus says it.
 //! - [`client`]: HTTP clients to upstreams: `tls_config`, `basic_auth`, `authorization`.
 //! - [`clock`]: wall-clock time in Prometheus' units.
 //! - [`cli`]: the command line (`serve`, `check-config`, `demo`; the on-call `status`, `leader`,
@@ -27,6 +28,7 @@
 //! - [`telemetry`]: promfed's own metrics and logging.
 //! - [`trust`]: server-certificate verification: webpki plus Go's "the leaf is a configured CA" rule.
 //! - [`varint`]: protobuf varints for the hand-written encoders.
+pub mod build;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -21,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    #[error("promfed was started without a config file: nothing to reload")]
+    #[error(
+        "this promfed runs an embedded config (promfed demo), not a file: there is nothing to reload; \
+         `promfed serve --config FILE` reloads FILE on SIGHUP or POST /-/reload"
+    )]
     NoFile,
     #[error(transparent)]
     Config(#[from] config::ConfigError),
@@ -39,9 +42,16 @@ type Reply = oneshot::Sender<Result<(), ReloadError>>;
 #[derive(Clone)]
 pub struct ReloadHandle {
     tx: mpsc::Sender<Reply>,
+    /// The config running now (replaced by each successful reload).
+    current: Arc<arc_swap::ArcSwap<Config>>,
 }
 
 impl ReloadHandle {
+    /// The config running now.
+    pub fn current(&self) -> Arc<Config> {
+        self.current.load_full()
+    }
+
     /// Reloads and waits for the result.
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let (reply, rx) = oneshot::channel();
@@ -64,6 +74,7 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     token: CancellationToken,
     rx: mpsc::Receiver<Reply>,
+    current: Arc<arc_swap::ArcSwap<Config>>,
 }
 
 impl Reloader {
@@ -86,9 +97,11 @@ impl Reloader {
         // reload" is then never the epoch.
         metrics.config_last_reload_successful.set(1);
         metrics.config_last_reload_success_timestamp_seconds.set(crate::clock::now_secs());
+        let current = Arc::new(arc_swap::ArcSwap::from_pointee(config.clone()));
         let r = Reloader {
             path,
             config,
+            current: current.clone(),
             store,
             manager,
             senders,
@@ -99,7 +112,7 @@ impl Reloader {
             token,
             rx,
         };
-        (r, ReloadHandle { tx })
+        (r, ReloadHandle { tx, current })
     }
 
     /// Serves reload requests until shutdown, then stops discovery.
@@ -116,6 +129,8 @@ impl Reloader {
                             let now = crate::clock::now_secs();
                             self.metrics.config_last_reload_success_timestamp_seconds.set(now);
                         }
+                        // Nothing failed: there is no file (the demo); the running config stands.
+                        Err(e @ ReloadError::NoFile) => tracing::info!("reload asked: {e}"),
                         Err(e) => {
                             tracing::error!("configuration reload failed, the old configuration keeps running: {e}");
                             self.metrics.config_last_reload_successful.set(0);
@@ -132,7 +147,8 @@ impl Reloader {
 
     async fn reload(&mut self) -> Result<(), ReloadError> {
         let path = self.path.as_ref().ok_or(ReloadError::NoFile)?;
-        let new = config::load(path)?;
+        let mut new = config::load(path)?;
+        new.flags = self.config.flags.clone();
         let (old, next) = (&self.config.server, &new.server);
         if old.listen != next.listen
             || old.tls != next.tls
@@ -175,6 +191,7 @@ impl Reloader {
         let handover = Handover { epoch, found };
         self.discovery = Some(Discovery::start(&new.groups, &self.metrics, &self.targets, &self.token, &handover));
         self.epoch = epoch;
+        self.current.store(Arc::new(new.clone()));
         self.config = new;
         Ok(())
     }

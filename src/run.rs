@@ -41,6 +41,8 @@ pub enum StartError {
     Client(#[from] crate::scrape::ClientError),
     #[error("{0}")]
     RemoteWrite(#[from] crate::remote::send::SendError),
+    #[error("leader pins: {0}")]
+    Pins(crate::merge::pins::PinsError),
 }
 
 /// promfed stopped because something failed.
@@ -120,6 +122,11 @@ pub async fn start_from_file(
     let (mut store, handle) = Store::new(group_settings(&config), metrics.clone());
     if config.groups.is_empty() {
         store.ready_when_empty();
+    }
+    // Leader pins survive restarts; a promfed without a file (the demo, tests) keeps none.
+    if config_path.is_some() {
+        let pins = crate::merge::pins::PinFile::open(&config.data_dir).map_err(StartError::Pins)?;
+        store.keep_pins(pins);
     }
     let (senders, senders_handle) =
         crate::remote::senders::Senders::start(&config.remote_write, &mut store, handle.clone(), metrics.clone())?;

@@ -239,6 +239,9 @@ impl Registrar<'_> {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: String,
+    pub revision: String,
+    pub branch: String,
+    pub rustversion: String,
 }
 
 fn duration_histogram() -> Histogram {
@@ -408,7 +411,11 @@ impl Metrics {
             "Requests whose target was sent with bytes that must be percent-encoded (a \", <, >, space, #) and was encoded before routing",
             m.http_request_targets_encoded.clone(),
         );
-        r.register("build_info", "promfed's version", m.build_info.clone());
+        r.register(
+            "build_info",
+            "1, labelled with promfed's version, revision, branch and compiler (as prometheus_build_info)",
+            m.build_info.clone(),
+        );
         r.register(
             "config_last_reload_successful",
             "1 when the last configuration reload succeeded",
@@ -529,7 +536,14 @@ impl Metrics {
             rs.queue_corrupt_records.clone(),
         );
         let families = registrar.families;
-        m.build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_owned() }).set(1);
+        let b = &crate::build::BUILD;
+        let labels = BuildLabels {
+            version: b.version.to_owned(),
+            revision: b.revision.to_owned(),
+            branch: b.branch.to_owned(),
+            rustversion: b.rust_version.to_owned(),
+        };
+        m.build_info.get_or_create(&labels).set(1);
         Metrics { registry, families, ..m }
     }
 

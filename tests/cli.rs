@@ -269,6 +269,24 @@ async fn demo_serves_the_merged_view_over_https() {
         client.get(format!("{url}/api/v1/status/groups")).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["data"][0]["name"], "demo");
     assert_eq!(status["data"][0]["replicas"].as_array().unwrap().len(), 2);
+    // The demo has no file to reload: said as what to do, not as a server error.
+    let r = client.post(format!("{url}/-/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("promfed serve --config FILE"), "{text}");
+}
+
+/// `--version` as `prometheus --version` lays it out: version, branch, revision, build user
+/// and date, compiler, platform.
+#[test]
+fn version_says_what_was_built_from_what_and_by_whom() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(&format!("promfed {} (branch: ", env!("CARGO_PKG_VERSION"))), "{text}");
+    for line in ["revision: ", "build user:", "build date:", "rust version:     rustc ", "platform:"] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
 }
 
 /// Logs as Prometheus writes them (issue 15): logfmt by default, JSON on request, never a

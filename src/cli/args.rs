@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// promfed: federate Prometheus HA pairs into one deduplicated, gap-free view.
 #[derive(Debug, Parser)]
-#[command(name = "promfed", version, about, long_about = None, propagate_version = true)]
+#[command(name = "promfed", version, long_version = crate::build::LONG_VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Only log messages with the given severity or above, as Prometheus' `--log.level`.
     #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info)]

@@ -39,9 +39,22 @@ pub fn run(cli: Cli) -> ExitCode {
         _ => cli.log_level.directive().to_owned(),
     };
     crate::telemetry::init_logging(&filter, cli.log_format == args::LogFormat::Json);
+    let mut flags = std::collections::BTreeMap::new();
+    {
+        use clap::ValueEnum;
+        let name = |v: Option<clap::builder::PossibleValue>| v.map(|v| v.get_name().to_owned()).unwrap_or_default();
+        flags.insert("log.level".to_owned(), name(cli.log_level.to_possible_value()));
+        flags.insert("log.format".to_owned(), name(cli.log_format.to_possible_value()));
+        flags.insert("log".to_owned(), cli.log.clone().unwrap_or_default());
+    }
     match cli.command {
         Command::CheckConfig { file, syntax_only } => server::check_config(&file, syntax_only),
-        Command::Serve { config, listen } => server::serve(config, listen),
+        Command::Serve { config, listen } => {
+            // As Prometheus' /api/v1/status/flags names them, every flag with its value.
+            flags.insert("config.file".to_owned(), config.display().to_string());
+            flags.insert("web.listen-address".to_owned(), listen.clone().unwrap_or_default());
+            server::serve(config, listen, flags)
+        }
         Command::Demo { listen, down_every, down_for, duration } => {
             server::demo(crate::demo::DemoOptions { listen, down_every, down_for, duration, dir: None })
         }

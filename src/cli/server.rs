@@ -27,11 +27,12 @@ pub fn check_config(file: &Path, syntax_only: bool) -> ExitCode {
 }
 
 /// `promfed serve --config FILE`: runs until SIGTERM or SIGINT.
-pub fn serve(config: PathBuf, listen: Option<String>) -> ExitCode {
-    let c = match config::load(&config) {
+pub fn serve(config: PathBuf, listen: Option<String>, flags: std::collections::BTreeMap<String, String>) -> ExitCode {
+    let mut c = match config::load(&config) {
         Ok(c) => c,
         Err(e) => return config_failure(&e),
     };
+    c.flags = flags;
     // `--web.listen-address` over the file's `server.listen_address` (kept over reloads: the
     // listener is bound here, the file's address is not used).
     let listen = match listen.as_deref().map(config::listen::parse).transpose() {

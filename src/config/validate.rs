@@ -185,6 +185,13 @@ pub struct Config {
     pub query: Query,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
+    /// Where state that survives a restart is kept (queues, leader pins).
+    pub data_dir: PathBuf,
+    /// The file as written (shown, secrets redacted, by `/api/v1/status/config`).
+    pub file: std::sync::Arc<FileConfig>,
+    /// The command line's flags, by Prometheus-style name (`/api/v1/status/flags`); set by the
+    /// command that starts promfed, kept over reloads.
+    pub flags: std::collections::BTreeMap<String, String>,
 }
 
 struct Checker {
@@ -662,6 +669,9 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
             probes,
             query,
             warnings: c.warnings,
+            data_dir: file.data_dir.clone(),
+            file: std::sync::Arc::new(file.clone()),
+            flags: Default::default(),
         })
     } else {
         Err(c.problems)

@@ -567,6 +567,16 @@ impl Group {
         Ok(())
     }
 
+    /// The pinned replica's name, if any.
+    pub fn pinned(&self) -> Option<&str> {
+        self.pin.map(|i| self.replicas[i].name.as_str())
+    }
+
+    /// True when `replica` is one of the group's (active) replicas.
+    pub fn has_replica(&self, replica: &str) -> bool {
+        self.slot(replica).is_some()
+    }
+
     /// Removes the pin; the configured preference applies again (with the usual hold-down).
     pub fn unpin(&mut self) {
         self.pin = None;

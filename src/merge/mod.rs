@@ -3,11 +3,13 @@
 //!
 //! - [`group`]: the merge rules of one group (pure, clock passed in);
 //! - [`arena`]: where a group keeps its series' label values;
+//! - [`pins`]: the operator's leader pins, kept in `data_dir` across restarts;
 //! - [`store`]: the task that owns every group, applies scrape outcomes and operator commands,
 //!   and publishes a [`Snapshot`].
 
 pub mod arena;
 pub mod group;
+pub mod pins;
 pub mod snapshot;
 pub mod store;
 

@@ -142,6 +142,8 @@ pub struct Store {
     emit_to: Vec<(String, mpsc::Sender<Arc<Emitted>>)>,
     /// Emitted samples not yet handed to `emit_to`.
     outbox: Vec<Arc<Emitted>>,
+    /// The operator's pins, kept across restarts (`None`: not kept, as in tests).
+    pins: Option<super::pins::PinFile>,
 }
 
 /// One group and what the store knows about it.
@@ -195,6 +197,7 @@ impl Store {
             on_publish: None,
             emit_to: Vec::new(),
             outbox: Vec::new(),
+            pins: None,
         };
         store.reconfigure(groups, &[]);
         store.publish_all();
@@ -396,6 +399,43 @@ impl Store {
         }
     }
 
+    /// Keeps the operator's pins in `pins` from now on, and applies those it holds (each as soon
+    /// as its group and replica exist).
+    pub fn keep_pins(&mut self, pins: super::pins::PinFile) {
+        self.pins = Some(pins);
+        self.restore_pins();
+    }
+
+    /// Applies the kept pins whose group has no pin yet and has the replica.
+    fn restore_pins(&mut self) {
+        let Some(pins) = &self.pins else { return };
+        let mut restored = Vec::new();
+        for (group, replica) in &pins.wanted {
+            if let Some(i) = self.groups.iter().position(|s| s.group.name() == group)
+                && self.groups[i].group.pinned().is_none()
+                && self.groups[i].group.has_replica(replica)
+                && self.groups[i].group.pin(replica).is_ok()
+            {
+                tracing::info!(%group, %replica, file = %pins.path().display(), "leader pin restored");
+                restored.push(i);
+            }
+        }
+        for i in restored {
+            self.publish_group(i);
+            self.update_group_metrics(i);
+        }
+    }
+
+    /// Writes a pin change to the pins file, if pins are kept; a failure is logged (the pin
+    /// holds until the restart).
+    fn record_pin(&mut self, group: &str, replica: Option<&str>) {
+        if let Some(pins) = &mut self.pins
+            && let Err(e) = pins.set(group, replica)
+        {
+            tracing::error!(%group, error = %e, "leader pin not saved: it will not survive a restart");
+        }
+    }
+
     fn index(&self, group: &str) -> Result<usize, CommandError> {
         self.groups
             .iter()
@@ -409,6 +449,7 @@ impl Store {
                 let i = self.index(&group)?;
                 self.groups[i].group.pin(&replica)?;
                 tracing::info!(%group, %replica, "leader pinned by operator");
+                self.record_pin(&group, Some(&replica));
                 self.publish_group(i);
                 self.update_group_metrics(i);
             }
@@ -416,6 +457,7 @@ impl Store {
                 let i = self.index(&group)?;
                 self.groups[i].group.unpin();
                 tracing::info!(%group, "leader unpinned by operator");
+                self.record_pin(&group, None);
                 self.publish_group(i);
                 self.update_group_metrics(i);
             }
@@ -510,7 +552,10 @@ impl Store {
                     let _ = reply.send(self.push(group, lookback_ms, push));
                 }
                 Some(Input::Command { command, reply }) => {
-                    let _ = reply.send(self.command(command));
+                    let result = self.command(command);
+                    // Replicas or groups may have come that a kept pin waited for.
+                    self.restore_pins();
+                    let _ = reply.send(result);
                 }
                 Some(Input::Flush { reply }) => {
                     self.publish_changed();

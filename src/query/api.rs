@@ -716,16 +716,8 @@ async fn alerts(State(api): State<Arc<QueryApi>>) -> Response {
     success(json!({"alerts": all}), &warnings)
 }
 
-/// Prometheus-shaped build information (no `features`), so Grafana treats promfed as a
-/// Prometheus 2.42.
+/// Prometheus' build information ([`crate::build::BuildInfo::api`]; no `features`, so Grafana
+/// treats promfed as a Prometheus 2.42).
 async fn buildinfo() -> Response {
-    let data = json!({
-        "version": "2.42.0",
-        "revision": concat!("promfed-", env!("CARGO_PKG_VERSION")),
-        "branch": "promfed",
-        "buildUser": "promfed",
-        "buildDate": "",
-        "goVersion": "",
-    });
-    success(data, &[])
+    success(crate::build::BUILD.api(), &[])
 }

@@ -6,6 +6,8 @@
 //! - `GET /-/healthy`, `GET /-/ready` (ready once every group has merged a first scrape);
 //! - `GET /api/v1/status/groups`: groups, replicas, health, leader, pin, last scrape and error;
 //! - `GET /api/v1/status/ha`: the Remote-Write HA tracker's clusters and elected replicas;
+//! - `GET /api/v1/status/config`, `/api/v1/status/flags`, `/api/v1/targets`: Prometheus' status
+//!   endpoints ([`super::status`]);
 //! - `POST /api/v1/write`: Remote-Write pushes, when the receiver is configured;
 //! - `GET /probe`, `GET /api/v1/probes`: blackbox_exporter-compatible probes, when configured;
 //! - `POST /api/v1/leader/{group}` `{"replica": "b"}` pins a leader, `DELETE` unpins.
@@ -73,6 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/-/reload", post(reload))
         .route("/api/v1/status/groups", get(status_groups))
         .route("/api/v1/status/ha", get(status_ha))
+        .route("/api/v1/status/config", get(super::status::config))
+        .route("/api/v1/status/flags", get(super::status::flags))
+        .route("/api/v1/targets", get(super::status::targets))
         .route("/api/v1/leader/{group}", post(pin).delete(unpin))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -257,6 +262,9 @@ async fn reload(State(state): State<AppState>) -> Response {
     };
     match reload.reload().await {
         Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        // As Prometheus answers a reload it does not allow (403, "Lifecycle API is not
+        // enabled"): not a failure of promfed, and the message says what to do.
+        Err(e @ crate::reload::ReloadError::NoFile) => (StatusCode::FORBIDDEN, format!("{e}\n")).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
     }
 }

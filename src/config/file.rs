@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Defaults for every group.
@@ -36,7 +36,8 @@ pub struct FileConfig {
     /// destination through its own durable queue under `data_dir`.
     #[serde(default)]
     pub remote_write: Vec<RemoteWriteConfig>,
-    /// Where promfed keeps state that must survive a restart (the remote-write queues).
+    /// Where promfed keeps state that must survive a restart: the remote-write queues
+    /// (`remote_write/<name>/`) and the leader pins (`pins.json`).
     /// Relative paths are relative to the working directory, as Prometheus' `--storage.tsdb.path`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -54,7 +55,7 @@ pub struct FileConfig {
 }
 
 /// Limits of the query API, with Prometheus' defaults.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryConfig {
     /// Longest a query may run, fetches included (Prometheus' `--query.timeout`); a request's
@@ -113,7 +114,7 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// One remote-write destination (Prometheus' `remote_write` entry).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver's endpoint, e.g. `https://mimir:9009/api/v1/push`.
@@ -231,7 +232,7 @@ impl RemoteWriteConfig {
 }
 
 /// Prometheus' `metadata_config`, with its defaults.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataConfig {
     /// Send metric metadata at all.
@@ -263,7 +264,7 @@ fn default_metadata_per_send() -> usize {
 }
 
 /// Prometheus' `queue_config`, with Prometheus 2.42's defaults.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Samples buffered in memory per shard, read ahead from the durable queue.
@@ -339,7 +340,7 @@ fn default_max_backoff() -> PromDuration {
 }
 
 /// The on-disk queue of one destination.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DurableQueueConfig {
     /// Most disk used; beyond it the oldest unsent samples are dropped (counted in
@@ -377,7 +378,7 @@ fn default_queue_sync_interval() -> PromDuration {
 }
 
 /// The Remote-Write receiver.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Largest request body accepted as received (snappy-compressed); larger gets 413.
@@ -405,7 +406,7 @@ pub struct ReceiverConfig {
 }
 
 /// Election of one pushing replica per cluster.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HaTrackerConfig {
     /// The label naming the cluster (the HA pair); kept on the series.
@@ -466,7 +467,7 @@ fn default_fill_after() -> PromDuration {
 }
 
 /// Defaults for every group; a group may override each.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GlobalConfig {
     /// How often each replica's `/federate` is scraped.
@@ -547,10 +548,13 @@ fn default_true() -> bool {
 }
 
 /// The server side.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Address to listen on.
+    /// Address to listen on, as Prometheus takes it: `ip:port`, `[v6]:port`, `host:port`
+    /// (`localhost:9443`), `:port` (every IPv4 interface). `serve --web.listen-address`
+    /// overrides it. Without `tls_server_config` this is plain HTTP: the CLI, whose default URL
+    /// is `https://127.0.0.1:9443`, then says to use `--url http://…`.
     #[serde(default = "default_listen")]
     pub listen_address: String,
     /// TLS for the listener (Prometheus web config shape). Without it promfed serves plain
@@ -581,7 +585,7 @@ impl Default for ServerConfig {
 }
 
 /// Certificate and key of the listener; reloaded when the files change or on SIGHUP.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsServerConfig {
     /// PEM certificate chain.
@@ -597,7 +601,7 @@ pub struct TlsServerConfig {
 }
 
 /// Upstream TLS (Prometheus `tls_config`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// CA to verify the replicas' certificates; the system roots otherwise.
@@ -618,7 +622,7 @@ pub struct TlsConfig {
 }
 
 /// HTTP basic auth; exactly one of `password` and `password_file`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
@@ -629,7 +633,7 @@ pub struct BasicAuth {
 }
 
 /// An `Authorization` header; exactly one of `credentials` and `credentials_file`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     /// The scheme; `Bearer` by default.
@@ -646,7 +650,7 @@ fn default_auth_type() -> String {
 }
 
 /// One HA group.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     /// Unique name, used in metrics, status and the leader API.
@@ -727,7 +731,7 @@ pub struct GroupConfig {
 }
 
 /// Prometheus' `static_configs` entry: targets and the labels they share.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticConfig {
     /// `host:port` of each replica's Prometheus.
@@ -738,7 +742,7 @@ pub struct StaticConfig {
 }
 
 /// One statically listed replica.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaConfig {
     /// Unique within the group (e.g. the replica label's value).

@@ -4,6 +4,7 @@
 pub mod file;
 pub mod listen;
 pub mod pem;
+pub mod reference;
 pub mod shown;
 pub mod units;
 pub mod validate;

@@ -77,6 +77,19 @@ impl<'de> Deserialize<'de> for PromDuration {
     }
 }
 
+/// In the config reference: a string in Prometheus' duration format.
+impl schemars::JsonSchema for PromDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "duration"})
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
 impl Serialize for PromDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -134,6 +147,19 @@ impl<'de> Deserialize<'de> for ByteSize {
             Raw::N(n) => Ok(ByteSize(n)),
             Raw::S(s) => ByteSize::parse(&s).map_err(de::Error::custom),
         }
+    }
+}
+
+/// In the config reference: a size with a unit.
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Size".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "size"})
+    }
+    fn inline_schema() -> bool {
+        true
     }
 }
 

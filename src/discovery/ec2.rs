@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// One `ec2_sd_configs` entry (Prometheus' fields).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2SdConfig {
     /// The AWS region. When empty: `AWS_REGION` / `AWS_DEFAULT_REGION`, else the `region` of the
@@ -57,7 +57,7 @@ pub struct Ec2SdConfig {
 }
 
 /// A `DescribeInstances` filter.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2Filter {
     pub name: String,

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 pub type Labels = BTreeMap<String, String>;
 
 /// One relabel rule as written in the config.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelabelConfig {
     /// Labels whose values are joined with `separator` and matched against `regex`.
@@ -53,7 +53,7 @@ fn default_replacement() -> String {
 
 /// The relabel actions; in the config in any case (`Replace`, `HASHMOD`), as Prometheus takes
 /// them.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     #[default]

@@ -32,7 +32,7 @@ use serde::Serialize;
 use std::sync::Arc;
 
 /// The role a replica plays in its group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Primary,

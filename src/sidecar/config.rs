@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// `probes:` as written.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbesConfig {
     /// A blackbox_exporter modules file, read unchanged. Relative to the working directory.
@@ -48,7 +48,7 @@ fn default_history() -> usize {
 }
 
 /// One scheduled probe.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduledConfig {
     /// As `/probe?target=` takes it.

@@ -29,7 +29,7 @@ pub enum ModulesError {
 }
 
 /// The whole file: `modules:` and nothing else.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Modules {
     /// The modules by name, as `/probe?module=NAME` selects them.
@@ -38,7 +38,7 @@ pub struct Modules {
 }
 
 /// One module.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Module {
     /// `http`, `tcp`, `dns`, `icmp` (`grpc` is accepted and fails at probe time).
@@ -74,6 +74,19 @@ impl<'de> Deserialize<'de> for ProbeRegex {
     }
 }
 
+/// In the config reference: a string (a regular expression).
+impl schemars::JsonSchema for ProbeRegex {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Regex".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "regex"})
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
 impl Serialize for ProbeRegex {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.0.as_str())
@@ -81,7 +94,7 @@ impl Serialize for ProbeRegex {
 }
 
 /// Prometheus' client `tls_config` as blackbox_exporter 0.23 takes it.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeTlsConfig {
     /// Accept any certificate (its dates are still reported).
@@ -108,7 +121,7 @@ pub struct ProbeTlsConfig {
 }
 
 /// `basic_auth`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeBasicAuth {
     #[serde(default)]
@@ -120,7 +133,7 @@ pub struct ProbeBasicAuth {
 }
 
 /// `authorization`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeAuthorization {
     /// Default `Bearer`.
@@ -133,7 +146,7 @@ pub struct ProbeAuthorization {
 }
 
 /// `oauth2` (accepted, not used: see [`Modules::unsupported`]).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OAuth2 {
     pub client_id: String,
@@ -153,7 +166,7 @@ pub struct OAuth2 {
 }
 
 /// One `fail_if_header_(not_)matches` entry.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderMatch {
     pub header: String,
@@ -164,7 +177,7 @@ pub struct HeaderMatch {
 }
 
 /// `http:`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpProbe {
     /// Accepted status codes; empty means 2xx.
@@ -247,7 +260,7 @@ impl HttpProbe {
 }
 
 /// One step of `query_response`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryResponse {
     /// Read lines until one matches; `${1}` in `send` refers to its groups.
@@ -262,7 +275,7 @@ pub struct QueryResponse {
 }
 
 /// `tcp:`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcpProbe {
     #[serde(default)]
@@ -286,7 +299,7 @@ impl Default for TcpProbe {
 }
 
 /// `validate_*_rrs`.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RrValidator {
     /// Fails if any record matches any of these.
@@ -304,7 +317,7 @@ pub struct RrValidator {
 }
 
 /// `dns:`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnsProbe {
     #[serde(default)]
@@ -348,7 +361,7 @@ impl Default for DnsProbe {
 }
 
 /// `icmp:`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IcmpProbe {
     #[serde(default)]
@@ -374,7 +387,7 @@ impl Default for IcmpProbe {
 }
 
 /// `grpc:` (accepted so that a blackbox.yml with a gRPC module loads; not probed).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcProbe {
     #[serde(default)]

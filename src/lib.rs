@@ -10,6 +10,7 @@
 //! - [`dashboards`]: dashboards as code: lint, plan, apply, pull and provision Grafana dashboards.
 //! - [`demo`]: `promfed demo`, two synthetic replicas federated over HTTPS, nothing installed.
 //! - [`config`]: the YAML file, validated up front with every problem reported at once.
+//! - [`dns`]: the DNS wire format (queries, answers, type and rcode names) of the DNS prober.
 //! - [`discovery`]: where each group's replicas are (static lists; a trait for more).
 //! - [`scrape`]: one loop per replica, bounded and negotiated scrapes of `/federate`.
 //! - [`parse`]: text and protobuf exposition decoders, pushing samples into a sink.
@@ -20,6 +21,7 @@
 //! - [`remote`]: Remote-Write: the receiver of pushes, with HA election per cluster, and the
 //!   sender of the merged stream through a durable queue per destination.
 //! - [`query`]: the query side: remote read of each replica's raw history, merged by the HA rules.
+//! - [`relabel`]: Prometheus relabeling of label sets (discovered targets, remote-write series).
 //! - [`reload`]: SIGHUP / `POST /-/reload`: re-read the config, keep the state of surviving groups.
 //! - [`run`]: wiring it all together with one shutdown path; signals.
 //! - [`selector`]: `match[]` selectors.
@@ -36,10 +38,12 @@ pub mod config;
 pub mod dashboards;
 pub mod demo;
 pub mod discovery;
+pub mod dns;
 pub mod key;
 pub mod merge;
 pub mod parse;
 pub mod query;
+pub mod relabel;
 pub mod reload;
 pub mod remote;
 pub mod render;

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use common::{ChildGuard, blackbox_exporter_binary, free_port};
-use promfed::sidecar::probe::dns::wire;
+use promfed::dns as wire;
 use promfed::sidecar::{ProbesConfig, run as sidecar};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 //! file, each with its own `relabel_configs` (together: every action, and the examples of
 //! Prometheus' configuration documentation). Prometheus relabels them; we read its
 //! `/api/v1/targets?state=any` and, for every target of every job, run our
-//! `promfed::discovery::relabel::relabel` on the label set Prometheus relabeled, with the same
+//! `promfed::relabel::relabel` on the label set Prometheus relabeled, with the same
 //! YAML rule list parsed by `serde_saphyr`. Then:
 //!
 //! - Prometheus dropped the target ⇔ ours returns `None`;
@@ -34,7 +34,7 @@
 mod common;
 
 use common::Prometheus;
-use promfed::discovery::relabel::{Labels, RelabelConfig, Rule, relabel};
+use promfed::relabel::{Labels, RelabelConfig, Rule, relabel};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

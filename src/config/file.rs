@@ -7,10 +7,9 @@
 //! config's `tls_server_config`), so that a Prometheus operator reads this file without a guide.
 
 use super::units::{ByteSize, PromDuration};
-use crate::discovery::ec2::Ec2SdConfig;
-use crate::discovery::file::FileSdConfig;
-use crate::discovery::relabel::RelabelConfig;
-use crate::merge::Role;
+use super::discovery::{Ec2SdConfig, FileSdConfig};
+use crate::relabel::RelabelConfig;
+use super::target::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,11 +42,11 @@ pub struct FileConfig {
     pub data_dir: PathBuf,
     /// blackbox_exporter-compatible probes: `GET /probe` and scheduled probes (absent: not served).
     #[serde(default)]
-    pub probes: Option<crate::sidecar::ProbesConfig>,
+    pub probes: Option<super::probes::ProbesConfig>,
     /// Keep Grafana's dashboards in sync with a directory, every `interval`, inside `promfed
     /// sidecar` (absent: no sync). `promfed serve` checks this section but does not run it.
     #[serde(default)]
-    pub dashboards: Option<crate::sidecar::dashboards::DashboardsConfig>,
+    pub dashboards: Option<super::dashboards::DashboardsConfig>,
     /// The Prometheus query API (`/api/v1/query`, `query_range`, `series`, `labels`, …) over
     /// the groups' merged history: Grafana's datasource.
     #[serde(default)]

@@ -1,11 +1,17 @@
 //! Configuration: the YAML file ([`file`]), Prometheus-style units ([`units`]) and the checks
 //! that turn it into a runnable [`Config`] ([`validate`]).
 
+pub mod blackbox;
+pub mod dashboards;
+pub mod discovery;
 pub mod file;
 pub mod listen;
 pub mod pem;
+pub mod probes;
+pub mod receiver;
 pub mod reference;
 pub mod shown;
+pub mod target;
 pub mod units;
 pub mod validate;
 pub mod yaml;

@@ -3,10 +3,9 @@
 
 use super::file::{Authorization, BasicAuth, FileConfig, RemoteWriteConfig, TlsConfig};
 use super::units::PromDuration;
-use crate::discovery::ec2::Ec2SdConfig;
-use crate::discovery::file::FileSdConfig;
-use crate::discovery::relabel::Rule;
-use crate::merge::{ReplicaSpec, Role};
+use super::discovery::{Ec2SdConfig, FileSdConfig};
+use crate::relabel::Rule;
+use super::target::{ReplicaSpec, Role};
 use crate::selector::SelectorSet;
 use crate::series::is_label_name;
 use std::collections::HashSet;
@@ -125,7 +124,7 @@ pub struct Query {
 #[derive(Clone, Debug)]
 pub struct Receiver {
     pub max_body_size: usize,
-    pub limits: crate::remote::decode::Limits,
+    pub limits: super::receiver::Limits,
     pub lookback: Duration,
     pub ha: Option<HaTracker>,
 }
@@ -135,7 +134,7 @@ pub struct Receiver {
 pub struct HaTracker {
     pub cluster_label: String,
     pub replica_label: String,
-    pub settings: crate::remote::ha::HaSettings,
+    pub settings: super::receiver::HaSettings,
     /// `fill_after` when `fill_from_non_elected` is on.
     pub fill_after: Option<Duration>,
 }
@@ -181,7 +180,7 @@ pub struct Config {
     pub receiver: Option<Receiver>,
     pub remote_write: Vec<RemoteWrite>,
     /// The `probes:` section, when present.
-    pub probes: Option<crate::sidecar::Probes>,
+    pub probes: Option<super::probes::Probes>,
     pub query: Query,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
@@ -747,7 +746,7 @@ fn receiver(c: &mut Checker, r: &crate::config::file::ReceiverConfig, lookback: 
         HaTracker {
             cluster_label: h.cluster_label.clone(),
             replica_label: h.replica_label.clone(),
-            settings: crate::remote::ha::HaSettings {
+            settings: super::receiver::HaSettings {
                 update_timeout_ms: h.update_timeout.0.as_millis() as i64,
                 failover_timeout_ms: h.failover_timeout.0.as_millis() as i64,
                 max_clusters: h.max_clusters,
@@ -758,7 +757,7 @@ fn receiver(c: &mut Checker, r: &crate::config::file::ReceiverConfig, lookback: 
     });
     Receiver {
         max_body_size: r.max_body_size.0 as usize,
-        limits: crate::remote::decode::Limits {
+        limits: super::receiver::Limits {
             max_decoded_bytes: r.max_decoded_size.0 as usize,
             max_labels_per_series: r.max_labels_per_series,
             max_label_name_length: r.max_label_name_length,
@@ -929,7 +928,7 @@ fn static_replicas(c: &mut Checker, p: &str, gc: &super::file::GroupConfig, rela
             targets.push(labels);
         }
     }
-    let (replicas, rejected) = crate::discovery::target::replicas(&targets, relabel);
+    let (replicas, rejected) = crate::config::target::replicas(&targets, relabel);
     for r in rejected {
         c.problem(format!("{p}.static_configs"), format!("target {:?}: {}", r.address, r.reason));
     }

@@ -7,11 +7,11 @@
 //! read or parsed keeps the targets it had last time (the error is logged and counted), so a
 //! half-written file never empties a group.
 
-use super::relabel::Labels;
+use crate::relabel::Labels;
 use super::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
 use crate::config::Group;
 use crate::telemetry::{MechanismLabels, Metrics};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,20 +19,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// One `file_sd_configs` entry.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileSdConfig {
-    /// Glob patterns of target files (`*.json`, `*.yml`, `*.yaml`).
-    pub files: Vec<String>,
-    /// Re-read every file this often even without a change.
-    #[serde(default = "default_refresh")]
-    pub refresh_interval: crate::config::units::PromDuration,
-}
-
-fn default_refresh() -> crate::config::units::PromDuration {
-    crate::config::units::PromDuration(Duration::from_secs(300))
-}
+pub use crate::config::discovery::FileSdConfig;
 
 /// A target group as written in a file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]

@@ -6,9 +6,10 @@
 
 pub mod ec2;
 pub mod file;
-pub mod relabel;
 pub mod static_config;
-pub mod target;
+
+use crate::config::target;
+use crate::relabel;
 
 pub use file::FileDiscoverer;
 pub use static_config::StaticDiscoverer;

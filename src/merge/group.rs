@@ -31,24 +31,7 @@ use hashbrown::HashTable;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// The role a replica plays in its group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Primary,
-    #[default]
-    Secondary,
-}
-
-impl std::fmt::Display for Role {
-    /// As configured and as logged: `primary`, `secondary`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Primary => "primary",
-            Role::Secondary => "secondary",
-        })
-    }
-}
+pub use crate::config::target::{ReplicaSpec, Role};
 
 /// Per-group settings the merge needs.
 #[derive(Clone, Debug)]
@@ -60,14 +43,6 @@ pub struct GroupSettings {
     pub lookback_ms: i64,
     /// promfed's own scrape interval for the group: slack when judging freshness.
     pub scrape_interval_ms: i64,
-}
-
-/// A replica as discovery describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplicaSpec {
-    pub name: String,
-    pub role: Role,
-    pub address: String,
 }
 
 /// What one scrape of one replica produced.

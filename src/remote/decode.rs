@@ -24,30 +24,7 @@ use crate::parse::{RawLabel, utf8};
 use crate::series::{cmp_short, is_label_name, is_metric_name};
 use std::ops::Range;
 
-/// Limits applied while decoding; the body-size limit is the receiver's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest decompressed protobuf accepted (checked from the snappy header, before
-    /// decompressing).
-    pub max_decoded_bytes: usize,
-    /// Largest number of labels in one series (`__name__` included).
-    pub max_labels_per_series: usize,
-    pub max_label_name_length: usize,
-    pub max_label_value_length: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        // Mimir's defaults for names, values and label count; 64 MiB decoded is 16× what
-        // Prometheus sends at most (`max_samples_per_send` 500 → about 100 KB).
-        Limits {
-            max_decoded_bytes: 64 << 20,
-            max_labels_per_series: 30,
-            max_label_name_length: 1024,
-            max_label_value_length: 2048,
-        }
-    }
-}
+pub use crate::config::receiver::Limits;
 
 /// Why a body was refused. [`DecodeError::too_large`] tells 413 from 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -17,25 +17,7 @@ use hashbrown::HashMap;
 use serde::Serialize;
 use std::sync::Mutex;
 
-/// How the tracker elects.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HaSettings {
-    pub update_timeout_ms: i64,
-    pub failover_timeout_ms: i64,
-    pub max_clusters: usize,
-    pub forget_after_ms: i64,
-}
-
-impl Default for HaSettings {
-    fn default() -> Self {
-        HaSettings {
-            update_timeout_ms: 15_000,
-            failover_timeout_ms: 30_000,
-            max_clusters: 1000,
-            forget_after_ms: 1_800_000,
-        }
-    }
-}
+pub use crate::config::receiver::HaSettings;
 
 /// The answer for one push.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -28,7 +28,7 @@ use super::metadata::Families;
 use super::queue::{Dropped, Position, Queue, QueueError, QueueSettings};
 use crate::client::{ClientError, auth_header, client_tls};
 use crate::config::RemoteWrite;
-use crate::discovery::relabel::{Labels, relabel};
+use crate::relabel::{Labels, relabel};
 use crate::key::KeyRef;
 use crate::merge::Emitted;
 use crate::telemetry::{FloatGauge, Metrics, RemoteLabels, RemoteReasonLabels};
@@ -198,7 +198,7 @@ struct Outstanding {
 /// One destination: its queue, its shards and the accounting between them.
 pub struct Destination {
     link: Arc<Link>,
-    relabel: Vec<crate::discovery::relabel::Rule>,
+    relabel: Vec<crate::relabel::Rule>,
     queue: Queue,
     input: mpsc::Receiver<Arc<Emitted>>,
     control: mpsc::Receiver<RemoteWrite>,

@@ -4,7 +4,7 @@
 //! Exit codes: 0 the probe succeeded, 1 it failed, 2 usage (unknown module, a module of another
 //! prober), 64 an invalid `--config` file.
 
-use super::modules::{Module, Modules};
+use crate::config::blackbox::{Module, Modules};
 use super::probe::{self, ProbeParams, ProbeResult};
 use crate::cli::EXIT_CONFIG;
 use std::fmt::Write as _;
@@ -144,7 +144,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
         module.dns.query_name = q.clone();
     }
     if let Some(q) = &args.query_type {
-        if super::probe::dns::wire::rr_type(q).is_none() {
+        if crate::dns::rr_type(q).is_none() {
             eprintln!("error: --query-type {q:?} is not a DNS record type");
             return ExitCode::from(2);
         }

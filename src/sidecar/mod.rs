@@ -9,13 +9,11 @@
 //! - [`cli`]: `promfed probe KIND TARGET`, one probe printed for people or as JSON.
 
 pub mod cli;
-pub mod config;
 pub mod dashboards;
-pub mod modules;
 pub mod probe;
 pub mod run;
 pub mod service;
 
-pub use config::{Probes, ProbesConfig};
-pub use modules::{Module, Modules, ModulesError};
+pub use crate::config::blackbox::{Module, Modules, ModulesError};
+pub use crate::config::probes::{Probes, ProbesConfig};
 pub use service::ProbeService;

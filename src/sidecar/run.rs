@@ -4,7 +4,7 @@
 //! dashboard sync), `GET /-/healthy`; the dashboard sync loop. One root token; SIGTERM/SIGINT
 //! drain the listener (10 s grace) as `promfed serve` does.
 
-use super::config::{Probes, Sections};
+use crate::config::probes::{Probes, Sections};
 use super::dashboards::DashboardSync;
 use super::service::ProbeService;
 use crate::serve::{ServeOptions, install_crypto_provider};

@@ -9,7 +9,7 @@
 //! and shorter (or when the difference is negative). A failed probe is a 200 with
 //! `probe_success 0`; `debug=true` returns the probe's log, the metrics and the module instead.
 
-use super::config::{Probes, Scheduled};
+use crate::config::probes::{Probes, Scheduled};
 use super::probe::{self, ProbeParams, ProbeResult};
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -264,7 +264,7 @@ mod tests {
     use super::*;
 
     fn service(offset_ms: u64) -> Arc<ProbeService> {
-        let c: super::super::config::ProbesConfig =
+        let c: crate::config::probes::ProbesConfig =
             serde_saphyr::from_str(&format!("{{modules: {{h: {{prober: http}}}}, timeout_offset: {offset_ms}ms}}"))
                 .unwrap();
         ProbeService::new(c.check().unwrap())

@@ -2,10 +2,10 @@
 //! target (`host[:port]`, port 53 by default), then the rcode and the `validate_*_rrs` rules on
 //! each section, records compared as miekg/dns prints them ([`wire`]).
 
-pub mod wire;
+use crate::dns as wire;
 
 use super::{Recorder, resolve, split_host_port};
-use crate::sidecar::modules::{Module, RrValidator};
+use crate::config::blackbox::{Module, RrValidator};
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,7 +12,7 @@
 
 use super::tls::{self, ChainReport};
 use super::{ProbeParams, Recorder, resolve};
-use crate::sidecar::modules::{HttpProbe, Module};
+use crate::config::blackbox::{HttpProbe, Module};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};

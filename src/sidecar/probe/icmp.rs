@@ -11,7 +11,7 @@
 //! deadline, so a lost reply never holds a thread beyond it.
 
 use super::{Recorder, remaining, resolve};
-use crate::sidecar::modules::Module;
+use crate::config::blackbox::Module;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;

@@ -18,7 +18,7 @@ pub mod icmp;
 pub mod tcp;
 pub mod tls;
 
-use super::modules::Module;
+use crate::config::blackbox::Module;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::net::IpAddr;

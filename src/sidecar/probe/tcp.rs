@@ -7,7 +7,7 @@
 
 use super::tls::{self, ChainReport};
 use super::{Recorder, resolve, split_host_port};
-use crate::sidecar::modules::Module;
+use crate::config::blackbox::Module;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -10,7 +10,7 @@
 //! existing alerts behave the same.
 
 use super::Recorder;
-use crate::sidecar::modules::ProbeTlsConfig;
+use crate::config::blackbox::ProbeTlsConfig;
 use crate::trust::AnchorVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};

@@ -440,17 +440,17 @@ impl Modules {
                 p.push(format!("{}: {t:?} is not udp or tcp", at("dns.transport_protocol")));
             }
             if let Some(qt) = &m.dns.query_type
-                && super::probe::dns::wire::rr_type(qt).is_none()
+                && crate::dns::rr_type(qt).is_none()
             {
                 p.push(format!("{}: query type {qt:?} is not valid", at("dns.query_type")));
             }
             if let Some(qc) = &m.dns.query_class
-                && super::probe::dns::wire::class(qc).is_none()
+                && crate::dns::class(qc).is_none()
             {
                 p.push(format!("{}: query class {qc:?} is not valid", at("dns.query_class")));
             }
             for rc in &m.dns.valid_rcodes {
-                if super::probe::dns::wire::rcode(rc).is_none() {
+                if crate::dns::rcode(rc).is_none() {
                     p.push(format!("{}: rcode {rc:?} is not valid", at("dns.valid_rcodes")));
                 }
             }

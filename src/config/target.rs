@@ -9,8 +9,35 @@
 //! - name: the first non-empty of `__federation_replica__`, `__meta_ec2_instance_id` and
 //!   `__address__`.
 
-use super::relabel::{Labels, Rule, relabel};
-use crate::merge::{ReplicaSpec, Role};
+use crate::relabel::{Labels, Rule, relabel};
+use serde::Serialize;
+
+/// The role a replica plays in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    #[default]
+    Secondary,
+}
+
+impl std::fmt::Display for Role {
+    /// As configured and as logged: `primary`, `secondary`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+        })
+    }
+}
+
+/// A replica as discovery describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaSpec {
+    pub name: String,
+    pub role: Role,
+    pub address: String,
+}
 
 /// Labels read for the role, in order.
 pub const ROLE_LABELS: [&str; 3] = ["__federation_role__", "__meta_ec2_tag_federation_role", "federation_role"];
@@ -92,7 +119,7 @@ fn to_replicas(relabeled: &[Labels]) -> (Vec<ReplicaSpec>, Vec<Rejected>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::relabel::RelabelConfig;
+    use crate::relabel::RelabelConfig;
 
     fn t(pairs: &[(&str, &str)]) -> Labels {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -1,7 +1,7 @@
 //! The `probes:` section of promfed's config: where the modules come from (a blackbox.yml, or
 //! inline in blackbox.yml's shape), and the probes promfed runs on its own schedule.
 
-use super::modules::{Module, Modules};
+use super::blackbox::{Module, Modules};
 use crate::config::units::PromDuration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

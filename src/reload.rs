@@ -10,7 +10,6 @@ use crate::config::{self, Config};
 use crate::discovery::{Discovery, Handover, TargetSet};
 use crate::merge::{Command, StoreHandle};
 use crate::remote::senders::SendersHandle;
-use crate::run::group_settings;
 use crate::scrape::manager::Reconfigure;
 use crate::telemetry::Metrics;
 use std::path::PathBuf;
@@ -181,7 +180,7 @@ impl Reloader {
         let found = rx.await.map_err(|_| ReloadError::ShuttingDown)??;
         let discovered = found.values().flatten().cloned().collect();
         self.store
-            .command(Command::Reconfigure { groups: group_settings(&new), discovered })
+            .command(Command::Reconfigure { groups: crate::merge::GroupSettings::all(&new), discovered })
             .await
             .map_err(|_| ReloadError::ShuttingDown)?
             .map_err(|_| ReloadError::ShuttingDown)?;

@@ -248,13 +248,20 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
 
+/// Counters of rewritten request targets, by protocol (cheap clones of shared counters).
+#[derive(Debug, Clone, Default)]
+pub struct EncodedTargets {
+    pub http1: Counter,
+    pub h2: Counter,
+}
+
 impl Metrics {
     /// The counters the listener increments for each percent-encoded request target.
-    pub fn encoded_targets(&self) -> crate::serve::EncodedTargets {
+    pub fn encoded_targets(&self) -> EncodedTargets {
         let counter = |protocol: &str| {
             self.http_request_targets_encoded.get_or_create(&ProtocolLabels { protocol: protocol.to_owned() }).clone()
         };
-        crate::serve::EncodedTargets { http1: counter("http1"), h2: counter("h2") }
+        EncodedTargets { http1: counter("http1"), h2: counter("h2") }
     }
 
     /// Creates and registers every metric.

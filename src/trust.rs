@@ -130,5 +130,15 @@ impl ServerCertVerifier for AnchorVerifier {
     }
 }
 
+/// Installs aws-lc-rs as the process-wide default rustls crypto provider.
+///
+/// rustls panics at first use when more than one provider is compiled in and none was chosen, so
+/// `main` (and tests that use HTTP clients) call this at start-up. Calling it again, or after someone
+/// else installed a provider, is harmless.
+pub fn install_crypto_provider() {
+    // `install_default` fails only when a provider is already installed: exactly the idempotence we want.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 #[cfg(test)]
 mod tests;

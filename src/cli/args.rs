@@ -93,7 +93,7 @@ pub enum Command {
         duration: Option<Duration>,
     },
     /// Probe one target as blackbox_exporter would: exit 0 on success, 1 on failure, 2 on usage errors.
-    Probe(crate::sidecar::cli::ProbeArgs),
+    Probe(super::probe::ProbeArgs),
     /// Run only the `probes:` and `dashboards:` sections of a config file: /probe, scheduled
     /// probes, /metrics, and the dashboards sync to Grafana every interval.
     Sidecar {

@@ -3,7 +3,8 @@
 //!
 //! - [`args`]: every command and flag, with the help text users see;
 //! - [`server`]: `serve`, `check-config`, `demo`, `sidecar`;
-//! - `probe`: one blackbox-style probe ([`crate::sidecar::cli`]);
+//! - [`probe`]: `promfed probe KIND TARGET`, one blackbox-style probe printed for people or as JSON;
+//! - [`exit`]: the exit codes;
 //! - [`oncall`]: `status`, `leader pin|unpin`, `federate`, against a running promfed through
 //!   [`api`] (TLS, credentials, one-line failure reasons), printed with [`status`],
 //!   [`leader`], [`federate`] and [`table`];
@@ -17,9 +18,11 @@
 pub mod api;
 pub mod args;
 pub mod dashboards;
+pub mod exit;
 pub mod federate;
 pub mod leader;
 pub mod oncall;
+pub mod probe;
 pub mod server;
 pub mod status;
 pub mod table;
@@ -28,8 +31,7 @@ pub use args::{AccessArgs, Cli, ClientArgs, Command, DashboardsAction, FederateF
 
 use std::process::ExitCode;
 
-/// Exit code for an invalid configuration (EX_USAGE of sysexits.h).
-pub const EXIT_CONFIG: u8 = 64;
+pub use exit::EXIT_CONFIG;
 
 /// Runs the parsed command line and returns the process exit code. (A dispatch, kept here
 /// rather than in a file of its own: it is the one place that maps commands to their runners.)
@@ -58,7 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo { listen, down_every, down_for, duration } => {
             server::demo(crate::demo::DemoOptions { listen, down_every, down_for, duration, dir: None })
         }
-        Command::Probe(args) => crate::sidecar::cli::run(args),
+        Command::Probe(args) => probe::run(args),
         Command::Sidecar { config } => server::sidecar(config),
         Command::Status { client, json } => oncall::status(&client, json),
         Command::Leader { action } => oncall::leader(&action),

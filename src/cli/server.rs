@@ -1,6 +1,6 @@
 //! The commands that run promfed itself: `serve`, `check-config`, `demo` and `sidecar`.
 
-use super::EXIT_CONFIG;
+use super::exit::EXIT_CONFIG;
 use crate::config;
 use crate::demo::{self, DemoOptions};
 use crate::run;
@@ -73,7 +73,7 @@ pub fn sidecar(config: PathBuf) -> ExitCode {
         Err(e) => return config_failure(&e),
     };
     runtime(async move {
-        let running = crate::sidecar::run::start_sections(sections, None).await?;
+        let running = crate::run::sidecar::start_sections(sections, None).await?;
         running.run_until_signalled().await?;
         Ok(())
     })

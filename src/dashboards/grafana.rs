@@ -127,7 +127,7 @@ impl Grafana {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(bad("not an http:// or https:// URL"));
         }
-        crate::serve::install_crypto_provider();
+        crate::trust::install_crypto_provider();
         let owner = "grafana client";
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(client_tls(owner, &settings.tls)?)

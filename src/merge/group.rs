@@ -45,6 +45,23 @@ pub struct GroupSettings {
     pub scrape_interval_ms: i64,
 }
 
+impl GroupSettings {
+    /// The settings the merge needs for one configured group.
+    pub fn of(g: &crate::config::Group) -> GroupSettings {
+        GroupSettings {
+            name: g.name.clone(),
+            hold_down: g.hold_down,
+            lookback_ms: g.lookback.as_millis() as i64,
+            scrape_interval_ms: g.scrape_interval.as_millis() as i64,
+        }
+    }
+
+    /// The settings of every group of `config` that is not a `discover_groups` template.
+    pub fn all(config: &crate::config::Config) -> Vec<GroupSettings> {
+        config.groups.iter().filter(|g| !g.discover_groups).map(GroupSettings::of).collect()
+    }
+}
+
 /// What one scrape of one replica produced.
 #[derive(Debug)]
 pub struct Outcome {

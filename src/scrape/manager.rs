@@ -232,7 +232,7 @@ impl ScrapeManager {
                             return;
                         }
                     };
-                    let settings = crate::run::settings_of(&found.settings);
+                    let settings = crate::merge::GroupSettings::of(&found.settings);
                     if self.store.command(Command::AddGroup { settings }).await.is_err() {
                         return;
                     }

@@ -241,7 +241,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         sync(&state.metrics.tls_reload_failures, tls.reload_failures_total());
         sync(&state.metrics.tls_handshake_failures, tls.handshake_failures_total());
     }
-    crate::sidecar::run::metrics_with_probes(&state.metrics, state.probes.as_deref())
+    crate::sidecar::metrics::metrics_with_probes(&state.metrics, state.probes.as_deref())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -34,7 +34,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BufMut, BytesMut};
-use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4).
@@ -58,12 +57,7 @@ const FLAG_END_HEADERS: u8 = 0x4;
 const FLAG_PADDED: u8 = 0x8;
 const FLAG_PRIORITY: u8 = 0x20;
 
-/// Counters of rewritten request targets, by protocol (cheap clones of shared counters).
-#[derive(Debug, Clone, Default)]
-pub struct EncodedTargets {
-    pub http1: Counter,
-    pub h2: Counter,
-}
+pub use crate::telemetry::EncodedTargets;
 
 /// Bytes `http` accepts unencoded in a path (its `PATH_MAP`, which follows the WHATWG URL
 /// path-state set and also lets `"`, `{`, `}` through), ASCII only.

@@ -5,13 +5,11 @@
 //! - [`probe`]: the probers (`http`, `tcp`, `dns`, `icmp`) and their metrics;
 //! - [`service`]: `GET /probe`, scheduled probes, `GET /api/v1/probes`, their `/metrics` series;
 //! - [`dashboards`]: the `dashboards:` section, applied to Grafana every interval;
-//! - [`run`]: `promfed sidecar`, the probes and the dashboard sync on their own listener;
-//! - [`cli`]: `promfed probe KIND TARGET`, one probe printed for people or as JSON.
+//! - [`metrics`]: `/metrics` with the scheduled probes' and the dashboard sync's series;
 
-pub mod cli;
 pub mod dashboards;
+pub mod metrics;
 pub mod probe;
-pub mod run;
 pub mod service;
 
 pub use crate::config::blackbox::{Module, Modules, ModulesError};

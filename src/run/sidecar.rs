@@ -5,13 +5,14 @@
 //! drain the listener (10 s grace) as `promfed serve` does.
 
 use crate::config::probes::{Probes, Sections};
-use super::dashboards::DashboardSync;
-use super::service::ProbeService;
-use crate::serve::{ServeOptions, install_crypto_provider};
+use crate::sidecar::dashboards::DashboardSync;
+use crate::sidecar::service::ProbeService;
+use crate::serve::ServeOptions;
+use crate::trust::install_crypto_provider;
 use crate::telemetry::Metrics;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+
+use axum::response::Response;
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,30 +36,8 @@ struct SidecarState {
     metrics: Arc<Metrics>,
 }
 
-/// `/metrics` of promfed with the scheduled probes' series added before OpenMetrics' `# EOF`.
-pub fn metrics_with_probes(metrics: &Metrics, service: Option<&ProbeService>) -> Response {
-    metrics_with(metrics, service, None)
-}
-
-/// `/metrics` of promfed with the scheduled probes' and the dashboard sync's series.
-fn metrics_with(metrics: &Metrics, service: Option<&ProbeService>, dashboards: Option<&DashboardSync>) -> Response {
-    let mut body = metrics.encode();
-    let mut extra = service.map(ProbeService::render_scheduled).unwrap_or_default();
-    if let Some(d) = dashboards {
-        extra.push_str(&d.render());
-    }
-    let at = body.rfind("# EOF").unwrap_or(body.len());
-    body.insert_str(at, &extra);
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
-}
-
 async fn sidecar_metrics(State(s): State<SidecarState>) -> Response {
-    metrics_with(&s.metrics, s.service.as_deref(), s.dashboards.as_deref())
+    crate::sidecar::metrics::metrics_with(&s.metrics, s.service.as_deref(), s.dashboards.as_deref())
 }
 
 /// Starts the sidecar with probes only; `listener` overrides `probes.listen_address` (tests

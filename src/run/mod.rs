@@ -6,6 +6,8 @@
 //! scrape loops stop, the store stops last. A task that ends on its own before shutdown is a bug
 //! or a fatal error: it is logged and shuts the process down rather than leaving it half alive.
 
+pub mod sidecar;
+
 use crate::config::{Config, Credentials};
 use crate::discovery::{Discovery, TargetSet};
 use crate::merge::{GroupSettings, Store, StoreHandle};
@@ -51,21 +53,6 @@ pub enum StartError {
 pub struct RunError {
     pub task: &'static str,
     pub detail: Option<String>,
-}
-
-/// The settings the merge needs, from the config.
-pub fn group_settings(config: &Config) -> Vec<GroupSettings> {
-    config.groups.iter().filter(|g| !g.discover_groups).map(settings_of).collect()
-}
-
-/// The settings the merge needs for one group.
-pub fn settings_of(g: &crate::config::Group) -> GroupSettings {
-    GroupSettings {
-        name: g.name.clone(),
-        hold_down: g.hold_down,
-        lookback_ms: g.lookback.as_millis() as i64,
-        scrape_interval_ms: g.scrape_interval.as_millis() as i64,
-    }
 }
 
 /// A started promfed.
@@ -119,7 +106,7 @@ pub async fn start_from_file(
     let address =
         listener.local_addr().map_err(|source| StartError::Listen { address: config.server.listen, source })?;
 
-    let (mut store, handle) = Store::new(group_settings(&config), metrics.clone());
+    let (mut store, handle) = Store::new(GroupSettings::all(&config), metrics.clone());
     if config.groups.is_empty() {
         store.ready_when_empty();
     }

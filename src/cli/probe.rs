@@ -5,8 +5,8 @@
 //! prober), 64 an invalid `--config` file.
 
 use crate::config::blackbox::{Module, Modules};
-use super::probe::{self, ProbeParams, ProbeResult};
-use crate::cli::EXIT_CONFIG;
+use crate::sidecar::probe::{self, ProbeParams, ProbeResult};
+use super::exit::EXIT_CONFIG;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -176,7 +176,7 @@ pub fn run(args: ProbeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    crate::serve::install_crypto_provider();
+    crate::trust::install_crypto_provider();
     let params = ProbeParams { hostname: args.hostname.clone() };
     let result = rt.block_on(probe::run(&args.target, &name, &module, timeout, &params));
     if args.json {

@@ -19,6 +19,7 @@ pub mod lint;
 pub mod live;
 pub mod normalize;
 pub mod provision;
+pub mod report;
 pub mod rules;
 pub mod sync;
 pub mod tree;

@@ -8,7 +8,7 @@
 //! (`apiVersion:`) are skipped.
 
 use super::expr::analyse;
-use super::lint::Report;
+use super::report::Report;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;

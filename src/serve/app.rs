@@ -14,13 +14,12 @@
 //!
 //! Errors are mapped to status codes in one place, [`ApiError`]'s `IntoResponse`.
 
-use super::tls::TlsReloader;
-use crate::merge::{Command, CommandError, GroupStatus, StoreHandle};
-use crate::reload::ReloadHandle;
-use crate::remote::receive::Receiver;
-use crate::render::{PROTOBUF_CONTENT_TYPE, Prerender, TEXT_CONTENT_TYPE, federate_body};
-use crate::selector::{SelectorError, SelectorSet};
-use crate::telemetry::{FormatLabels, Metrics, RequestLabels};
+pub use super::state::{ApiError, AppState};
+use super::state::{Envelope, success};
+use crate::merge::{Command, CommandError, GroupStatus};
+use crate::render::{PROTOBUF_CONTENT_TYPE, TEXT_CONTENT_TYPE, federate_body};
+use crate::selector::SelectorSet;
+use crate::telemetry::{FormatLabels, RequestLabels};
 use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -29,28 +28,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use std::time::Instant;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: StoreHandle,
-    pub metrics: Arc<Metrics>,
-    /// The server certificate, for the reload counters on `/metrics`.
-    pub tls: Option<Arc<TlsReloader>>,
-    /// Config reload (`POST /-/reload`); `None` in tests that need none.
-    pub reload: Option<ReloadHandle>,
-    /// Told which full-body formats scrapers ask for, to render them ahead.
-    pub prerender: Arc<Prerender>,
-    /// The Remote-Write receiver, when configured.
-    pub receiver: Option<Arc<Receiver>>,
-    /// The probes (`GET /probe`, scheduled probes), when a `probes:` section is configured.
-    pub probes: Option<Arc<crate::sidecar::ProbeService>>,
-    /// The Prometheus query API over the groups' merged history, when groups or a Remote-Write
-    /// receiver are configured.
-    pub query: Option<Arc<crate::query::api::QueryApi>>,
-}
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
@@ -93,51 +71,6 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     state.metrics.http_requests.get_or_create(&labels).inc();
     state.metrics.http_request_duration_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     response
-}
-
-/// Errors of the handlers, each with its status code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error(transparent)]
-    Selector(#[from] SelectorError),
-    #[error("no match[] parameter given: /federate needs at least one selector, e.g. match[]={{__name__=~\".+\"}}")]
-    NoSelector,
-    #[error("not ready: no group has merged its first scrape yet")]
-    NotReady,
-    #[error(transparent)]
-    Command(#[from] CommandError),
-    #[error("invalid request body: {0}")]
-    Body(String),
-    #[error("promfed is shutting down")]
-    ShuttingDown,
-}
-
-#[derive(Serialize)]
-struct Envelope<T: Serialize> {
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<T>,
-    #[serde(skip_serializing_if = "Option::is_none", rename = "errorType")]
-    error_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
-fn success<T: Serialize>(data: T) -> Json<Envelope<T>> {
-    Json(Envelope { status: "success", data: Some(data), error_type: None, error: None })
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (code, kind) = match &self {
-            ApiError::Selector(_) | ApiError::NoSelector | ApiError::Body(_) => (StatusCode::BAD_REQUEST, "bad_data"),
-            ApiError::Command(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::NotReady | ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        };
-        let body: Envelope<()> =
-            Envelope { status: "error", data: None, error_type: Some(kind), error: Some(self.to_string()) };
-        (code, Json(body)).into_response()
-    }
 }
 
 /// The `match[]` values of a query string, in order.

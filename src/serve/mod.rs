@@ -3,6 +3,7 @@
 //! The endpoints (`/federate`, the API, health) are an axum `Router` built elsewhere; this module
 //! puts it on the network:
 //! - [`app`]: the endpoints themselves (`/federate`, `/metrics`, health, status and leader API);
+//! - [`state`]: what the endpoints share: state, errors, Prometheus' JSON envelope;
 //! - [`status`]: Prometheus' status endpoints (`status/config`, `status/flags`, `targets`);
 //! - [`tls`]: certificate, key and client-CA files turned into a rustls config, hot-reloaded on change;
 //! - [`listener`]: the accept loop — connection cap, TLS handshake, HTTP/1.1 + h2, graceful drain;
@@ -14,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub mod listener;
 pub mod request_target;
+pub mod state;
 pub mod status;
 pub mod tls;
 

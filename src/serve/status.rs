@@ -8,7 +8,7 @@
 //!
 //! The shapes are Prometheus 2.42's; fields beyond them (`leader`, `reason`) are promfed's.
 
-use super::app::{ApiError, AppState};
+use super::state::{ApiError, AppState};
 use crate::clock::rfc3339_ms;
 use crate::config::units::PromDuration;
 use crate::config::{Config, Group};

@@ -28,7 +28,6 @@ use crate::key::{KeyRef, Schemas, hash_values};
 use crate::parse::MetricType;
 use crate::series::{Batch, Entry, Kind};
 use hashbrown::HashTable;
-use serde::Serialize;
 use std::sync::Arc;
 
 pub use crate::config::target::{ReplicaSpec, Role};
@@ -211,69 +210,7 @@ impl Series {
     }
 }
 
-/// Health and history of one replica, as shown in status.
-#[derive(Clone, Debug, Serialize)]
-pub struct ReplicaStatus {
-    pub name: String,
-    pub role: Role,
-    pub address: String,
-    /// `None` until the first scrape completes.
-    pub healthy: Option<bool>,
-    pub consecutive_good_scrapes: u32,
-    pub last_scrape_ms: Option<i64>,
-    pub last_duration_seconds: Option<f64>,
-    pub last_error: Option<String>,
-    pub last_samples: usize,
-    /// The newest sample timestamp of its last good scrape (how fresh its data is).
-    pub newest_sample_ms: Option<i64>,
-    /// False once discovery no longer lists it (its slot is kept until reused).
-    #[serde(skip)]
-    pub active: bool,
-    #[serde(skip)]
-    generation: u16,
-}
-
-/// A group's state as shown by the status API.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct GroupStatus {
-    pub name: String,
-    pub leader: Option<String>,
-    pub preferred: Option<String>,
-    pub pinned: Option<String>,
-    /// True when no replica's last scrape succeeded (and at least one was tried).
-    pub down: bool,
-    pub failovers: u64,
-    pub series: usize,
-    pub replicas: Vec<ReplicaStatus>,
-    /// Discovered targets that could not become replicas, `address: reason`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rejected_targets: Vec<String>,
-    /// Configuration problems found at run time (e.g. two primaries), and what promfed does.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-}
-
-/// One series as published in a snapshot (32 bytes); its key is `schema` in the snapshot's
-/// schema table and `values` ([`crate::key`]).
-#[derive(Clone, Copy, Debug)]
-pub struct SnapEntry {
-    /// Resolved through the [`Chunks`] published with it.
-    pub values: ValRef,
-    pub ts: i64,
-    pub value: f64,
-    pub schema: u32,
-    pub render_type: MetricType,
-}
-
-/// One served series with its key as text: what [`Group::snapshot_entries`] returns, for tests
-/// and tools (the store publishes the compact [`Group::snapshot`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TextEntry {
-    pub key: String,
-    pub ts: i64,
-    pub value: f64,
-    pub render_type: MetricType,
-}
+pub use super::snapshot::{GroupStatus, ReplicaStatus, SnapEntry, TextEntry};
 
 /// Errors of operator commands.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

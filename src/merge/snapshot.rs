@@ -5,13 +5,80 @@
 //! cached inside it, so a thousand scrapes of the same snapshot render it once.
 
 use super::arena::{Chunks, ValueArena};
-use super::group::{GroupStatus, SnapEntry, TextEntry};
+use super::arena::ValRef;
+use crate::config::target::Role;
+use serde::Serialize;
 use crate::key::{KeyRef, Schema, Schemas};
 use crate::parse::MetricType;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, OnceLock};
+
+/// Health and history of one replica, as shown in status.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplicaStatus {
+    pub name: String,
+    pub role: Role,
+    pub address: String,
+    /// `None` until the first scrape completes.
+    pub healthy: Option<bool>,
+    pub consecutive_good_scrapes: u32,
+    pub last_scrape_ms: Option<i64>,
+    pub last_duration_seconds: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_samples: usize,
+    /// The newest sample timestamp of its last good scrape (how fresh its data is).
+    pub newest_sample_ms: Option<i64>,
+    /// False once discovery no longer lists it (its slot is kept until reused).
+    #[serde(skip)]
+    pub active: bool,
+    /// Bumped at every scrape and every change of the replica (the merge's own bookkeeping).
+    #[serde(skip)]
+    pub(super) generation: u16,
+}
+
+/// A group's state as shown by the status API.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub leader: Option<String>,
+    pub preferred: Option<String>,
+    pub pinned: Option<String>,
+    /// True when no replica's last scrape succeeded (and at least one was tried).
+    pub down: bool,
+    pub failovers: u64,
+    pub series: usize,
+    pub replicas: Vec<ReplicaStatus>,
+    /// Discovered targets that could not become replicas, `address: reason`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_targets: Vec<String>,
+    /// Configuration problems found at run time (e.g. two primaries), and what promfed does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// One series as published in a snapshot (32 bytes); its key is `schema` in the snapshot's
+/// schema table and `values` ([`crate::key`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SnapEntry {
+    /// Resolved through the [`Chunks`] published with it.
+    pub values: ValRef,
+    pub ts: i64,
+    pub value: f64,
+    pub schema: u32,
+    pub render_type: MetricType,
+}
+
+/// One served series with its key as text: what [`Group::snapshot_entries`] returns, for tests
+/// and tools (the store publishes the compact [`Group::snapshot`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextEntry {
+    pub key: String,
+    pub ts: i64,
+    pub value: f64,
+    pub render_type: MetricType,
+}
 
 /// A k-way merge cursor: the next key, the group, the index in it.
 type HeapItem<'a> = (KeyRef<'a>, usize, usize);

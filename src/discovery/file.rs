@@ -8,7 +8,7 @@
 //! half-written file never empties a group.
 
 use crate::relabel::Labels;
-use super::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
+use super::source::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
 use crate::config::Group;
 use crate::telemetry::{MechanismLabels, Metrics};
 use serde::Deserialize;
@@ -183,7 +183,7 @@ impl Discoverer for FileDiscoverer {
                     }
                     targets.extend(r.targets);
                 }
-                super::record_refresh(&this.metrics, &mechanism, failed);
+                super::source::record_refresh(&this.metrics, &mechanism, failed);
                 if !this.announcer.announce(&targets, !failed, "file", &tx).await {
                     return;
                 }

@@ -1,6 +1,6 @@
 //! Replicas listed in the config file: sent once, then nothing changes until a reload.
 
-use super::{Discoverer, DiscoveryFuture, TargetSet};
+use super::source::{Discoverer, DiscoveryFuture, TargetSet};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -967,7 +967,7 @@ async fn the_sidecar_applies_every_interval_and_exports_its_success() {
     );
     let section: promfed::sidecar::dashboards::DashboardsConfig = serde_saphyr::from_str(&yaml).unwrap();
     assert_eq!(section.problems(), [("dashboards.interval".to_owned(), "must be at least 10s".to_owned())]);
-    let sections = promfed::config::probes::Sections { probes: None, dashboards: Some(section) };
+    let sections = promfed::config::Sections { probes: None, dashboards: Some(section) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sidecar = promfed::run::sidecar::start_sections(sections, Some(listener)).await.unwrap();
     let metrics_url = format!("http://{}/metrics", sidecar.address);

@@ -68,7 +68,7 @@ pub fn demo(options: DemoOptions) -> ExitCode {
 /// `promfed sidecar --config FILE`: only the `probes:` and `dashboards:` sections, until
 /// SIGTERM or SIGINT.
 pub fn sidecar(config: PathBuf) -> ExitCode {
-    let sections = match crate::config::probes::load_section(&config) {
+    let sections = match crate::config::load_section(&config) {
         Ok(s) => s,
         Err(e) => return config_failure(&e),
     };

@@ -1,7 +1,7 @@
 //! The `dashboards:` section: Grafana's dashboards kept in sync with a directory by `promfed
 //! sidecar` ([`crate::sidecar::dashboards`] runs it).
 
-use super::file::TlsConfig;
+use super::http::TlsConfig;
 use super::units::PromDuration;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

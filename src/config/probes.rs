@@ -158,43 +158,6 @@ impl ProbesConfig {
     }
 }
 
-/// What `promfed sidecar` runs: the probes, the dashboard sync, or both.
-pub struct Sections {
-    pub probes: Option<Probes>,
-    pub dashboards: Option<super::dashboards::DashboardsConfig>,
-}
-
-/// Reads the `probes:` and `dashboards:` sections of a promfed config file for `promfed
-/// sidecar` (at least one is needed); the other sections are parsed (unknown keys are still
-/// errors) but not checked.
-pub fn load_section(path: &std::path::Path) -> Result<Sections, crate::config::ConfigError> {
-    use crate::config::{ConfigError, Problem};
-    let origin = path.display().to_string();
-    let file = crate::config::read_file(path)?;
-    let mut problems = Vec::new();
-    if file.probes.is_none() && file.dashboards.is_none() {
-        problems.push(Problem {
-            path: "probes".into(),
-            message: "missing, and so is dashboards: the sidecar runs these sections".into(),
-        });
-    }
-    let probes = match file.probes.map(|p| p.check()).transpose() {
-        Ok(p) => p,
-        Err(found) => {
-            problems.extend(found.into_iter().map(|(path, message)| Problem { path, message }));
-            None
-        }
-    };
-    if let Some(d) = &file.dashboards {
-        problems.extend(d.problems().into_iter().map(|(path, message)| Problem { path, message }));
-    }
-    if problems.is_empty() {
-        Ok(Sections { probes, dashboards: file.dashboards })
-    } else {
-        Err(ConfigError::Invalid { path: origin, problems })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,7 +183,7 @@ mod tests {
         let load = |text: &str| {
             let path = dir.path().join("promfed.yml");
             std::fs::write(&path, text).unwrap();
-            load_section(&path)
+            crate::config::load_section(&path)
         };
         let only = load("dashboards: {dir: dashboards, grafana_url: 'https://grafana:3000', token_file: t}\n").unwrap();
         assert!(only.probes.is_none());

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::merge::Role;
+use std::path::Path;
 
 const MINIMAL: &str = r#"
 groups:

@@ -27,10 +27,11 @@ pub use sdk::{Ec2Discoverer, client, describe, instance_labels};
 
 #[cfg(feature = "ec2")]
 mod sdk {
-    use super::{Ec2SdConfig, sanitize_label_name};
+    use crate::config::discovery::Ec2SdConfig;
+    use crate::discovery::ec2::sanitize_label_name;
     use crate::config::Group;
     use crate::relabel::Labels;
-    use crate::discovery::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
+    use crate::discovery::source::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
     use crate::telemetry::{MechanismLabels, Metrics};
     use aws_sdk_ec2::Client;
     use aws_sdk_ec2::config::{Credentials, Region};
@@ -220,7 +221,7 @@ mod sdk {
                             }
                         }
                     }
-                    crate::discovery::record_refresh(&this.metrics, &mechanism, failed);
+                    crate::discovery::source::record_refresh(&this.metrics, &mechanism, failed);
                     // Until every config has answered once there is no set to announce.
                     if last_good.iter().all(Option::is_some) {
                         let targets: Vec<Labels> = last_good.iter().flatten().flatten().cloned().collect();

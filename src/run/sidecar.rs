@@ -4,7 +4,7 @@
 //! dashboard sync), `GET /-/healthy`; the dashboard sync loop. One root token; SIGTERM/SIGINT
 //! drain the listener (10 s grace) as `promfed serve` does.
 
-use crate::config::probes::{Probes, Sections};
+use crate::config::{Sections, probes::Probes};
 use crate::sidecar::dashboards::DashboardSync;
 use crate::sidecar::service::ProbeService;
 use crate::serve::ServeOptions;

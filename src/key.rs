@@ -283,9 +283,9 @@ fn cmp_chunks<'a, 'b>(mut a: impl Iterator<Item = &'a [u8]>, mut b: impl Iterato
 pub fn split(key: &str) -> (String, Vec<u8>) {
     let mut schema = String::with_capacity(key.len());
     let mut blob = Vec::with_capacity(key.len());
-    schema.push_str(crate::series::name_of(key));
+    schema.push_str(crate::canonical::name_of(key));
     let mut first = true;
-    for (n, v) in crate::series::labels_of(key) {
+    for (n, v) in crate::canonical::labels_of(key) {
         schema.push(if first { '{' } else { ',' });
         first = false;
         schema.push_str(n);

@@ -5,6 +5,7 @@
 //! - [`build`]: what this binary is (version, revision, builder, compiler), as Prometheus says it.
 //! - [`client`]: HTTP clients to upstreams: `tls_config`, `basic_auth`, `authorization`.
 //! - [`clock`]: wall-clock time in Prometheus' units.
+//! - [`canonical`]: reading canonical series keys (`name{a="1"}`): name, labels, order.
 //! - [`cli`]: the command line (`serve`, `check-config`, `demo`; the on-call `status`, `leader`,
 //!   `federate` against a running promfed; `completions`) and exit codes.
 //! - [`dashboards`]: dashboards as code: lint, plan, apply, pull and provision Grafana dashboards.
@@ -31,6 +32,7 @@
 //! - [`trust`]: server-certificate verification: webpki plus Go's "the leaf is a configured CA" rule.
 //! - [`varint`]: protobuf varints for the hand-written encoders.
 pub mod build;
+pub mod canonical;
 pub mod cli;
 pub mod client;
 pub mod clock;

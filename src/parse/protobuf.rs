@@ -37,7 +37,7 @@ use std::fmt::Write as _;
 use prost::Message as _;
 
 use super::proto::{self, MetricFamily};
-use super::{MetricType, RawLabel, Sink};
+use super::sample::{MetricType, RawLabel, Sink, utf8};
 
 /// A protobuf body that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -190,9 +190,9 @@ fn fast_family<'a>(mut msg: &'a [u8], out: &mut FastScratch<'a>) -> Option<(&'a 
     let mut metrics: Vec<&'a [u8]> = Vec::new();
     while let Some((field, value)) = next_field(&mut msg)? {
         match (field, value) {
-            (1, Field::Bytes(b)) => name = Some(super::utf8(b)?),
+            (1, Field::Bytes(b)) => name = Some(utf8(b)?),
             (2 | 5, Field::Bytes(b)) => {
-                super::utf8(b)?;
+                utf8(b)?;
             }
             (3, Field::Varint(v)) => number = i32::try_from(v as i64).ok()?,
             (4, Field::Bytes(b)) => metrics.push(b),
@@ -217,8 +217,8 @@ fn fast_family<'a>(mut msg: &'a [u8], out: &mut FastScratch<'a>) -> Option<(&'a 
                     let (mut n, mut v) = ("", "");
                     while let Some((pf, pv)) = next_field(&mut pair)? {
                         match (pf, pv) {
-                            (1, Field::Bytes(b)) => n = super::utf8(b)?,
-                            (2, Field::Bytes(b)) => v = super::utf8(b)?,
+                            (1, Field::Bytes(b)) => n = utf8(b)?,
+                            (2, Field::Bytes(b)) => v = utf8(b)?,
                             (1 | 2, _) => return None,
                             _ => {}
                         }

@@ -41,7 +41,7 @@
 use memchr::{memchr, memchr2};
 use std::fmt;
 
-use super::{MetricType, RawLabel, Sink};
+use super::sample::{MetricType, RawLabel, Sink, utf8};
 
 /// A text body that could not be parsed, with the 1-based line where it failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -257,7 +257,7 @@ impl<'a> Cursor<'a> {
             self.at += 1;
         }
         // ASCII by construction, so this cannot fail.
-        super::utf8(self.bytes.get(begin..self.at)?)
+        utf8(self.bytes.get(begin..self.at)?)
     }
 
     /// Everything up to the next blank or the end of the line.
@@ -299,7 +299,7 @@ impl<'a> Cursor<'a> {
             if rest.get(found) == Some(&b'"') {
                 let raw = self.bytes.get(begin..at).unwrap_or_default();
                 self.at = at + 1;
-                return super::utf8(raw).ok_or(TextErrorKind::InvalidUtf8);
+                return utf8(raw).ok_or(TextErrorKind::InvalidUtf8);
             }
             // A backslash escapes the next byte, whatever it is (see the module doc). A multi-byte
             // character after it is fine: its continuation bytes are never `"` or `\`.
@@ -446,7 +446,7 @@ fn parse_label_set<'a>(cur: &mut Cursor<'a>, labels: &mut Vec<RawLabel<'a>>) -> 
 fn parse_value(token: &[u8]) -> Option<f64> {
     if token.iter().all(|c| matches!(c, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')) {
         // Rust's float grammar over these characters is Go's decimal grammar.
-        let value: f64 = super::utf8(token)?.parse().ok()?;
+        let value: f64 = utf8(token)?.parse().ok()?;
         // Go reports ErrRange for a decimal beyond f64 ("1e400"), which Prometheus rejects.
         return (!value.is_infinite()).then_some(value);
     }

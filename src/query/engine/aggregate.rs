@@ -3,14 +3,14 @@
 //! Prometheus 2.42 computes them (incremental mean, Welford's variance, NaN handling of
 //! min/max), so results agree to the last bits where the order of series agrees.
 
-use super::eval::{Evaluator, Sample, Val};
+use super::value::{Operands, Sample, Val};
 use super::{EvalError, Labels};
 use promql_parser::parser::AggregateExpr;
 use promql_parser::parser::ast::LabelModifier;
 use promql_parser::parser::token;
 use std::sync::Arc;
 
-pub fn aggregate(ev: &Evaluator<'_>, a: &AggregateExpr, t: i64) -> Result<Val, EvalError> {
+pub fn aggregate(ev: &dyn Operands<'_>, a: &AggregateExpr, t: i64) -> Result<Val, EvalError> {
     let op = a.op.id();
     let param = match &a.param {
         Some(p) => Some(ev.eval(p, t)?),

@@ -7,52 +7,15 @@
 
 use super::{EvalError, Labels, QueryValue, Series, drop_name, format_labels, label};
 use crate::merge::is_stale_marker;
-use promql_parser::parser::ast::{AtModifier, LabelModifier, Offset, VectorMatchCardinality};
+use promql_parser::parser::ast::{AtModifier, LabelModifier, VectorMatchCardinality};
 use promql_parser::parser::token::{self, TokenType};
 use promql_parser::parser::{BinaryExpr, Expr, SubqueryExpr, VectorSelector};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// One sample of an instant vector: labels, the timestamp `timestamp()` reports (the sample's
-/// own for a selector, else the evaluation time), the value.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub labels: Labels,
-    pub t: i64,
-    pub v: f64,
-}
-
-/// One series' window of a range vector, borrowed from the fetched samples when it can be.
-pub type Window<'a> = (Labels, std::borrow::Cow<'a, [(i64, f64)]>);
-
-/// One series of a range vector.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Range {
-    pub labels: Labels,
-    pub points: Vec<(i64, f64)>,
-}
-
-/// A value during evaluation.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Val {
-    Scalar(f64),
-    Str(String),
-    Vector(Vec<Sample>),
-    Matrix(Vec<Range>),
-}
-
-impl Val {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Val::Scalar(_) => "scalar",
-            Val::Str(_) => "string",
-            Val::Vector(_) => "instant vector",
-            Val::Matrix(_) => "range vector",
-        }
-    }
-}
+pub use super::value::{Operands, Range, Sample, Val, Window, ms, offset_ms};
 
 /// The series of each selector of a query, keyed by the selector node's address in the AST the
 /// evaluation runs on ([`selector_key`]).
@@ -64,20 +27,6 @@ pub struct Fetched {
 /// The key of a selector node in [`Fetched`].
 pub fn selector_key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
-}
-
-/// Milliseconds of a `Duration`.
-pub fn ms(d: Duration) -> i64 {
-    d.as_millis() as i64
-}
-
-/// The signed offset in milliseconds.
-pub fn offset_ms(o: &Option<Offset>) -> i64 {
-    match o {
-        Some(Offset::Pos(d)) => ms(*d),
-        Some(Offset::Neg(d)) => -ms(*d),
-        None => 0,
-    }
 }
 
 /// Settings of one evaluation.
@@ -676,4 +625,20 @@ pub fn matches(vs: &VectorSelector, labels: &[(String, String)]) -> bool {
         return false;
     }
     vs.matchers.matchers.iter().all(|m| m.is_match(label(labels, &m.name)))
+}
+
+/// The operators' view of the evaluator ([`Operands`]): the inherent methods.
+impl<'a> Operands<'a> for Evaluator<'a> {
+    fn eval(&self, e: &Expr, t: i64) -> Result<Val, EvalError> {
+        Evaluator::eval(self, e, t)
+    }
+    fn at_time(&self, at: &Option<AtModifier>, t: i64) -> i64 {
+        Evaluator::at_time(self, at, t)
+    }
+    fn matrix_slices(&self, vs: &VectorSelector, from: i64, to: i64) -> Result<Vec<Window<'a>>, EvalError> {
+        Evaluator::matrix_slices(self, vs, from, to)
+    }
+    fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<Vec<Range>, EvalError> {
+        Evaluator::subquery(self, sq, t)
+    }
 }

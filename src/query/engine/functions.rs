@@ -3,7 +3,7 @@
 //! `holt_winters`, `predict_linear`'s regression, which functions keep the metric name.
 
 use super::aggregate::quantile;
-use super::eval::{Evaluator, Sample, Val, Window, ms, offset_ms};
+use super::value::{Operands, Sample, Val, Window, ms, offset_ms};
 use super::{EvalError, Labels, drop_name, label};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{Call, Expr};
@@ -94,7 +94,7 @@ struct MatrixArg<'d> {
     end_ms: i64,
 }
 
-fn matrix_arg<'d>(ev: &Evaluator<'d>, e: &Expr, t: i64) -> Result<MatrixArg<'d>, EvalError> {
+fn matrix_arg<'d>(ev: &dyn Operands<'d>, e: &Expr, t: i64) -> Result<MatrixArg<'d>, EvalError> {
     match e {
         Expr::MatrixSelector(m) => {
             let end_ms = ev.at_time(&m.vs.at, t) - offset_ms(&m.vs.offset);
@@ -111,21 +111,21 @@ fn matrix_arg<'d>(ev: &Evaluator<'d>, e: &Expr, t: i64) -> Result<MatrixArg<'d>,
     }
 }
 
-fn vector_arg(ev: &Evaluator<'_>, e: &Expr, t: i64) -> Result<Vec<Sample>, EvalError> {
+fn vector_arg(ev: &dyn Operands<'_>, e: &Expr, t: i64) -> Result<Vec<Sample>, EvalError> {
     match ev.eval(e, t)? {
         Val::Vector(v) => Ok(v),
         other => Err(EvalError::Execution(format!("expected an instant vector, got a {}", other.type_name()))),
     }
 }
 
-fn scalar_arg(ev: &Evaluator<'_>, e: &Expr, t: i64) -> Result<f64, EvalError> {
+fn scalar_arg(ev: &dyn Operands<'_>, e: &Expr, t: i64) -> Result<f64, EvalError> {
     match ev.eval(e, t)? {
         Val::Scalar(v) => Ok(v),
         other => Err(EvalError::Execution(format!("expected a scalar, got a {}", other.type_name()))),
     }
 }
 
-fn string_arg(ev: &Evaluator<'_>, e: &Expr, t: i64) -> Result<String, EvalError> {
+fn string_arg(ev: &dyn Operands<'_>, e: &Expr, t: i64) -> Result<String, EvalError> {
     match ev.eval(e, t)? {
         Val::Str(s) => Ok(s),
         other => Err(EvalError::Execution(format!("expected a string, got a {}", other.type_name()))),
@@ -151,12 +151,12 @@ fn over_time(arg: MatrixArg<'_>, t: i64, keep_name: bool, f: impl Fn(&[(i64, f64
     )
 }
 
-pub fn call(ev: &Evaluator<'_>, c: &Call, t: i64) -> Result<Val, EvalError> {
+pub fn call(ev: &dyn Operands<'_>, c: &Call, t: i64) -> Result<Val, EvalError> {
     let args = &c.args.args;
     let name = c.func.name;
     let arg = |i: usize| -> &Expr { &args[i] };
     // Date functions take `vector(time())` when called without an argument.
-    let date_input = |ev: &Evaluator<'_>| -> Result<Vec<Sample>, EvalError> {
+    let date_input = |ev: &dyn Operands<'_>| -> Result<Vec<Sample>, EvalError> {
         if args.is_empty() {
             Ok(vec![Sample { labels: Arc::new(Vec::new()), t, v: t as f64 / 1000.0 }])
         } else {
@@ -369,7 +369,7 @@ pub struct RangeFn<'f> {
 
 /// The range function `c` (one of [`RANGE_FUNCTIONS`]) with its scalar arguments at `t`.
 /// The step order ([`call`]) and series-major evaluation (`by_series`) both apply it.
-pub fn range_fn<'f>(ev: &Evaluator<'_>, c: &'f Call, t: i64) -> Result<RangeFn<'f>, EvalError> {
+pub fn range_fn<'f>(ev: &dyn Operands<'_>, c: &'f Call, t: i64) -> Result<RangeFn<'f>, EvalError> {
     let args = &c.args.args;
     let name = c.func.name;
     let mut arg = 0;

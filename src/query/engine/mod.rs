@@ -16,6 +16,7 @@ pub mod aggregate;
 mod by_series;
 pub mod eval;
 pub mod functions;
+pub mod value;
 
 use std::sync::Arc;
 

@@ -63,4 +63,3 @@ impl<'a> Iterator for LabelIter<'a> {
         Some((name, value))
     }
 }
-

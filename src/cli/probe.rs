@@ -4,9 +4,9 @@
 //! Exit codes: 0 the probe succeeded, 1 it failed, 2 usage (unknown module, a module of another
 //! prober), 64 an invalid `--config` file.
 
+use super::exit::EXIT_CONFIG;
 use crate::config::blackbox::{Module, Modules};
 use crate::sidecar::probe::{self, ProbeParams, ProbeResult};
-use super::exit::EXIT_CONFIG;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

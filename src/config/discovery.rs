@@ -103,4 +103,3 @@ pub struct FileSdConfig {
 fn default_file_refresh() -> PromDuration {
     PromDuration(Duration::from_secs(300))
 }
-

@@ -6,11 +6,11 @@
 //! `tls_config`, `basic_auth`, `authorization`, `honor_labels`, `body_size_limit`, the web
 //! config's `tls_server_config`), so that a Prometheus operator reads this file without a guide.
 
-use super::units::{ByteSize, PromDuration};
 use super::discovery::{Ec2SdConfig, FileSdConfig};
 pub use super::http::{Authorization, BasicAuth, TlsConfig};
-use crate::relabel::RelabelConfig;
 use super::target::Role;
+use super::units::{ByteSize, PromDuration};
+use crate::relabel::RelabelConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -52,4 +52,3 @@ pub struct Authorization {
 fn default_auth_type() -> String {
     "Bearer".into()
 }
-

@@ -81,4 +81,3 @@ pub fn load_section(path: &std::path::Path) -> Result<Sections, ConfigError> {
         Err(ConfigError::Invalid { path: origin, problems })
     }
 }
-

@@ -1,11 +1,11 @@
 //! Turns a [`FileConfig`] into a checked [`Config`], collecting *every* problem with its field
 //! path and value before failing, and the risky-but-legal settings as warnings.
 
-use super::file::{Authorization, BasicAuth, FileConfig, RemoteWriteConfig, TlsConfig};
-use super::units::PromDuration;
 use super::discovery::{Ec2SdConfig, FileSdConfig};
-use crate::relabel::Rule;
+use super::file::{Authorization, BasicAuth, FileConfig, RemoteWriteConfig, TlsConfig};
 use super::target::{ReplicaSpec, Role};
+use super::units::PromDuration;
+use crate::relabel::Rule;
 use crate::selector::SelectorSet;
 use crate::series::is_label_name;
 use std::collections::HashSet;

@@ -27,11 +27,11 @@ pub use sdk::{Ec2Discoverer, client, describe, instance_labels};
 
 #[cfg(feature = "ec2")]
 mod sdk {
+    use crate::config::Group;
     use crate::config::discovery::Ec2SdConfig;
     use crate::discovery::ec2::sanitize_label_name;
-    use crate::config::Group;
-    use crate::relabel::Labels;
     use crate::discovery::source::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
+    use crate::relabel::Labels;
     use crate::telemetry::{MechanismLabels, Metrics};
     use aws_sdk_ec2::Client;
     use aws_sdk_ec2::config::{Credentials, Region};

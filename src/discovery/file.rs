@@ -7,9 +7,9 @@
 //! read or parsed keeps the targets it had last time (the error is logged and counted), so a
 //! half-written file never empties a group.
 
-use crate::relabel::Labels;
 use super::source::{Announcer, Discoverer, DiscoveryFuture, TargetSet};
 use crate::config::Group;
+use crate::relabel::Labels;
 use crate::telemetry::{MechanismLabels, Metrics};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -4,7 +4,6 @@
 use crate::config::target;
 use crate::relabel;
 
-
 use crate::config::Group;
 use crate::merge::ReplicaSpec;
 use crate::telemetry::Metrics;
@@ -233,4 +232,3 @@ pub trait Discoverer: Send + 'static {
     /// Runs until `shutdown`, sending a group's whole target set each time it changes.
     fn run(self: Box<Self>, tx: mpsc::Sender<TargetSet>, shutdown: CancellationToken) -> DiscoveryFuture;
 }
-

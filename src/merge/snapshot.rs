@@ -4,13 +4,13 @@
 //! `ArcSwap` and never wait for the scraper or the merge. The rendered bodies of a snapshot are
 //! cached inside it, so a thousand scrapes of the same snapshot render it once.
 
-use super::arena::{Chunks, ValueArena};
 use super::arena::ValRef;
+use super::arena::{Chunks, ValueArena};
 use crate::config::target::Role;
-use serde::Serialize;
 use crate::key::{KeyRef, Schema, Schemas};
 use crate::parse::MetricType;
 use bytes::Bytes;
+use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -11,8 +11,8 @@
 //! `parse` benchmark, which keeps both side by side).
 
 pub mod proto;
-pub mod sample;
 pub mod protobuf;
+pub mod sample;
 pub mod text;
 
 pub use protobuf::{ProtobufError, parse_protobuf_delimited};

@@ -5,11 +5,11 @@
 //! drain the listener (10 s grace) as `promfed serve` does.
 
 use crate::config::{Sections, probes::Probes};
+use crate::serve::ServeOptions;
 use crate::sidecar::dashboards::DashboardSync;
 use crate::sidecar::service::ProbeService;
-use crate::serve::ServeOptions;
-use crate::trust::install_crypto_provider;
 use crate::telemetry::Metrics;
+use crate::trust::install_crypto_provider;
 use axum::extract::State;
 
 use axum::response::Response;

@@ -78,4 +78,3 @@ impl IntoResponse for ApiError {
         (code, Json(body)).into_response()
     }
 }
-

@@ -28,4 +28,3 @@ pub fn metrics_with(metrics: &Metrics, service: Option<&ProbeService>, dashboard
     );
     response
 }
-

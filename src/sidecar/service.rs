@@ -9,8 +9,8 @@
 //! and shorter (or when the difference is negative). A failed probe is a 200 with
 //! `probe_success 0`; `debug=true` returns the probe's log, the metrics and the module instead.
 
-use crate::config::probes::{Probes, Scheduled};
 use super::probe::{self, ProbeParams, ProbeResult};
+use crate::config::probes::{Probes, Scheduled};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -159,8 +159,16 @@ fn path_tree(code: &str, mut i: usize) -> (Vec<Vec<String>>, usize) {
         if i > start {
             base.push(code[start..i].to_owned());
         }
-        if code[i..].starts_with("::{") {
-            i += 3;
+        // `prefix::{…}` straight after the prefix, or `a::b::{…}`.
+        let group = if base.is_empty() && code[i..].starts_with('{') {
+            Some(1)
+        } else if code[i..].starts_with("::{") {
+            Some(3)
+        } else {
+            None
+        };
+        if let Some(skip) = group {
+            i += skip;
             let mut all = Vec::new();
             loop {
                 while i < b.len() && (b[i] == b' ' || b[i] == b'\n' || b[i] == b',') {
@@ -382,12 +390,16 @@ fn no_two_files_depend_on_each_other() {
 #[test]
 fn the_reader_finds_paths_and_skips_comments_strings_and_tests() {
     let code = code_only(
-        "use crate::a::{b, c::d as e};\n// crate::nope\nlet s = \"crate::nope2\";\nsuper::f::g();\n#[cfg(test)]\nmod tests { use crate::hidden; }\n",
+        "use crate::a::{b, c::d as e};\nuse super::{x, y::z};\n// crate::nope\nlet s = \"crate::nope2\";\nsuper::f::g();\n#[cfg(test)]\nmod tests { use crate::hidden; }\n",
     );
     let code = without_tests(&code);
     let found = paths_after(&code, "crate::");
     assert_eq!(found, vec![vec!["a".to_owned(), "b".to_owned()], vec!["a".to_owned(), "c".to_owned(), "d".to_owned()]]);
-    assert_eq!(paths_after(&code, "super::"), vec![vec!["f".to_owned(), "g".to_owned()]]);
+    let sup = paths_after(&code, "super::");
+    assert_eq!(
+        sup,
+        vec![vec!["x".to_owned()], vec!["y".to_owned(), "z".to_owned()], vec!["f".to_owned(), "g".to_owned()]]
+    );
     let source = Source::read();
     let edges = source.edges();
     assert!(

@@ -29,8 +29,10 @@ fn group(name: &str, interval: &str, a: SocketAddr, b: SocketAddr) -> String {
     )
 }
 
+/// The config file at `path`; its `data_dir` (leader pins) next to it, not in the checkout.
 fn write(path: &Path, groups: &[String]) {
-    std::fs::write(path, format!("groups:\n{}", groups.concat())).unwrap();
+    let data = path.with_file_name("data");
+    std::fs::write(path, format!("data_dir: \"{}\"\ngroups:\n{}", data.display(), groups.concat())).unwrap();
 }
 
 async fn groups(client: &reqwest::Client, addr: SocketAddr) -> serde_json::Value {

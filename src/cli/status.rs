@@ -7,7 +7,7 @@
 
 use super::api::{Api, ApiError};
 use super::table::{Cell, Table, Tone, age, seconds};
-use crate::merge::group::PUSH_ADDRESS;
+use crate::merge::group::push::PUSH_ADDRESS;
 use crate::remote::receive::PUSH_GROUP;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;

@@ -1,7 +1,8 @@
 //! Reading a config file: parsed with every syntax problem at once, then checked.
 
+use super::file::FileConfig;
 use super::validate::{Config, Problem, validate};
-use super::{FileConfig, yaml};
+use super::yaml;
 use std::path::Path;
 
 /// Why a configuration could not be loaded.

@@ -970,8 +970,7 @@ pub fn is_stale_marker(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
-mod push;
-pub use push::{NO_REPLICA, PUSH_ADDRESS, Push};
+pub mod push;
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,9 @@ pub mod pins;
 pub mod snapshot;
 pub mod store;
 
+pub use group::push::Push;
 pub use group::{
-    CommandError, Emitted, Group, GroupSettings, GroupStatus, Last, Outcome, Push, ReplicaSpec, Role, STALE_NAN_BITS,
+    CommandError, Emitted, Group, GroupSettings, GroupStatus, Last, Outcome, ReplicaSpec, Role, STALE_NAN_BITS,
     SnapEntry, TextEntry, counter_offset, is_stale_marker,
 };
 pub use snapshot::{GroupSnapshot, Served, Snapshot};

@@ -5,7 +5,8 @@
 //! snapshot through `ArcSwap`. Inputs come through a bounded channel: a slow merge slows the
 //! scrapers down (they wait to hand over their batch) instead of growing memory.
 
-use super::group::{ApplyStats, CommandError, Emitted, Group, GroupSettings, GroupStatus, Outcome, Push, ReplicaSpec};
+use super::group::push::Push;
+use super::group::{ApplyStats, CommandError, Emitted, Group, GroupSettings, GroupStatus, Outcome, ReplicaSpec};
 use super::snapshot::{GroupSnapshot, Snapshot};
 use crate::clock::now_ms;
 use crate::telemetry::{GroupLabels, Metrics, ReplicaLabels};

@@ -17,7 +17,7 @@ use super::decode::{self, DecodeError};
 use super::ha::{Decision, HaTracker};
 use crate::clock::now_ms;
 use crate::config::Receiver as Settings;
-use crate::merge::group::NO_REPLICA;
+use crate::merge::group::push::NO_REPLICA;
 use crate::merge::{Push, StoreHandle};
 use crate::parse::{MetricType, Sink};
 use crate::series::{BatchBuilder, Identity};

@@ -46,7 +46,7 @@ pub type FoundGroups = HashMap<String, Vec<String>>;
 pub struct Reconfigure {
     pub groups: Vec<Group>,
     pub epoch: u64,
-    pub reply: tokio::sync::oneshot::Sender<Result<FoundGroups, super::ClientError>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<FoundGroups, super::fetch::ClientError>>,
 }
 
 struct Running {
@@ -80,7 +80,7 @@ impl ScrapeManager {
         store: StoreHandle,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
-    ) -> Result<Self, super::ClientError> {
+    ) -> Result<Self, super::fetch::ClientError> {
         let mut runtimes = HashMap::new();
         for g in groups.iter().filter(|g| !g.discover_groups) {
             runtimes.insert(g.name.clone(), runtime(g)?);
@@ -140,7 +140,11 @@ impl ScrapeManager {
     /// kept (with their loops) until the new discovery finds them again or not, and are
     /// returned. Every client is built before anything changes, so a bad TLS file leaves the
     /// old config running. From now on only target sets of `epoch` are applied.
-    pub async fn reconfigure(&mut self, groups: Vec<Group>, epoch: u64) -> Result<FoundGroups, super::ClientError> {
+    pub async fn reconfigure(
+        &mut self,
+        groups: Vec<Group>,
+        epoch: u64,
+    ) -> Result<FoundGroups, super::fetch::ClientError> {
         let mut built = HashMap::new();
         for g in groups.iter().filter(|g| !g.discover_groups) {
             if self.groups.get(&g.name).is_none_or(|rt| rt.fingerprint != fingerprint(g)) {
@@ -292,7 +296,7 @@ impl ScrapeManager {
     }
 }
 
-fn runtime(g: &Group) -> Result<GroupRuntime, super::ClientError> {
+fn runtime(g: &Group) -> Result<GroupRuntime, super::fetch::ClientError> {
     Ok(GroupRuntime {
         client: Arc::new(GroupClient::new(g)?),
         settings: Arc::new(g.clone()),

@@ -4,7 +4,8 @@
 
 use crate::dns as wire;
 
-use super::{Recorder, resolve, split_host_port};
+use super::net::{resolve, split_host_port};
+use super::record::Recorder;
 use crate::config::blackbox::{Module, RrValidator};
 use std::net::SocketAddr;
 use std::time::Instant;

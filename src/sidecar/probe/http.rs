@@ -10,8 +10,9 @@
 //! version, then SSL checks, in that order. Each request uses a new connection (Go reuses a
 //! kept-alive one within a redirect chain: only the `connect`/`tls` sums differ).
 
+use super::net::resolve;
+use super::record::{ProbeParams, Recorder};
 use super::tls::{self, ChainReport};
-use super::{ProbeParams, Recorder, resolve};
 use crate::config::blackbox::{HttpProbe, Module};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -307,7 +308,7 @@ async fn request(
         // As blackbox_exporter: `server_name`, else the Host header's host, else the URL's.
         let sni_host = host_header
             .as_deref()
-            .map(|h| super::split_host_port(h).map_or(h, |(h, _)| h).to_owned())
+            .map(|h| super::net::split_host_port(h).map_or(h, |(h, _)| h).to_owned())
             .unwrap_or_else(|| host.clone());
         let name = tls::server_name(&cfg.tls_config, &sni_host).map_err(|e| ("tls", e))?;
         let tls_started = Instant::now();

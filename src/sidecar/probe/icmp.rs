@@ -10,7 +10,8 @@
 //! Blocking socket calls run on the blocking pool with a receive timeout bounded by the probe's
 //! deadline, so a lost reply never holds a thread beyond it.
 
-use super::{Recorder, remaining, resolve};
+use super::net::{remaining, resolve};
+use super::record::Recorder;
 use crate::config::blackbox::Module;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{IpAddr, SocketAddr};

@@ -15,96 +15,18 @@
 pub mod dns;
 pub mod http;
 pub mod icmp;
+pub mod net;
+pub mod record;
 pub mod tcp;
 pub mod tls;
+
+pub use net::{ip_hash, remaining, resolve, split_host_port};
+pub use record::{CertReport, ChainReport, Failure, ProbeParams, Recorder, Sample};
 
 use crate::config::blackbox::Module;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
-
-/// One gauge value.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Sample {
-    pub name: &'static str,
-    pub labels: Vec<(&'static str, String)>,
-    pub value: f64,
-}
-
-/// Why a probe failed, short (a label value) and long (for people).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Failure {
-    /// One of: `resolve`, `connect`, `tls`, `timeout`, `http_status`, `http_version`, `request`,
-    /// `body_regex`, `header_regex`, `ssl`, `not_ssl`, `body_read`, `body_too_large`,
-    /// `decompress`, `expect_regex`, `send`, `read`, `dns_query`, `dns_rcode`, `dns_rrs`,
-    /// `icmp_socket`, `icmp_reply`, `unsupported_prober`, `target`.
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// What a prober writes as it goes.
-#[derive(Debug)]
-pub struct Recorder {
-    samples: Vec<Sample>,
-    log: Vec<String>,
-    started: Instant,
-    failure: Option<Failure>,
-    /// Certificate details for people (the CLI), when a TLS handshake was attempted.
-    pub certificates: Option<tls::ChainReport>,
-}
-
-impl Recorder {
-    pub fn new() -> Self {
-        Recorder { samples: Vec::new(), log: Vec::new(), started: Instant::now(), failure: None, certificates: None }
-    }
-
-    /// Sets (or adds) the gauge `name` without labels.
-    pub fn set(&mut self, name: &'static str, value: f64) {
-        self.set_labels(name, Vec::new(), value);
-    }
-
-    /// Sets (or adds) the gauge `name{labels}`.
-    pub fn set_labels(&mut self, name: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
-        match self.samples.iter_mut().find(|s| s.name == name && s.labels == labels) {
-            Some(s) => s.value = value,
-            None => self.samples.push(Sample { name, labels, value }),
-        }
-    }
-
-    /// Adds to a gauge (created at 0).
-    pub fn add_labels(&mut self, name: &'static str, labels: Vec<(&'static str, String)>, delta: f64) {
-        match self.samples.iter_mut().find(|s| s.name == name && s.labels == labels) {
-            Some(s) => s.value += delta,
-            None => self.samples.push(Sample { name, labels, value: delta }),
-        }
-    }
-
-    /// The value of a gauge without labels, if set.
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.samples.iter().find(|s| s.name == name && s.labels.is_empty()).map(|s| s.value)
-    }
-
-    /// A log line for `debug=true` and the CLI.
-    pub fn log(&mut self, msg: impl Into<String>) {
-        let at = self.started.elapsed().as_secs_f64();
-        self.log.push(format!("{at:>9.6}s {}", msg.into()));
-    }
-
-    /// Records why the probe failed (the first reason wins) and returns false, for `return rec.fail(..)`.
-    pub fn fail(&mut self, reason: &'static str, message: impl Into<String>) -> bool {
-        let message = message.into();
-        self.log(format!("probe failed ({reason}): {message}"));
-        self.failure.get_or_insert(Failure { reason, message });
-        false
-    }
-}
-
-impl Default for Recorder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The outcome of one probe.
 #[derive(Clone, Debug, Serialize)]
@@ -119,16 +41,9 @@ pub struct ProbeResult {
     pub failure: Option<Failure>,
     /// Every gauge, `probe_success` and `probe_duration_seconds` included, sorted as exposed.
     pub samples: Vec<Sample>,
-    pub certificates: Option<tls::ChainReport>,
+    pub certificates: Option<ChainReport>,
     #[serde(skip)]
     pub log: Vec<String>,
-}
-
-/// Extra inputs of a probe beyond the module.
-#[derive(Clone, Debug, Default)]
-pub struct ProbeParams {
-    /// `hostname=` of `/probe`: the HTTP `Host` header and TLS server name.
-    pub hostname: Option<String>,
 }
 
 /// Probes `target` with `module` within `timeout`.
@@ -276,77 +191,6 @@ pub fn format_value(v: f64) -> String {
         let s = b.format(v);
         s.strip_suffix(".0").unwrap_or(s).to_owned()
     }
-}
-
-/// blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bit) of the address' bytes (4 for IPv4).
-pub fn ip_hash(ip: IpAddr) -> f64 {
-    let bytes: Vec<u8> = match ip {
-        IpAddr::V4(v4) => v4.octets().to_vec(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.octets().to_vec(),
-            None => v6.octets().to_vec(),
-        },
-    };
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    f64::from(h)
-}
-
-/// Resolves `host` as blackbox_exporter's `chooseProtocol` does: the preferred family (`ip4`,
-/// else IPv6), the other when allowed and the preferred has no address. Records
-/// `probe_ip_protocol`, `probe_ip_addr_hash` and `probe_dns_lookup_time_seconds`; returns the
-/// address and the lookup time.
-pub async fn resolve(
-    host: &str,
-    preferred: Option<&str>,
-    fallback: bool,
-    rec: &mut Recorder,
-) -> Result<(IpAddr, f64), String> {
-    rec.set("probe_ip_protocol", 0.0);
-    rec.set("probe_ip_addr_hash", 0.0);
-    let want_v4 = preferred == Some("ip4");
-    rec.log(format!("Resolving target address: target={host} ip_protocol={}", if want_v4 { "ip4" } else { "ip6" }));
-    let started = Instant::now();
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let looked_up: Result<Vec<IpAddr>, String> = match bare.parse::<IpAddr>() {
-        Ok(ip) => Ok(vec![ip]),
-        Err(_) => tokio::net::lookup_host((bare, 0))
-            .await
-            .map(|addrs| addrs.map(|a| a.ip()).collect())
-            .map_err(|e| format!("lookup {bare}: {e}")),
-    };
-    let took = started.elapsed().as_secs_f64();
-    rec.set("probe_dns_lookup_time_seconds", took);
-    let ips = looked_up?;
-    let preferred_ip = ips.iter().find(|ip| ip.is_ipv4() == want_v4);
-    let chosen = match preferred_ip {
-        Some(ip) => Some((*ip, if want_v4 { 4.0 } else { 6.0 })),
-        None if fallback => ips.first().map(|ip| (*ip, if ip.is_ipv4() { 4.0 } else { 6.0 })),
-        None => None,
-    };
-    let Some((ip, proto)) = chosen else {
-        return Err(format!("unable to find ip; no fallback (resolved {ips:?})"));
-    };
-    rec.log(format!("Resolved target address: target={host} ip={ip}"));
-    rec.set("probe_ip_protocol", proto);
-    rec.set("probe_ip_addr_hash", ip_hash(ip));
-    Ok((ip, took))
-}
-
-/// Splits `host:port` (`[v6]:port` too).
-pub fn split_host_port(target: &str) -> Option<(&str, u16)> {
-    let (host, port) = target.rsplit_once(':')?;
-    let port = port.parse().ok()?;
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    (!host.is_empty()).then_some((host, port))
-}
-
-/// The time left before `deadline`.
-pub fn remaining(deadline: tokio::time::Instant) -> Duration {
-    deadline.saturating_duration_since(tokio::time::Instant::now())
 }
 
 #[cfg(test)]

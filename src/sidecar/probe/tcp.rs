@@ -5,8 +5,9 @@
 //! Lines are split as Go's `bufio.Scanner` does (`\n`, a trailing `\r` dropped), at most
 //! 64 KiB each.
 
+use super::net::{resolve, split_host_port};
+use super::record::Recorder;
 use super::tls::{self, ChainReport};
-use super::{Recorder, resolve, split_host_port};
 use crate::config::blackbox::Module;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -9,58 +9,19 @@
 //! verified chain and reports the zero time, −62135596800; promfed reports the same so that
 //! existing alerts behave the same.
 
-use super::Recorder;
+use super::record::Recorder;
 use crate::config::blackbox::ProbeTlsConfig;
 use crate::trust::AnchorVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use serde::Serialize;
 use sha2::Digest;
 use std::sync::{Arc, Mutex};
 use x509_parser::prelude::*;
 
-/// Go's `time.Time{}.Unix()`: what blackbox_exporter reports for "no verified chain".
-pub const GO_ZERO_TIME: f64 = -62_135_596_800.0;
+pub use super::record::GO_ZERO_TIME;
 
-/// One certificate, for people and for `probe_ssl_last_chain_info`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CertReport {
-    /// As Go's `pkix.Name.String()` prints it (`CN=example.com,O=Example`).
-    pub subject: String,
-    pub issuer: String,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub dns_names: Vec<String>,
-    pub fingerprint_sha256: String,
-}
-
-/// What a handshake showed of the server's certificates.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct ChainReport {
-    /// As presented, leaf first.
-    pub presented: Vec<CertReport>,
-    /// The chain as verified, up to the trust anchor when it is known (empty: not verified).
-    pub verified_chain: Vec<CertReport>,
-    /// Why verification failed, if it did.
-    pub verify_error: Option<String>,
-    /// `TLS 1.2`, `TLS 1.3`, once the handshake completed.
-    pub version: Option<String>,
-    /// The negotiated cipher suite (IANA name).
-    pub cipher: Option<String>,
-}
-
-impl ChainReport {
-    /// Earliest `notAfter` of the presented certificates.
-    pub fn earliest_expiry(&self) -> Option<i64> {
-        self.presented.iter().map(|c| c.not_after).min()
-    }
-
-    /// blackbox_exporter's last-chain expiry (Go's zero time without a verified chain).
-    pub fn last_chain_expiry(&self) -> f64 {
-        self.verified_chain.iter().map(|c| c.not_after).min().map_or(GO_ZERO_TIME, |t| t as f64)
-    }
-}
+pub use super::record::{CertReport, ChainReport};
 
 /// What the verifier saw, shared with the prober.
 #[derive(Debug, Default)]

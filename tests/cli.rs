@@ -376,11 +376,15 @@ fn listen_addresses_in_prometheus_forms() {
     assert!(healthy(flag_port), "the flag's address is served");
     assert!(std::net::TcpStream::connect(("127.0.0.1", file_port)).is_err(), "the file's is not");
     // The CLI's default is https://; this promfed serves plain HTTP: the CLI says so and what to set.
+    // The listener refuses the TLS handshake at once (an alert), so the CLI does not wait for its
+    // --timeout before saying so.
     let url = format!("https://127.0.0.1:{flag_port}");
-    let out = Command::new(BIN).args(["status", "--url", &url, "--timeout", "1s"]).output().unwrap();
+    let started = Instant::now();
+    let out = Command::new(BIN).args(["status", "--url", &url, "--timeout", "30s"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("answers plain HTTP: use --url http://127.0.0.1:{flag_port}")), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15), "answered without waiting for the 30s timeout: {err}");
     drop(child);
     let out =
         Command::new(BIN).args(["serve", "--web.listen-address", "nowhere", "--config"]).arg(&config).output().unwrap();

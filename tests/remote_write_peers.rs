@@ -79,8 +79,8 @@ groups:
       - {{name: a, role: primary, address: "{a}"}}
       - {{name: b, role: secondary, address: "{b}"}}
 remote_write:
-  - {{name: prometheus, url: "{prom}/api/v1/write", queue_config: {{batch_send_deadline: 200ms, max_samples_per_send: 200}}}}
-  - {{name: vm, url: "{vm}/api/v1/write", queue_config: {{batch_send_deadline: 200ms, max_samples_per_send: 200}}}}
+  - {{name: prometheus, url: "{prom}/api/v1/write", queue_config: {{batch_send_deadline: 200ms, max_samples_per_send: 200}}, metadata_config: {{send_interval: 1s}}}}
+  - {{name: vm, url: "{vm}/api/v1/write", queue_config: {{batch_send_deadline: 200ms, max_samples_per_send: 200}}, metadata_config: {{send_interval: 1s}}}}
 "#,
         data = data.path().display(),
         a = primary.address,
@@ -104,6 +104,15 @@ remote_write:
     assert!(emitted > 1000.0, "{emitted} samples emitted");
     assert_eq!(sent("prometheus"), Some(emitted), "every emitted sample accepted by Prometheus");
     assert_eq!(sent("vm"), Some(emitted), "every emitted sample accepted by VictoriaMetrics");
+    // Metadata requests (rw_total's counter type, every second) are taken by both: neither
+    // refuses a request holding only metadata.
+    for dest in ["prometheus", "vm"] {
+        let sent =
+            metric_value(&body, "promfed_remote_storage_metadata_total", &[("remote_name", dest)]).unwrap_or(0.0);
+        let failed = metric_value(&body, "promfed_remote_storage_metadata_failed_total", &[("remote_name", dest)])
+            .unwrap_or(0.0);
+        assert!(sent >= 3.0 && failed == 0.0, "{dest}: metadata sent {sent}, failed {failed}");
+    }
     assert!(
         metric_value(&body, "promfed_group_failovers_total", &[("group", "pair")]).unwrap_or(0.0) >= 1.0,
         "the secondary took over"

@@ -18,7 +18,8 @@ pub fn check_config(file: &Path, syntax_only: bool) -> ExitCode {
             for w in &c.warnings {
                 println!("warning: {w}");
             }
-            let files = if syntax_only { " (--syntax-only: the files it names were not read)" } else { "" };
+            let files =
+                if syntax_only { " (--syntax-only: certificates, keys and secret files were not read)" } else { "" };
             println!("{}: valid ({} group(s)){files}", file.display(), c.groups.len());
             ExitCode::SUCCESS
         }

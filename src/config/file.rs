@@ -553,8 +553,9 @@ fn default_true() -> bool {
 pub struct ServerConfig {
     /// Address to listen on, as Prometheus takes it: `ip:port`, `[v6]:port`, `host:port`
     /// (`localhost:9443`), `:port` (every IPv4 interface). `serve --web.listen-address`
-    /// overrides it. Without `tls_server_config` this is plain HTTP: the CLI, whose default URL
-    /// is `https://127.0.0.1:9443`, then says to use `--url http://…`.
+    /// overrides it. Without `tls_server_config` this is plain HTTP (a TLS handshake is refused
+    /// at once with an alert): the CLI, whose default URL is `https://127.0.0.1:9443`, then says
+    /// to use `--url http://…`.
     #[serde(default = "default_listen")]
     pub listen_address: String,
     /// TLS for the listener (Prometheus web config shape). Without it promfed serves plain

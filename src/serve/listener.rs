@@ -153,6 +153,14 @@ pub async fn serve(
     Ok(())
 }
 
+/// The first byte of a TLS record carrying a handshake message (a ClientHello): an HTTP request
+/// starts with a method's letter.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// A TLS alert record: fatal (2), protocol_version (70), record version TLS 1.0 as clients
+/// accept before a version is agreed.
+const TLS_PROTOCOL_VERSION_ALERT: [u8; 7] = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46];
+
 /// One accepted connection, owned by its task.
 struct Connection {
     stream: TcpStream,
@@ -174,6 +182,20 @@ impl Connection {
         // Responses are small and often latency-bound (health checks, API calls): don't wait for Nagle.
         let _ = stream.set_nodelay(true);
         let Some(reloader) = tls else {
+            // A TLS client at a plain-HTTP listener (the CLI's default URL is https://): its
+            // ClientHello would sit in hyper's request parser until someone timed out. It is
+            // refused at once with a TLS alert (protocol_version) instead, so the client fails
+            // fast and can say what to use (`promfed status` then names the http:// URL).
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(handshake_timeout, stream.peek(&mut first)).await;
+            if matches!(peeked, Ok(Ok(1))) && first[0] == TLS_HANDSHAKE_RECORD {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let _ = stream.write_all(&TLS_PROTOCOL_VERSION_ALERT).await;
+                let _ = stream.shutdown().await;
+                tracing::debug!(%peer, "TLS handshake at a plain-HTTP listener: refused with an alert");
+                return;
+            }
             serve_connection(stream, encoded_targets, peer, app, watcher).await;
             return;
         };

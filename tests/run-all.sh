@@ -30,6 +30,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
+# Tests name `localhost` (certificates' names, probe targets, listen addresses). A Debian
+# installer writes it into /etc/hosts; a bare root (debootstrap, some images) has no /etc/hosts.
+if ! getent hosts localhost >/dev/null 2>&1; then
+  echo "== /etc/hosts: adding localhost (it did not resolve)"
+  printf '127.0.0.1\tlocalhost\n' | $SUDO tee -a /etc/hosts >/dev/null
+fi
 # Debian starts the packaged Prometheus as a service where it can; the tests start their own.
 echo "== peers: $(prometheus --version 2>&1 | head -1); victoria-metrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null); $(prometheus-blackbox-exporter --version 2>&1 | head -1)"
 

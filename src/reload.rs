@@ -62,7 +62,6 @@ impl ReloadHandle {
 /// Owns what a reload replaces.
 pub struct Reloader {
     path: Option<PathBuf>,
-    config: Config,
     store: StoreHandle,
     manager: mpsc::Sender<Reconfigure>,
     senders: SendersHandle,
@@ -73,6 +72,7 @@ pub struct Reloader {
     metrics: Arc<Metrics>,
     token: CancellationToken,
     rx: mpsc::Receiver<Reply>,
+    /// The config running now, shared with the handles (replaced by each successful reload).
     current: Arc<arc_swap::ArcSwap<Config>>,
 }
 
@@ -96,10 +96,9 @@ impl Reloader {
         // reload" is then never the epoch.
         metrics.config_last_reload_successful.set(1);
         metrics.config_last_reload_success_timestamp_seconds.set(crate::clock::now_secs());
-        let current = Arc::new(arc_swap::ArcSwap::from_pointee(config.clone()));
+        let current = Arc::new(arc_swap::ArcSwap::from_pointee(config));
         let r = Reloader {
             path,
-            config,
             current: current.clone(),
             store,
             manager,
@@ -146,9 +145,10 @@ impl Reloader {
 
     async fn reload(&mut self) -> Result<(), ReloadError> {
         let path = self.path.as_ref().ok_or(ReloadError::NoFile)?;
+        let running = self.current.load_full();
         let mut new = config::load(path)?;
-        new.flags = self.config.flags.clone();
-        let (old, next) = (&self.config.server, &new.server);
+        new.flags = running.flags.clone();
+        let (old, next) = (&running.server, &new.server);
         if old.listen != next.listen
             || old.tls != next.tls
             || old.auth != next.auth
@@ -157,7 +157,7 @@ impl Reloader {
             tracing::warn!("config reload: server settings changed; they apply at the next restart");
         }
         // Compared through Debug: the checked configs hold compiled regexes, not comparable.
-        if format!("{:?}", self.config.receiver) != format!("{:?}", new.receiver) {
+        if format!("{:?}", running.receiver) != format!("{:?}", new.receiver) {
             // As Prometheus' --web.enable-remote-write-receiver, a listener setting.
             tracing::warn!("config reload: remote_write_receiver settings changed; they apply at the next restart");
         }
@@ -190,8 +190,7 @@ impl Reloader {
         let handover = Handover { epoch, found };
         self.discovery = Some(Discovery::start(&new.groups, &self.metrics, &self.targets, &self.token, &handover));
         self.epoch = epoch;
-        self.current.store(Arc::new(new.clone()));
-        self.config = new;
+        self.current.store(Arc::new(new));
         Ok(())
     }
 }

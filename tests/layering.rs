@@ -242,10 +242,8 @@ impl Source {
                 let after = after.strip_prefix("pub ").unwrap_or(after);
                 if let Some(name) = after.strip_prefix("mod ") {
                     let name: String = name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    // `foo.rs` and `foo/mod.rs` both declare `foo/name.rs`.
                     let mut m = module_of(rel);
-                    if !rel.ends_with("mod.rs") && rel != "lib.rs" {
-                        // `foo.rs` declares `foo/name.rs`.
-                    }
                     m.push(name);
                     if let Some(f) = self.modules.get(&m) {
                         out.insert(f.clone());

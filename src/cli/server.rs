@@ -9,10 +9,7 @@ use std::process::ExitCode;
 
 /// `promfed check-config [--syntax-only] FILE`.
 pub fn check_config(file: &Path, syntax_only: bool) -> ExitCode {
-    let checked = config::read_file(file).and_then(|f| {
-        let checked = if syntax_only { config::validate_syntax(&f) } else { config::validate(&f) };
-        checked.map_err(|problems| config::ConfigError::Invalid { path: file.display().to_string(), problems })
-    });
+    let checked = if syntax_only { config::load_syntax(file) } else { config::load(file) };
     match checked {
         Ok(c) => {
             for w in &c.warnings {

@@ -41,9 +41,18 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 /// Reads and checks the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
-    parse(&text, &origin)
+    load_with(path, validate)
+}
+
+/// Reads and checks the config file at `path` without reading the files it names
+/// (`check-config --syntax-only`, [`super::validate_syntax`]).
+pub fn load_syntax(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, super::validate::validate_syntax)
+}
+
+fn load_with(path: &Path, check: fn(&FileConfig) -> Result<Config, Vec<Problem>>) -> Result<Config, ConfigError> {
+    let file = read_file(path)?;
+    check(&file).map_err(|problems| ConfigError::Invalid { path: path.display().to_string(), problems })
 }
 
 /// What `promfed sidecar` runs: the probes, the dashboard sync, or both.
@@ -55,8 +64,7 @@ pub struct Sections {
 /// Reads the `probes:` and `dashboards:` sections of a promfed config file for `promfed
 /// sidecar` (at least one is needed); the other sections are parsed (unknown keys are still
 /// errors) but not checked.
-pub fn load_section(path: &std::path::Path) -> Result<Sections, ConfigError> {
-    use super::validate::Problem;
+pub fn load_section(path: &Path) -> Result<Sections, ConfigError> {
     let origin = path.display().to_string();
     let file = read_file(path)?;
     let mut problems = Vec::new();

@@ -27,7 +27,7 @@ pub use validate::{
     validate_syntax,
 };
 
-pub use load::{ConfigError, Sections, load, load_section, parse, parse_file, read_file};
+pub use load::{ConfigError, Sections, load, load_section, load_syntax, parse, parse_file, read_file};
 
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,10 @@
 use super::FileConfig;
 use serde_json::Value;
 
-/// Keys whose value is a secret (paths to secrets, `*_file`, are shown).
-const SECRET_KEYS: [&str; 8] =
-    ["password", "credentials", "secret_key", "bearer_token", "token", "api_key", "client_secret", "secret"];
-
-/// Words that make a key (a header name, say) hold a secret.
-const SECRET_WORDS: [&str; 6] = ["password", "secret", "token", "authorization", "api-key", "apikey"];
+/// Words that make a key (a field, a header name) hold a secret: `password`, `secret_key`,
+/// `credentials`, `bearer_token`, `X-Api-Key`… (paths to secrets, `*_file`, are shown).
+const SECRET_WORDS: [&str; 8] =
+    ["password", "secret", "token", "credentials", "authorization", "api_key", "api-key", "apikey"];
 
 /// `file` as YAML, secrets redacted.
 pub fn redacted_yaml(file: &FileConfig) -> String {
@@ -20,7 +18,7 @@ pub fn redacted_yaml(file: &FileConfig) -> String {
 
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    !k.ends_with("_file") && (SECRET_KEYS.contains(&k.as_str()) || SECRET_WORDS.iter().any(|w| k.contains(w)))
+    !k.ends_with("_file") && SECRET_WORDS.iter().any(|w| k.contains(w))
 }
 
 fn redact(v: &mut Value) {

@@ -184,8 +184,6 @@ pub struct Config {
     pub query: Query,
     /// Legal but risky settings, to log at start.
     pub warnings: Vec<Problem>,
-    /// Where state that survives a restart is kept (queues, leader pins).
-    pub data_dir: PathBuf,
     /// The file as written (shown, secrets redacted, by `/api/v1/status/config`).
     pub file: std::sync::Arc<FileConfig>,
     /// The command line's flags, by Prometheus-style name (`/api/v1/status/flags`); set by the
@@ -601,13 +599,9 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
             }
         }
         let from_statics = static_replicas(&mut c, &p, gc, &relabel);
-        let mut rnames = HashSet::new();
+        // Names within static_configs are unique already (the target rule rejects a repeat).
+        let mut rnames: HashSet<&str> = from_statics.iter().map(|r| r.name.as_str()).collect();
         let mut primaries = from_statics.iter().filter(|r| r.role == Role::Primary).count();
-        for r in &from_statics {
-            if !rnames.insert(r.name.as_str()) {
-                c.problem(format!("{p}.static_configs"), format!("replica name {:?} is used twice", r.name));
-            }
-        }
         for (ri, r) in gc.replicas.iter().enumerate() {
             let rp = format!("{p}.replicas[{ri}]");
             if r.name.is_empty() {
@@ -668,7 +662,6 @@ fn check(file: &FileConfig, files: bool) -> Result<Config, Vec<Problem>> {
             probes,
             query,
             warnings: c.warnings,
-            data_dir: file.data_dir.clone(),
             file: std::sync::Arc::new(file.clone()),
             flags: Default::default(),
         })

@@ -112,7 +112,7 @@ pub async fn start_from_file(
     }
     // Leader pins survive restarts; a promfed without a file (the demo, tests) keeps none.
     if config_path.is_some() {
-        let pins = crate::merge::pins::PinFile::open(&config.data_dir).map_err(StartError::Pins)?;
+        let pins = crate::merge::pins::PinFile::open(&config.file.data_dir).map_err(StartError::Pins)?;
         store.keep_pins(pins);
     }
     let (senders, senders_handle) =

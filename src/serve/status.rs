@@ -8,7 +8,7 @@
 //!
 //! The shapes are Prometheus 2.42's; fields beyond them (`leader`, `reason`) are promfed's.
 
-use super::state::{ApiError, AppState};
+use super::state::{ApiError, AppState, Envelope, success};
 use crate::clock::rfc3339_ms;
 use crate::config::units::PromDuration;
 use crate::config::{Config, Group};
@@ -18,22 +18,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-fn envelope(data: Value) -> Json<Value> {
-    Json(json!({"status": "success", "data": data}))
-}
-
 fn current(state: &AppState) -> Option<Arc<Config>> {
     state.reload.as_ref().map(|r| r.current())
 }
 
-pub async fn config(State(state): State<AppState>) -> Json<Value> {
+pub async fn config(State(state): State<AppState>) -> Json<Envelope<Value>> {
     let yaml = current(&state).map(|c| crate::config::shown::redacted_yaml(&c.file)).unwrap_or_default();
-    envelope(json!({ "yaml": yaml }))
+    success(json!({ "yaml": yaml }))
 }
 
-pub async fn flags(State(state): State<AppState>) -> Json<Value> {
+pub async fn flags(State(state): State<AppState>) -> Json<Envelope<Value>> {
     let flags = current(&state).map(|c| c.flags.clone()).unwrap_or_default();
-    envelope(json!(flags))
+    success(json!(flags))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,7 +39,10 @@ pub struct TargetsQuery {
     scrape_pool: Option<String>,
 }
 
-pub async fn targets(State(state): State<AppState>, Query(q): Query<TargetsQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn targets(
+    State(state): State<AppState>,
+    Query(q): Query<TargetsQuery>,
+) -> Result<Json<Envelope<Value>>, ApiError> {
     let (active, dropped) = match q.state.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("any") => (true, true),
         Some("active") => (true, false),
@@ -104,7 +103,7 @@ pub async fn targets(State(state): State<AppState>, Query(q): Query<TargetsQuery
     if dropped {
         data.insert("droppedTargets".into(), Value::Array(dropped_targets));
     }
-    Ok(envelope(Value::Object(data)))
+    Ok(success(Value::Object(data)))
 }
 
 /// The URL a replica is scraped at, `match[]` selectors included.
